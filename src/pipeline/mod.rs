@@ -1,0 +1,5 @@
+//! Pipeline: the supervisor, one task tree per tenant, the stages (lister, fetch, transform,
+//! upload) joined by bounded channels, rate limits, retries, tenant state transitions, shutdown.
+//!
+//! Owns: ordering of work and the rule that a checkpoint advances only after the destination
+//! commit succeeded. Must not: parse wire formats (that is `source`, `cmk`, `sink`).

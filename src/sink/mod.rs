@@ -1,0 +1,6 @@
+//! Sink: destination naming (deterministic from tenant, source, source object and byte range),
+//! path templates and sanitising, records batching, compression, and the upload of one object to
+//! provider storage as staged blocks with a single commit.
+//!
+//! Owns: what lands in provider storage and under which name. Must not: read checkpoints or
+//! decide what to ship next.

@@ -4,3 +4,9 @@
 //!
 //! Owns: everything an operator writes. Must not: do network or file I/O beyond reading the
 //! config file itself (secret references are resolved by `identity`).
+
+mod schema;
+pub mod units;
+
+pub use schema::*;
+pub use units::{ByteSize, HumanDuration};

@@ -1,1 +1,2 @@
+//! `ferry-sim` binary (owned by sim-core).
 fn main() {}

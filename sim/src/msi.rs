@@ -1,0 +1,1 @@
+//! Owned by sim-core (see lib.rs).

@@ -1,0 +1,1 @@
+//! Owned by sim-kv-gateway (see lib.rs).

@@ -5,3 +5,18 @@
 //! Owns: token endpoint calls, token caching and refresh, token checks (`tid`, `aud`), the shared
 //! HTTP client (CA, DNS pins, timeouts). Must not: know about blobs, keys or checkpoints; log
 //! secrets, assertions or tokens.
+
+mod credential;
+mod entra;
+mod error;
+pub mod http;
+mod managed;
+mod provider;
+mod token;
+
+pub use credential::{read_assertion_file, CertificateCredential, SecretLocation};
+pub use entra::{default_scope, request_token, token_endpoint, ClientAuth, TokenRequest};
+pub use error::{classify_aadsts, retry_after, FailureClass, TokenError};
+pub use managed::{request_managed_identity_token, ManagedIdentityEndpoint};
+pub use provider::{AppAuthMethod, IdentitySettings, Principal, TokenProvider, TOKEN_EXCHANGE_RESOURCE};
+pub use token::{check_claims, decode_claims, AccessToken, SecretString, TokenCheckError, TokenClaims};

@@ -1,0 +1,202 @@
+//! Token failures, classified by whose problem they are and what the tenant's state becomes.
+//!
+//! Owns: the mapping from AADSTS codes and HTTP statuses to a `FailureClass`. Must not: decide
+//! retries for the pipeline (it only says whether a retry can help).
+
+use std::time::Duration;
+
+/// What a failure means for a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The customer withdrew consent or never gave it; the customer's admin must consent.
+    ConsentRevoked,
+    /// The provider's own app credential is wrong or expired: affects every tenant.
+    CredentialInvalid,
+    /// The configuration names something that does not exist (tenant not found, ...).
+    Misconfigured,
+    /// Worth retrying later (5xx, 429, timeouts, connection errors).
+    Transient,
+}
+
+impl FailureClass {
+    /// The name used in logs, metrics and `ferry status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::ConsentRevoked => "consent_revoked",
+            FailureClass::CredentialInvalid => "credential_invalid",
+            FailureClass::Misconfigured => "misconfigured",
+            FailureClass::Transient => "transient",
+        }
+    }
+}
+
+/// Classifies an Entra error code (the number after `AADSTS`).
+pub fn classify_aadsts(code: u64) -> FailureClass {
+    match code {
+        // app not found in the tenant, service principal missing, app disabled
+        700016 | 7000229 | 7000112 => FailureClass::ConsentRevoked,
+        // invalid or expired secret, assertion signature/time, no federated record,
+        // assertion missing or malformed, certificate unknown
+        7000215 | 7000222 | 700027 | 700024 | 70021 | 7000218 | 50012 | 700023 | 50027
+        | 700025 | 7000274 | 70002 | 7000232 => FailureClass::CredentialInvalid,
+        // tenant not found, tenant id malformed, resource not found in tenant
+        90002 | 900023 | 500011 | 90013 => FailureClass::Misconfigured,
+        // throttling / service errors reported with a code
+        50196 | 90033 | 50076 => FailureClass::Transient,
+        _ => FailureClass::Misconfigured,
+    }
+}
+
+/// Why a token could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    /// Entra refused with an AADSTS code.
+    #[error("entra refused the token request for tenant {tenant_id}: AADSTS{code} ({error}): {summary}")]
+    Entra {
+        /// Tenant asked.
+        tenant_id: String,
+        /// The AADSTS number.
+        code: u64,
+        /// The OAuth `error` value.
+        error: String,
+        /// First line of `error_description`, without trace ids.
+        summary: String,
+        /// Its class.
+        class: FailureClass,
+        /// Server-requested wait, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The token endpoint or managed identity endpoint could not be reached or failed.
+    #[error("token endpoint {endpoint} unavailable: {reason}")]
+    Unavailable {
+        /// The endpoint (no secrets).
+        endpoint: String,
+        /// What happened.
+        reason: String,
+        /// Server-requested wait, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The managed identity endpoint refused.
+    #[error("managed identity endpoint {endpoint} refused ({status}): {reason}; check the identity is assigned to this host and the client id is right")]
+    ManagedIdentity {
+        /// The endpoint.
+        endpoint: String,
+        /// HTTP status.
+        status: u16,
+        /// Its message.
+        reason: String,
+    },
+    /// The app credential could not be loaded (file missing, bad PEM, env var unset...).
+    #[error("cannot load the app credential: {0}")]
+    CredentialSource(String),
+    /// A token arrived but is for another tenant or resource.
+    #[error("token for tenant {tenant_id} refused before use: {reason}")]
+    Rejected {
+        /// Configured tenant.
+        tenant_id: String,
+        /// The failed check.
+        reason: String,
+    },
+}
+
+impl TokenError {
+    /// The failure class.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            TokenError::Entra { class, .. } => *class,
+            TokenError::Unavailable { .. } => FailureClass::Transient,
+            TokenError::ManagedIdentity { status, .. } if *status >= 500 || *status == 429 => {
+                FailureClass::Transient
+            }
+            TokenError::ManagedIdentity { .. } => FailureClass::CredentialInvalid,
+            TokenError::CredentialSource(_) => FailureClass::CredentialInvalid,
+            TokenError::Rejected { .. } => FailureClass::Misconfigured,
+        }
+    }
+
+    /// The AADSTS code, if Entra gave one.
+    pub fn aadsts(&self) -> Option<u64> {
+        match self {
+            TokenError::Entra { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// How long the server asked to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TokenError::Entra { retry_after, .. } | TokenError::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// What a person should do, in words (empty for transient failures).
+    pub fn fix(&self, consent_url: &str) -> String {
+        match self.class() {
+            FailureClass::ConsentRevoked => format!(
+                "consent missing or withdrawn: the customer's admin must open {consent_url} and consent (or re-enable the app's service principal)"
+            ),
+            FailureClass::CredentialInvalid => match self.aadsts() {
+                Some(7000215) => "the app's client secret is wrong: put the secret's value (not its id) where [app].credential points".into(),
+                Some(7000222) => "the app's client secret expired: create a new secret on the app registration and update [app].credential".into(),
+                Some(700027) => "the certificate is not registered on the app or the key does not match it: upload the certificate to the app registration".into(),
+                Some(700024) => "the client assertion is outside its time window: check this host's clock".into(),
+                Some(70021) => "no federated credential on the app matches the managed identity: add one with issuer https://login.microsoftonline.com/<provider tenant>/v2.0, subject = the identity's object id, audience api://AzureADTokenExchange".into(),
+                _ => "the provider's app credential is not usable: fix [app].credential (this affects every tenant)".into(),
+            },
+            FailureClass::Misconfigured => match self.aadsts() {
+                Some(90002) | Some(900023) => "tenant not found: check tenant_id in the config".into(),
+                _ => "check the tenant's settings in the config".into(),
+            },
+            FailureClass::Transient => String::new(),
+        }
+    }
+}
+
+/// Parses `Retry-After` (seconds or HTTP date) and `x-ms-retry-after-ms`.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("x-ms-retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Some(Duration::from_millis(ms));
+    }
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_codes_map_to_states() {
+        for c in [700016, 7000229, 7000112] {
+            assert_eq!(classify_aadsts(c), FailureClass::ConsentRevoked, "{c}");
+        }
+        for c in [7000215, 7000222, 700027, 700024, 70021] {
+            assert_eq!(classify_aadsts(c), FailureClass::CredentialInvalid, "{c}");
+        }
+        assert_eq!(classify_aadsts(90002), FailureClass::Misconfigured);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("x-ms-retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+    }
+}

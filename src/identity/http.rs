@@ -1,0 +1,306 @@
+//! The one HTTP client Ferry uses for every Azure endpoint: TLS verification always on (system
+//! roots plus an optional extra CA file), connect and read timeouts, and DNS pins for hosts whose
+//! private zone the provider's DNS cannot see.
+//!
+//! Owns: building `reqwest::Client`s and deciding which address a host name goes to. Must not:
+//! retry, authenticate or log request bodies.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Errors building the HTTP client or resolving a pinned host.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSetupError {
+    /// The CA file could not be read.
+    #[error("cannot read CA file {path}: {source}; check agent.ca_file")]
+    CaFileUnreadable {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The CA file holds no usable certificate.
+    #[error("CA file {path} holds no PEM certificate: {reason}; agent.ca_file must be a PEM bundle")]
+    CaFileInvalid {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A DNS pin is not `ip` or `ip:port`.
+    #[error("DNS pin for {host} has address {address:?}, which is not `ip` or `ip:port`")]
+    BadPin {
+        /// The pinned host pattern.
+        host: String,
+        /// The address text.
+        address: String,
+    },
+    /// reqwest refused the configuration.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// One host-to-address pin; `*.suffix` matches every subdomain of `suffix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPin {
+    pattern: String,
+    address: SocketAddr,
+}
+
+impl HostPin {
+    /// Parses `address` (`10.1.2.3` or `10.1.2.3:443`; a missing port means "the URL's port").
+    pub fn new(host: &str, address: &str) -> Result<HostPin, HttpSetupError> {
+        let bad = || HttpSetupError::BadPin {
+            host: host.to_string(),
+            address: address.to_string(),
+        };
+        let address = match address.parse::<SocketAddr>() {
+            Ok(sa) => sa,
+            Err(_) => SocketAddr::new(address.parse::<IpAddr>().map_err(|_| bad())?, 0),
+        };
+        Ok(HostPin {
+            pattern: host.trim_end_matches('.').to_ascii_lowercase(),
+            address,
+        })
+    }
+
+    /// The pinned address (port 0 when the URL's port applies).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self.pattern.strip_prefix("*.") {
+            Some(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
+            None => host == self.pattern,
+        }
+    }
+}
+
+/// The DNS pins in force: exact hosts win over wildcards, longer wildcards over shorter ones.
+#[derive(Debug, Clone, Default)]
+pub struct DnsPins {
+    pins: Vec<HostPin>,
+}
+
+impl DnsPins {
+    /// Pins from `(host, address)` pairs.
+    pub fn new(pins: Vec<HostPin>) -> DnsPins {
+        let mut pins = pins;
+        // exact names first, then wildcards from the most specific down
+        pins.sort_by_key(|p| {
+            (
+                p.pattern.starts_with("*."),
+                std::cmp::Reverse(p.pattern.len()),
+            )
+        });
+        DnsPins { pins }
+    }
+
+    /// Adds a pin for one exact host (used for per-endpoint `resolve`).
+    pub fn with_exact(mut self, host: &str, address: &str) -> Result<DnsPins, HttpSetupError> {
+        self.pins.push(HostPin::new(host, address)?);
+        Ok(DnsPins::new(self.pins))
+    }
+
+    /// The address a host is pinned to, if any.
+    pub fn lookup(&self, host: &str) -> Option<SocketAddr> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.pins.iter().find(|p| p.matches(&host)).map(|p| p.address)
+    }
+
+    /// True when no pin is configured.
+    pub fn is_empty(&self) -> bool {
+        self.pins.is_empty()
+    }
+}
+
+/// Resolver that answers pinned hosts from the pins and everything else from the system.
+#[derive(Debug)]
+struct PinnedResolver {
+    pins: DnsPins,
+}
+
+impl Resolve for PinnedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        if let Some(addr) = self.pins.lookup(name.as_str()) {
+            let addrs: Addrs = Box::new(std::iter::once(addr));
+            return Box::pin(async move { Ok(addrs) });
+        }
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs: Addrs = Box::new(addrs.collect::<Vec<_>>().into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Timeouts and trust for the shared client.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// PEM bundle of extra trusted CAs.
+    pub ca_pem: Option<Vec<u8>>,
+    /// DNS pins.
+    pub pins: DnsPins,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response.
+    pub read_timeout: Duration,
+}
+
+impl HttpSettings {
+    /// Settings with Ferry's default timeouts (connect 10 s, read 60 s).
+    pub fn new(ca_pem: Option<Vec<u8>>, pins: DnsPins) -> HttpSettings {
+        HttpSettings {
+            ca_pem,
+            pins,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Reads the extra CA file, if any.
+    pub fn load_ca(path: Option<&Path>) -> Result<Option<Vec<u8>>, HttpSetupError> {
+        let Some(path) = path else { return Ok(None) };
+        let bytes = std::fs::read(path).map_err(|source| HttpSetupError::CaFileUnreadable {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Some(bytes))
+    }
+
+    /// Builds a client with these settings.
+    pub fn build(&self) -> Result<reqwest::Client, HttpSetupError> {
+        self.build_with_pins(self.pins.clone())
+    }
+
+    /// Builds a client with other pins (a source or vault with its own `resolve`).
+    pub fn build_with_pins(&self, pins: DnsPins) -> Result<reqwest::Client, HttpSetupError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .https_only(false)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(PinnedResolver { pins }));
+        if let Some(pem) = &self.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                HttpSetupError::CaFileInvalid {
+                    path: "agent.ca_file".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+            if certs.is_empty() {
+                return Err(HttpSetupError::CaFileInvalid {
+                    path: "agent.ca_file".into(),
+                    reason: "no certificate found".into(),
+                });
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        builder
+            .build()
+            .map_err(|e| HttpSetupError::Build(e.to_string()))
+    }
+}
+
+/// Whether an address is on a private network (RFC 1918, CGNAT, unique-local, loopback, link-local):
+/// what a private endpoint resolves to.
+pub fn is_private_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            v6.is_loopback() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Where a host name goes, and whether that is a private address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// The addresses (pinned or from DNS).
+    pub addresses: Vec<IpAddr>,
+    /// True when the address came from a pin.
+    pub pinned: bool,
+}
+
+impl Resolution {
+    /// True when every address is private.
+    pub fn is_private(&self) -> bool {
+        !self.addresses.is_empty() && self.addresses.iter().all(|ip| is_private_address(*ip))
+    }
+}
+
+/// Resolves a host the way the client will.
+pub async fn resolve_host(pins: &DnsPins, host: &str) -> std::io::Result<Resolution> {
+    if let Some(addr) = pins.lookup(host) {
+        return Ok(Resolution {
+            addresses: vec![addr.ip()],
+            pinned: true,
+        });
+    }
+    let addrs = tokio::net::lookup_host((host, 443)).await?;
+    let mut addresses: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+    addresses.dedup();
+    Ok(Resolution {
+        addresses,
+        pinned: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_pins_win_over_wildcards() {
+        let pins = DnsPins::new(vec![
+            HostPin::new("*.sandbox.test", "127.0.0.1:8443").unwrap(),
+            HostPin::new("kv.vault.sandbox.test", "10.0.0.5").unwrap(),
+            HostPin::new("*.vault.sandbox.test", "10.0.0.9:443").unwrap(),
+        ]);
+        assert_eq!(
+            pins.lookup("kv.vault.sandbox.test").unwrap(),
+            "10.0.0.5:0".parse().unwrap()
+        );
+        assert_eq!(
+            pins.lookup("other.vault.sandbox.test").unwrap(),
+            "10.0.0.9:443".parse().unwrap()
+        );
+        assert_eq!(
+            pins.lookup("Login.Sandbox.Test.").unwrap(),
+            "127.0.0.1:8443".parse().unwrap()
+        );
+        assert!(pins.lookup("sandbox.test").is_none());
+        assert!(pins.lookup("evil-sandbox.test").is_none());
+    }
+
+    #[test]
+    fn bad_pins_are_refused() {
+        assert!(HostPin::new("x", "not-an-ip").is_err());
+        assert!(HostPin::new("x", "10.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn private_addresses() {
+        for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "100.64.0.1", "fd00::1"] {
+            assert!(is_private_address(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["20.60.1.1", "8.8.8.8", "2603:1000::1"] {
+            assert!(!is_private_address(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

@@ -1,0 +1,599 @@
+//! `TokenProvider`: tokens per (principal, resource), cached and refreshed ahead of expiry off the
+//! hot path, one request in flight per key however many callers ask, with jitter so a thousand
+//! tenants do not refresh in the same second, and a global cap on concurrent token requests.
+//!
+//! Rules it keeps:
+//! - a caller never waits on a refresh while the old token is still valid;
+//! - while the token endpoint is down, valid tokens keep being served;
+//! - a refusal that means "stop" (consent withdrawn, tenant not found) drops the cached token at once;
+//! - every token is checked (`tid`, `aud`) before it is handed out.
+//!
+//! Must not: log tokens, assertions or secrets; know what the tokens are used for.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+
+use super::credential::{read_assertion_file, CertificateCredential, SecretLocation};
+use super::entra::{request_token, token_endpoint, ClientAuth, TokenRequest};
+use super::error::{FailureClass, TokenError};
+use super::managed::{request_managed_identity_token, ManagedIdentityEndpoint};
+use super::token::{check_claims, AccessToken, SecretString};
+
+/// The resource whose token is the federated-credential assertion.
+pub const TOKEN_EXCHANGE_RESOURCE: &str = "api://AzureADTokenExchange";
+/// A token with less life than this is not handed out.
+const MIN_LIFE: Duration = Duration::from_secs(30);
+/// How long AADSTS70021 is treated as propagation delay after it is first seen.
+const FEDERATION_PROPAGATION: Duration = Duration::from_secs(300);
+/// Token requests in flight at once, across all tenants.
+const MAX_CONCURRENT_REQUESTS: usize = 16;
+
+/// How the app authenticates to customer tenants.
+#[derive(Debug)]
+pub enum AppAuthMethod {
+    /// A client secret.
+    Secret(SecretLocation),
+    /// A client secret fetched from the provider's Key Vault with a provider identity.
+    KeyVaultSecret {
+        /// Vault URL.
+        vault_url: String,
+        /// Secret name.
+        name: String,
+        /// Identity that reads the secret.
+        via: Principal,
+    },
+    /// A certificate assertion.
+    Certificate(CertificateCredential),
+    /// The provider managed identity's token for `api://AzureADTokenExchange` as the assertion.
+    FederatedManagedIdentity {
+        /// Client id of the user-assigned managed identity.
+        managed_identity_client_id: String,
+    },
+    /// A projected token file as the assertion.
+    WorkloadIdentity {
+        /// The token file.
+        token_file: PathBuf,
+    },
+}
+
+impl AppAuthMethod {
+    /// The kind, as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AppAuthMethod::Secret(_) => "secret",
+            AppAuthMethod::KeyVaultSecret { .. } => "key_vault_secret",
+            AppAuthMethod::Certificate(_) => "certificate",
+            AppAuthMethod::FederatedManagedIdentity { .. } => "federated_managed_identity",
+            AppAuthMethod::WorkloadIdentity { .. } => "workload_identity",
+        }
+    }
+}
+
+/// Who a token is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// The multi-tenant app, in a given tenant (a customer's, or the provider's home tenant).
+    App {
+        /// Tenant id.
+        tenant_id: String,
+    },
+    /// The provider's managed identity (user-assigned when `client_id` is set).
+    ManagedIdentity {
+        /// Client id of a user-assigned identity.
+        client_id: Option<String>,
+    },
+    /// AKS workload identity in the provider tenant.
+    Workload {
+        /// Provider tenant.
+        tenant_id: String,
+        /// The identity's client id.
+        client_id: String,
+        /// Projected token file.
+        token_file: PathBuf,
+    },
+}
+
+impl Principal {
+    fn expected_tenant(&self) -> Option<&str> {
+        match self {
+            Principal::App { tenant_id } | Principal::Workload { tenant_id, .. } => Some(tenant_id),
+            Principal::ManagedIdentity { .. } => None,
+        }
+    }
+}
+
+/// Everything the provider needs that does not change while running.
+#[derive(Debug)]
+pub struct IdentitySettings {
+    /// Entra authority host of the cloud.
+    pub authority_host: String,
+    /// The app's client id.
+    pub client_id: String,
+    /// How the app authenticates.
+    pub app_auth: AppAuthMethod,
+    /// The provider's managed identity endpoint.
+    pub managed_identity: ManagedIdentityEndpoint,
+    /// Token resource of Key Vault in this cloud (for `key_vault_secret`).
+    pub vault_resource: String,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+/// Counters about one (principal, resource).
+#[derive(Debug, Default)]
+pub struct TokenStats {
+    /// Token requests sent.
+    pub requests: AtomicU64,
+    /// Token requests that failed.
+    pub failures: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct EntryState {
+    token: Option<Arc<AccessToken>>,
+    refresh_at: Option<SystemTime>,
+    retry_at: Option<Instant>,
+    failures_in_row: u32,
+    refreshing: bool,
+    last_error: Option<TokenError>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    state: Mutex<EntryState>,
+    fetch: tokio::sync::Mutex<()>,
+    stats: TokenStats,
+}
+
+type Key = (Principal, String);
+
+#[derive(Debug)]
+struct Inner {
+    settings: IdentitySettings,
+    entries: Mutex<HashMap<Key, Arc<Entry>>>,
+    key_vault_secret: Mutex<Option<SecretString>>,
+    federation_first_refused: Mutex<Option<Instant>>,
+    request_slots: tokio::sync::Semaphore,
+}
+
+/// Tokens for every principal and resource Ferry uses. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TokenProvider {
+    inner: Arc<Inner>,
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TokenProvider {
+    /// A provider with an empty cache.
+    pub fn new(settings: IdentitySettings) -> TokenProvider {
+        TokenProvider {
+            inner: Arc::new(Inner {
+                settings,
+                entries: Mutex::new(HashMap::new()),
+                key_vault_secret: Mutex::new(None),
+                federation_first_refused: Mutex::new(None),
+                request_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
+            }),
+        }
+    }
+
+    /// The app's client id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.settings.client_id
+    }
+
+    /// The authority host.
+    pub fn authority_host(&self) -> &str {
+        &self.inner.settings.authority_host
+    }
+
+    /// The app credential kind.
+    pub fn app_auth_kind(&self) -> &'static str {
+        self.inner.settings.app_auth.kind()
+    }
+
+    /// A token for the app in a customer tenant.
+    pub async fn app_token(&self, tenant_id: &str, resource: &str) -> Result<Arc<AccessToken>, TokenError> {
+        self.token(
+            &Principal::App {
+                tenant_id: tenant_id.to_string(),
+            },
+            resource,
+        )
+        .await
+    }
+
+    /// A token for any principal. Never waits on a refresh while the cached token is valid.
+    pub async fn token(&self, principal: &Principal, resource: &str) -> Result<Arc<AccessToken>, TokenError> {
+        self.inner.clone().token(principal.clone(), resource.to_string()).await
+    }
+
+    /// Forgets the cached token (after a data-plane 401 that says the token is no longer good).
+    pub fn invalidate(&self, principal: &Principal, resource: &str) {
+        let entry = self.inner.entry(&(principal.clone(), resource.to_string()));
+        let mut st = lock(&entry.state);
+        st.token = None;
+        st.refresh_at = None;
+    }
+
+    /// Request and failure counts for a key, if it was ever asked for.
+    pub fn stats(&self, principal: &Principal, resource: &str) -> Option<(u64, u64)> {
+        let entries = lock(&self.inner.entries);
+        entries.get(&(principal.clone(), resource.to_string())).map(|e| {
+            (
+                e.stats.requests.load(Ordering::Relaxed),
+                e.stats.failures.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Sum of token requests and failures over every key.
+    pub fn totals(&self) -> (u64, u64) {
+        let entries = lock(&self.inner.entries);
+        entries.values().fold((0, 0), |(r, f), e| {
+            (
+                r + e.stats.requests.load(Ordering::Relaxed),
+                f + e.stats.failures.load(Ordering::Relaxed),
+            )
+        })
+    }
+}
+
+impl Inner {
+    fn entry(&self, key: &Key) -> Arc<Entry> {
+        let mut entries = lock(&self.entries);
+        entries.entry(key.clone()).or_default().clone()
+    }
+
+    fn token(self: Arc<Self>, principal: Principal, resource: String) -> BoxFuture<'static, Result<Arc<AccessToken>, TokenError>> {
+        Box::pin(async move {
+            let key = (principal, resource);
+            let entry = self.entry(&key);
+            {
+                let mut st = lock(&entry.state);
+                if let Some(tok) = st.token.clone() {
+                    if tok.valid_for(MIN_LIFE) {
+                        let due = st.refresh_at.is_none_or(|r| SystemTime::now() >= r);
+                        let may_retry = st.retry_at.is_none_or(|r| Instant::now() >= r);
+                        if due && may_retry && !st.refreshing {
+                            st.refreshing = true;
+                            let inner = self.clone();
+                            let entry = entry.clone();
+                            let key = key.clone();
+                            tokio::spawn(async move {
+                                let _one = entry.fetch.lock().await;
+                                let result = inner.clone().fetch(&key, &entry).await;
+                                // the outcome is recorded in the entry; nobody waits on it
+                                let _ = inner.store(&entry, &key, result, true);
+                            });
+                        }
+                        return Ok(tok);
+                    }
+                }
+            }
+            let _one = entry.fetch.lock().await;
+            {
+                let st = lock(&entry.state);
+                if let Some(tok) = st.token.clone() {
+                    if tok.valid_for(MIN_LIFE) {
+                        return Ok(tok);
+                    }
+                }
+            }
+            let result = self.clone().fetch(&key, &entry).await;
+            self.store(&entry, &key, result, false)
+        })
+    }
+
+    /// Records a fetch result and returns what the caller gets.
+    fn store(
+        &self,
+        entry: &Entry,
+        key: &Key,
+        result: Result<AccessToken, TokenError>,
+        background: bool,
+    ) -> Result<Arc<AccessToken>, TokenError> {
+        let mut st = lock(&entry.state);
+        st.refreshing = false;
+        let checked = result.and_then(|tok| {
+            check_claims(&tok.claims, key.0.expected_tenant(), &key.1)
+                .map(|()| tok)
+                .map_err(|e| TokenError::Rejected {
+                    tenant_id: key.0.expected_tenant().unwrap_or("<provider>").to_string(),
+                    reason: e.to_string(),
+                })
+        });
+        match checked {
+            Ok(tok) => {
+                let tok = Arc::new(tok);
+                st.refresh_at = Some(refresh_point(&tok));
+                st.token = Some(tok.clone());
+                st.retry_at = None;
+                st.failures_in_row = 0;
+                st.last_error = None;
+                if matches!(key.0, Principal::App { .. }) {
+                    *lock(&self.federation_first_refused) = None;
+                }
+                Ok(tok)
+            }
+            Err(e) => {
+                entry.stats.failures.fetch_add(1, Ordering::Relaxed);
+                st.failures_in_row = st.failures_in_row.saturating_add(1);
+                let backoff = backoff(st.failures_in_row, e.retry_after());
+                st.retry_at = Some(Instant::now() + backoff);
+                match e.class() {
+                    FailureClass::ConsentRevoked | FailureClass::Misconfigured => {
+                        // "stop" answers: the cached token must not outlive the refusal
+                        st.token = None;
+                    }
+                    FailureClass::CredentialInvalid | FailureClass::Transient => {}
+                }
+                st.last_error = Some(e.clone());
+                if !background {
+                    // a foreground caller gets a still-valid token rather than a transient error
+                    if let Some(tok) = st.token.clone() {
+                        if tok.valid_for(Duration::ZERO) && e.class() == FailureClass::Transient {
+                            return Ok(tok);
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch(self: Arc<Self>, key: &Key, entry: &Entry) -> Result<AccessToken, TokenError> {
+        let _slot = self
+            .request_slots
+            .acquire()
+            .await
+            .map_err(|_| TokenError::CredentialSource("token provider shut down".into()))?;
+        entry.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let s = &self.settings;
+        let (principal, resource) = key;
+        match principal {
+            Principal::ManagedIdentity { client_id } => {
+                request_managed_identity_token(&s.http, &s.managed_identity, resource, client_id.as_deref()).await
+            }
+            Principal::Workload {
+                tenant_id,
+                client_id,
+                token_file,
+            } => {
+                let auth = ClientAuth::Assertion(read_assertion_file(token_file)?);
+                request_token(
+                    &s.http,
+                    &TokenRequest {
+                        authority_host: &s.authority_host,
+                        tenant_id,
+                        client_id,
+                        resource,
+                        auth: &auth,
+                    },
+                )
+                .await
+            }
+            Principal::App { tenant_id } => {
+                let auth = self.clone().client_auth(tenant_id.clone()).await?;
+                let result = request_token(
+                    &s.http,
+                    &TokenRequest {
+                        authority_host: &s.authority_host,
+                        tenant_id,
+                        client_id: &s.client_id,
+                        resource,
+                        auth: &auth,
+                    },
+                )
+                .await;
+                self.after_app_request(result)
+            }
+        }
+    }
+
+    /// Credential bookkeeping after an app token request: forget a fetched secret that was
+    /// refused, and treat AADSTS70021 as propagation delay for a while after it first appears.
+    fn after_app_request(&self, result: Result<AccessToken, TokenError>) -> Result<AccessToken, TokenError> {
+        match result {
+            Err(TokenError::Entra {
+                tenant_id,
+                code,
+                error,
+                summary,
+                class: FailureClass::CredentialInvalid,
+                retry_after,
+            }) => {
+                *lock(&self.key_vault_secret) = None;
+                let mut class = FailureClass::CredentialInvalid;
+                if code == 70021 {
+                    let mut first = lock(&self.federation_first_refused);
+                    let since = *first.get_or_insert_with(Instant::now);
+                    if since.elapsed() < FEDERATION_PROPAGATION {
+                        class = FailureClass::Transient;
+                    }
+                }
+                Err(TokenError::Entra {
+                    tenant_id,
+                    code,
+                    error,
+                    summary,
+                    class,
+                    retry_after,
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn client_auth(self: Arc<Self>, tenant_id: String) -> BoxFuture<'static, Result<ClientAuth, TokenError>> {
+        Box::pin(async move {
+            let s = &self.settings;
+            match &s.app_auth {
+                AppAuthMethod::Secret(loc) => Ok(ClientAuth::Secret(loc.read()?)),
+                AppAuthMethod::Certificate(cert) => Ok(ClientAuth::Assertion(
+                    cert.assertion(&token_endpoint(&s.authority_host, &tenant_id), &s.client_id)?,
+                )),
+                AppAuthMethod::WorkloadIdentity { token_file } => {
+                    Ok(ClientAuth::Assertion(read_assertion_file(token_file)?))
+                }
+                AppAuthMethod::FederatedManagedIdentity {
+                    managed_identity_client_id,
+                } => {
+                    let tok = self
+                        .clone()
+                        .token(
+                            Principal::ManagedIdentity {
+                                client_id: Some(managed_identity_client_id.clone()),
+                            },
+                            TOKEN_EXCHANGE_RESOURCE.to_string(),
+                        )
+                        .await?;
+                    Ok(ClientAuth::Assertion(tok.secret.clone()))
+                }
+                AppAuthMethod::KeyVaultSecret {
+                    vault_url,
+                    name,
+                    via,
+                } => {
+                    if let Some(secret) = lock(&self.key_vault_secret).clone() {
+                        return Ok(ClientAuth::Secret(secret));
+                    }
+                    let tok = self
+                        .clone()
+                        .token(via.clone(), s.vault_resource.clone())
+                        .await?;
+                    let secret = fetch_key_vault_secret(&s.http, vault_url, name, &tok).await?;
+                    *lock(&self.key_vault_secret) = Some(secret.clone());
+                    Ok(ClientAuth::Secret(secret))
+                }
+            }
+        })
+    }
+}
+
+/// When to refresh: 5 minutes before expiry (or half the lifetime for short tokens), minus a
+/// random part of up to a tenth of the lifetime, so tokens issued together refresh apart.
+fn refresh_point(tok: &AccessToken) -> SystemTime {
+    let life = tok
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    let margin = std::cmp::min(Duration::from_secs(300), life / 2);
+    let spread = (life / 10).as_millis() as u64;
+    let jitter = if spread > 0 {
+        Duration::from_millis(rand::thread_rng().gen_range(0..spread))
+    } else {
+        Duration::ZERO
+    };
+    tok.expires_at - margin - jitter.min(life.saturating_sub(margin))
+}
+
+/// Exponential backoff with full jitter, at least what the server asked for, at most 2 minutes.
+fn backoff(failures_in_row: u32, server_asked: Option<Duration>) -> Duration {
+    let base = Duration::from_secs(2u64.saturating_pow(failures_in_row.min(7))).min(Duration::from_secs(120));
+    let jittered = Duration::from_millis(rand::thread_rng().gen_range(base.as_millis() as u64 / 2..=base.as_millis() as u64));
+    match server_asked {
+        Some(s) => s.max(jittered),
+        None => jittered,
+    }
+}
+
+/// `GET {vault}/secrets/{name}` with a provider token.
+async fn fetch_key_vault_secret(
+    http: &reqwest::Client,
+    vault_url: &str,
+    name: &str,
+    token: &AccessToken,
+) -> Result<SecretString, TokenError> {
+    let url = format!(
+        "{}/secrets/{}?api-version=7.5",
+        vault_url.trim_end_matches('/'),
+        name
+    );
+    let resp = http
+        .get(&url)
+        .header("Authorization", token.bearer())
+        .send()
+        .await
+        .map_err(|e| TokenError::Unavailable {
+            endpoint: vault_url.to_string(),
+            reason: super::entra::describe_reqwest(&e),
+            retry_after: None,
+        })?;
+    let status = resp.status();
+    let wait = super::error::retry_after(resp.headers());
+    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    if status.is_success() {
+        return body
+            .get("value")
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+            .map(SecretString::new)
+            .ok_or_else(|| {
+                TokenError::CredentialSource(format!(
+                    "secret {name} in {vault_url} has no value"
+                ))
+            });
+    }
+    if status.as_u16() == 429 || status.is_server_error() {
+        return Err(TokenError::Unavailable {
+            endpoint: vault_url.to_string(),
+            reason: format!("HTTP {status}"),
+            retry_after: wait,
+        });
+    }
+    let code = body
+        .pointer("/error/innererror/code")
+        .or_else(|| body.pointer("/error/code"))
+        .and_then(|c| c.as_str())
+        .unwrap_or("unknown");
+    Err(TokenError::CredentialSource(format!(
+        "cannot read the app secret {name} from {vault_url}: HTTP {status} {code}; grant the provider identity 'Key Vault Secrets User' on the secret"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_for(secs: u64) -> AccessToken {
+        AccessToken {
+            secret: SecretString::new("t"),
+            expires_at: SystemTime::now() + Duration::from_secs(secs),
+            claims: Default::default(),
+        }
+    }
+
+    #[test]
+    fn refresh_points_are_spread_and_before_expiry() {
+        let t = token_for(3600);
+        let points: Vec<SystemTime> = (0..50).map(|_| refresh_point(&t)).collect();
+        for p in &points {
+            let left = t.expires_at.duration_since(*p).unwrap();
+            assert!(left >= Duration::from_secs(300) && left <= Duration::from_secs(660), "{left:?}");
+        }
+        let distinct: std::collections::HashSet<_> = points.iter().collect();
+        assert!(distinct.len() > 40, "refresh points are not jittered");
+        let short = token_for(60);
+        let left = short.expires_at.duration_since(refresh_point(&short)).unwrap();
+        assert!(left >= Duration::from_secs(29) && left <= Duration::from_secs(37), "{left:?}");
+    }
+
+    #[test]
+    fn backoff_honours_server_and_caps() {
+        assert!(backoff(1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
+        assert!(backoff(20, None) <= Duration::from_secs(120));
+    }
+}

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
+pub mod blob_api;
 pub mod cli;
 pub mod cmk;
 pub mod config;

@@ -1,0 +1,150 @@
+//! Blob service refusals: status, `x-ms-error-code`, and what they mean for Ferry.
+
+use std::time::Duration;
+
+/// What a blob failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobErrorClass {
+    /// Throttling or a passing service fault: retry with backoff (503 ServerBusy, 500
+    /// OperationTimedOut/InternalError, 429, connection errors).
+    Transient,
+    /// The principal lacks a role, or the token is refused (403).
+    AccessDenied,
+    /// The token is expired or invalid (401): get a new one.
+    Unauthorized,
+    /// Container or blob does not exist (404).
+    NotFound,
+    /// The blob changed under a conditional request (412, 409 on a changed append blob).
+    Changed,
+    /// Anything else: a request Ferry should not have made, or an answer it cannot read.
+    Fatal,
+}
+
+/// A refused or failed blob request.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}{} failed: {}{}{}", blob.as_ref().map(|b| format!(" of {b}")).unwrap_or_default(), status.map(|s| format!("HTTP {s} ")).unwrap_or_default(), code.as_deref().unwrap_or(""), if message.is_empty() { String::new() } else { format!(": {message}") })]
+pub struct BlobError {
+    /// The operation ("get blob", "put block list", ...).
+    pub operation: &'static str,
+    /// The blob, when one was involved.
+    pub blob: Option<String>,
+    /// HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// `x-ms-error-code`.
+    pub code: Option<String>,
+    /// First line of the service's message, or the network error.
+    pub message: String,
+    /// What it means.
+    pub class: BlobErrorClass,
+    /// How long the service asked to wait.
+    pub retry_after: Option<Duration>,
+}
+
+fn classify(status: u16, code: Option<&str>) -> BlobErrorClass {
+    match (status, code) {
+        (429, _) | (503, _) | (500, _) | (502, _) | (504, _) => BlobErrorClass::Transient,
+        (401, _) => BlobErrorClass::Unauthorized,
+        (403, Some("AuthenticationFailed")) => BlobErrorClass::AccessDenied,
+        (403, _) => BlobErrorClass::AccessDenied,
+        (404, _) => BlobErrorClass::NotFound,
+        (412, _) | (409, Some("BlobModifiedWhileReading")) => BlobErrorClass::Changed,
+        (416, _) => BlobErrorClass::Changed,
+        _ => BlobErrorClass::Fatal,
+    }
+}
+
+fn xml_element(body: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{tag}>"))? + start;
+    Some(body[start..end].to_string())
+}
+
+impl BlobError {
+    /// From an unsuccessful response (reads the XML error body).
+    pub async fn from_response(operation: &'static str, blob: Option<&str>, resp: reqwest::Response) -> BlobError {
+        let status = resp.status().as_u16();
+        let retry_after = crate::identity::retry_after(resp.headers());
+        let mut code = resp
+            .headers()
+            .get("x-ms-error-code")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.text().await.unwrap_or_default();
+        if code.is_none() {
+            code = xml_element(&body, "Code");
+        }
+        let message = xml_element(&body, "Message")
+            .map(|m| m.lines().next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        BlobError {
+            operation,
+            blob: blob.map(str::to_string),
+            status: Some(status),
+            class: classify(status, code.as_deref()),
+            code,
+            message,
+            retry_after,
+        }
+    }
+
+    /// From a transport error (connect, reset, timeout): transient.
+    pub fn network(operation: &'static str, blob: Option<&str>, e: &reqwest::Error) -> BlobError {
+        let mut message = if e.is_timeout() { "timed out".to_string() } else { "connection failed".to_string() };
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        while let Some(s) = src {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            src = s.source();
+        }
+        BlobError {
+            operation,
+            blob: blob.map(str::to_string),
+            status: None,
+            code: None,
+            message,
+            class: BlobErrorClass::Transient,
+            retry_after: None,
+        }
+    }
+
+    /// An answer Ferry cannot read.
+    pub fn malformed(operation: &'static str, blob: Option<&str>, reason: impl Into<String>) -> BlobError {
+        BlobError {
+            operation,
+            blob: blob.map(str::to_string),
+            status: None,
+            code: None,
+            message: reason.into(),
+            class: BlobErrorClass::Fatal,
+            retry_after: None,
+        }
+    }
+
+    /// True for `403 AuthorizationPermissionMismatch` and similar role refusals.
+    pub fn is_role_missing(&self) -> bool {
+        self.class == BlobErrorClass::AccessDenied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert_eq!(classify(503, Some("ServerBusy")), BlobErrorClass::Transient);
+        assert_eq!(classify(500, Some("OperationTimedOut")), BlobErrorClass::Transient);
+        assert_eq!(classify(403, Some("AuthorizationPermissionMismatch")), BlobErrorClass::AccessDenied);
+        assert_eq!(classify(404, Some("BlobNotFound")), BlobErrorClass::NotFound);
+        assert_eq!(classify(412, Some("ConditionNotMet")), BlobErrorClass::Changed);
+        assert_eq!(classify(400, Some("InvalidHeaderValue")), BlobErrorClass::Fatal);
+    }
+
+    #[test]
+    fn xml_fields() {
+        let b = "<?xml version=\"1.0\"?><Error><Code>ServerBusy</Code><Message>Busy.\nRequestId:1</Message></Error>";
+        assert_eq!(xml_element(b, "Code").as_deref(), Some("ServerBusy"));
+    }
+}

@@ -2,3 +2,7 @@
 //! HTTP server (`/metrics`, `/healthz`, `/readyz`, `/status`).
 //!
 //! Owns: how Ferry reports. Must not: make decisions about tenants or data.
+
+pub mod status;
+
+pub use status::{StatusBoard, TenantState};

@@ -1,0 +1,230 @@
+//! The status board: every tenant's state and every source's progress, as `/status`,
+//! `ferry status` and the metrics show them.
+//!
+//! Owns: the `TenantState` vocabulary and one shared, cheap-to-update record per tenant and
+//! source. Must not: decide transitions (the pipeline does) or do I/O.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// Where a tenant stands. Revoked and denied states are re-checked on an interval and return to
+/// `active` by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantState {
+    /// Not started yet (first token and listing pending).
+    Starting,
+    /// Shipping.
+    Active,
+    /// Backing off, honouring Retry-After.
+    Throttled,
+    /// The customer withdrew consent (AADSTS700016/7000229/7000112).
+    ConsentRevoked,
+    /// The customer disabled, deleted or withheld the key.
+    KeyRevoked,
+    /// A storage or workspace role is missing (403).
+    AccessDenied,
+    /// The provider's own app credential is wrong or expired (every tenant).
+    CredentialInvalid,
+    /// The configuration names something that does not exist.
+    Misconfigured,
+    /// `enabled = false` in the config.
+    Disabled,
+}
+
+impl TenantState {
+    /// Every state, for gauges that must show zeros too.
+    pub const ALL: [TenantState; 9] = [
+        TenantState::Starting,
+        TenantState::Active,
+        TenantState::Throttled,
+        TenantState::ConsentRevoked,
+        TenantState::KeyRevoked,
+        TenantState::AccessDenied,
+        TenantState::CredentialInvalid,
+        TenantState::Misconfigured,
+        TenantState::Disabled,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantState::Starting => "starting",
+            TenantState::Active => "active",
+            TenantState::Throttled => "throttled",
+            TenantState::ConsentRevoked => "consent_revoked",
+            TenantState::KeyRevoked => "key_revoked",
+            TenantState::AccessDenied => "access_denied",
+            TenantState::CredentialInvalid => "credential_invalid",
+            TenantState::Misconfigured => "misconfigured",
+            TenantState::Disabled => "disabled",
+        }
+    }
+
+    /// True for states in which nothing is shipped until a re-check succeeds.
+    pub fn is_blocked(self) -> bool {
+        matches!(
+            self,
+            TenantState::ConsentRevoked
+                | TenantState::KeyRevoked
+                | TenantState::AccessDenied
+                | TenantState::CredentialInvalid
+                | TenantState::Misconfigured
+        )
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The last error seen, and what to do about it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LastError {
+    /// When (unix seconds).
+    pub at: i64,
+    /// Class (`access_denied`, `transient`, ...).
+    pub class: String,
+    /// The error, in words.
+    pub message: String,
+    /// What a person should do; empty when nothing.
+    pub fix: String,
+}
+
+/// Progress of one source.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceStatus {
+    /// Last time something was committed (unix seconds).
+    pub last_success: Option<i64>,
+    /// Last completed poll (unix seconds).
+    pub last_poll: Option<i64>,
+    /// Age in seconds of the oldest data seen but not shipped yet (0 when caught up).
+    pub lag_seconds: u64,
+    /// Bytes read from the customer.
+    pub bytes_read: u64,
+    /// Bytes committed to the destination (after compression).
+    pub bytes_shipped: u64,
+    /// Records committed (records mode).
+    pub records_shipped: u64,
+    /// Records rejected (over `max_record_size`).
+    pub records_rejected: u64,
+    /// Destination objects committed.
+    pub objects_shipped: u64,
+    /// Blobs quarantined.
+    pub quarantined: u64,
+    /// Last error.
+    pub last_error: Option<LastError>,
+}
+
+/// One tenant's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantStatus {
+    /// Customer tenant id.
+    pub tenant_id: String,
+    /// Current state.
+    pub state: TenantState,
+    /// Since when (unix seconds).
+    pub since: i64,
+    /// Why it is in that state, when not active.
+    pub reason: Option<String>,
+    /// What a person should do about it.
+    pub fix: Option<String>,
+    /// Sources by name.
+    pub sources: BTreeMap<String, SourceStatus>,
+}
+
+/// Shared status of every tenant. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct StatusBoard {
+    tenants: Arc<Mutex<BTreeMap<String, TenantStatus>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StatusBoard {
+    /// An empty board.
+    pub fn new() -> StatusBoard {
+        StatusBoard::default()
+    }
+
+    /// Registers a tenant (idempotent; keeps existing counters).
+    pub fn register(&self, tenant: &str, tenant_id: &str, sources: &[String], state: TenantState) {
+        let mut t = lock(&self.tenants);
+        let entry = t.entry(tenant.to_string()).or_insert_with(|| TenantStatus {
+            tenant_id: tenant_id.to_string(),
+            state,
+            since: unix_now(),
+            reason: None,
+            fix: None,
+            sources: BTreeMap::new(),
+        });
+        entry.tenant_id = tenant_id.to_string();
+        entry.sources.retain(|k, _| sources.contains(k));
+        for s in sources {
+            entry.sources.entry(s.clone()).or_default();
+        }
+    }
+
+    /// Removes a tenant (config reload).
+    pub fn remove(&self, tenant: &str) {
+        lock(&self.tenants).remove(tenant);
+    }
+
+    /// Sets a tenant's state; returns the previous state when it changed.
+    pub fn set_state(&self, tenant: &str, state: TenantState, reason: Option<String>, fix: Option<String>) -> Option<TenantState> {
+        let mut t = lock(&self.tenants);
+        let entry = t.get_mut(tenant)?;
+        let previous = entry.state;
+        if previous != state {
+            entry.state = state;
+            entry.since = unix_now();
+        }
+        entry.reason = reason;
+        entry.fix = fix;
+        (previous != state).then_some(previous)
+    }
+
+    /// A tenant's state.
+    pub fn state(&self, tenant: &str) -> Option<TenantState> {
+        lock(&self.tenants).get(tenant).map(|t| t.state)
+    }
+
+    /// Updates one source's record.
+    pub fn update_source(&self, tenant: &str, source: &str, f: impl FnOnce(&mut SourceStatus)) {
+        let mut t = lock(&self.tenants);
+        if let Some(s) = t.get_mut(tenant).and_then(|t| t.sources.get_mut(source)) {
+            f(s);
+        }
+    }
+
+    /// A copy of everything.
+    pub fn snapshot(&self) -> BTreeMap<String, TenantStatus> {
+        lock(&self.tenants).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_changes_are_reported_once() {
+        let b = StatusBoard::new();
+        b.register("contoso", "t", &["audit".into()], TenantState::Starting);
+        assert_eq!(b.set_state("contoso", TenantState::Active, None, None), Some(TenantState::Starting));
+        assert_eq!(b.set_state("contoso", TenantState::Active, None, None), None);
+        b.update_source("contoso", "audit", |s| s.objects_shipped += 2);
+        assert_eq!(b.snapshot()["contoso"].sources["audit"].objects_shipped, 2);
+        b.register("contoso", "t", &[], TenantState::Starting);
+        assert!(b.snapshot()["contoso"].sources.is_empty());
+    }
+}

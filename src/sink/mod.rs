@@ -4,3 +4,7 @@
 //!
 //! Owns: what lands in provider storage and under which name. Must not: read checkpoints or
 //! decide what to ship next.
+
+pub mod upload;
+
+pub use upload::{CommitInfo, Destination, ObjectUpload, SinkError};

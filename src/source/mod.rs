@@ -3,3 +3,7 @@
 //!
 //! Owns: the customer-side wire protocol and its error classes. Must not: decrypt (that is
 //! `cmk`), write to the destination, or advance checkpoints.
+
+pub mod blob;
+
+pub use blob::{BlobSource, RangeReader, SourceError};

@@ -1,0 +1,249 @@
+//! Upload of one destination object: small objects in one Put Blob, larger ones as staged blocks
+//! and one Put Block List, so no partial object is ever visible. Memory per upload is bounded by
+//! `single_put_max + block_size`, whatever the object's size.
+//!
+//! Owns: the provider-side write path (token, global byte limit, retries). Must not: name
+//! objects (see `naming`) or decide when an object is complete (the pipeline does).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+
+use crate::blob_api::{BlobError, ContainerClient, UploadOptions};
+use crate::identity::{Principal, TokenError, TokenProvider};
+use crate::limits::Limits;
+use crate::retry::{with_retries, RetryPolicy, RetryStats};
+
+/// Why a destination write failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    /// No token for the provider's destination identity.
+    #[error("no token for the destination: {0}")]
+    Token(#[from] TokenError),
+    /// The destination refused or failed.
+    #[error("destination {0}")]
+    Blob(#[from] BlobError),
+}
+
+impl SinkError {
+    /// True when retrying later may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::Token(e) => e.class() == crate::identity::FailureClass::Transient,
+            SinkError::Blob(e) => e.class == crate::blob_api::BlobErrorClass::Transient,
+        }
+    }
+
+    /// What the provider's operator should do.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            SinkError::Blob(e) if e.is_role_missing() => {
+                "grant the destination identity 'Storage Blob Data Contributor' on the destination container"
+            }
+            SinkError::Token(_) => "check [destination].credential and the provider identity",
+            _ => "",
+        }
+    }
+}
+
+/// Provider storage: where every object goes.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    container: ContainerClient,
+    tokens: TokenProvider,
+    principal: Principal,
+    resource: String,
+    limits: Arc<Limits>,
+    single_put_max: usize,
+    block_size: usize,
+    policy: RetryPolicy,
+}
+
+/// What a commit reports.
+#[derive(Debug, Clone, Default)]
+pub struct CommitInfo {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Requests made (puts and commit).
+    pub requests: u32,
+    /// Retry bookkeeping.
+    pub retries: u32,
+}
+
+impl Destination {
+    /// A destination writing into `container` as `principal`.
+    pub fn new(
+        container: ContainerClient,
+        tokens: TokenProvider,
+        principal: Principal,
+        resource: String,
+        limits: Arc<Limits>,
+        single_put_max: usize,
+        block_size: usize,
+    ) -> Destination {
+        Destination {
+            container,
+            tokens,
+            principal,
+            resource,
+            limits,
+            single_put_max,
+            block_size: block_size.max(64 * 1024),
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    /// The container client (for checks and tests).
+    pub fn container(&self) -> &ContainerClient {
+        &self.container
+    }
+
+    /// A bearer header value for the destination.
+    pub async fn bearer(&self) -> Result<String, SinkError> {
+        Ok(self.tokens.token(&self.principal, &self.resource).await?.bearer())
+    }
+
+    /// Starts an object; nothing is visible until `commit`.
+    pub fn begin(&self, name: String) -> ObjectUpload {
+        ObjectUpload {
+            dest: self.clone(),
+            name,
+            buf: BytesMut::new(),
+            blocks: Vec::new(),
+            written: 0,
+            info: CommitInfo::default(),
+        }
+    }
+
+    /// Time spent waiting on the destination's byte limit.
+    pub fn waited(&self) -> std::time::Duration {
+        self.limits.waited()
+    }
+
+    async fn retried<T, F, Fut>(&self, info: &mut CommitInfo, mut call: F) -> Result<T, SinkError>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, BlobError>>,
+    {
+        let mut unauthorized_once = false;
+        loop {
+            let bearer = self.bearer().await?;
+            let (result, stats): (Result<T, BlobError>, RetryStats) =
+                with_retries(self.policy, |_| call(bearer.clone())).await;
+            info.requests += 1 + stats.retries;
+            info.retries += stats.retries;
+            match result {
+                Err(e) if e.class == crate::blob_api::BlobErrorClass::Unauthorized && !unauthorized_once => {
+                    // an expired or revoked token: get a new one once
+                    unauthorized_once = true;
+                    self.tokens.invalidate(&self.principal, &self.resource);
+                }
+                other => return other.map_err(SinkError::from),
+            }
+        }
+    }
+}
+
+/// One object being written.
+#[derive(Debug)]
+pub struct ObjectUpload {
+    dest: Destination,
+    name: String,
+    buf: BytesMut,
+    blocks: Vec<String>,
+    written: u64,
+    info: CommitInfo,
+}
+
+fn block_id(index: usize) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("ferry-block-{index:010}"))
+}
+
+impl ObjectUpload {
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Adds bytes; stages full blocks once the object is too large for one Put Blob.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        self.buf.extend_from_slice(data);
+        self.written += data.len() as u64;
+        let threshold = self.dest.single_put_max.max(self.dest.block_size);
+        if !self.blocks.is_empty() || self.buf.len() > threshold {
+            while self.buf.len() >= self.dest.block_size {
+                let block = self.buf.split_to(self.dest.block_size).freeze();
+                self.stage(block).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stage(&mut self, block: Bytes) -> Result<(), SinkError> {
+        let id = block_id(self.blocks.len());
+        self.dest.limits.bytes(block.len() as u64).await;
+        let dest = self.dest.clone();
+        let name = self.name.clone();
+        let mut info = std::mem::take(&mut self.info);
+        let res = dest
+            .retried(&mut info, |bearer| {
+                let (dest, name, id, block) = (dest.clone(), name.clone(), id.clone(), block.clone());
+                async move { dest.container.put_block(&bearer, &name, &id, block).await }
+            })
+            .await;
+        self.info = info;
+        res?;
+        self.blocks.push(id);
+        Ok(())
+    }
+
+    /// Makes the object visible with its metadata, all at once.
+    pub async fn commit(mut self, opts: UploadOptions) -> Result<CommitInfo, SinkError> {
+        let dest = self.dest.clone();
+        let name = self.name.clone();
+        if self.blocks.is_empty() && self.buf.len() <= dest.single_put_max.max(dest.block_size) {
+            let body = std::mem::take(&mut self.buf).freeze();
+            dest.limits.bytes(body.len() as u64).await;
+            let mut info = std::mem::take(&mut self.info);
+            dest.retried(&mut info, |bearer| {
+                let (dest, name, body, opts) = (dest.clone(), name.clone(), body.clone(), opts.clone());
+                async move { dest.container.put_blob(&bearer, &name, body, &opts).await }
+            })
+            .await?;
+            info.bytes = self.written;
+            return Ok(info);
+        }
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf).freeze();
+            self.stage(rest).await?;
+        }
+        let blocks = std::mem::take(&mut self.blocks);
+        let mut info = std::mem::take(&mut self.info);
+        dest.retried(&mut info, |bearer| {
+            let (dest, name, blocks, opts) = (dest.clone(), name.clone(), blocks.clone(), opts.clone());
+            async move { dest.container.put_block_list(&bearer, &name, &blocks, &opts).await }
+        })
+        .await?;
+        info.bytes = self.written;
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_ids_have_equal_length() {
+        let a = block_id(0);
+        let b = block_id(49_999);
+        assert_eq!(a.len(), b.len());
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,342 @@
+//! Shipping one `WorkItem`: stream the source range, split and compress (records) or pass
+//! through (copy), upload, commit, and only then advance the checkpoint.
+//!
+//! The destination name depends only on (tenant, source, blob, blob creation time, start
+//! offset), so a re-ship after a crash rewrites the same object with the same or a longer range.
+//! Per blob, objects are committed in order, each followed by its checkpoint.
+//!
+//! Must not: list, or change tenant state (errors go back to the tenant supervisor).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::blob_api::{BlobErrorClass, BlobKind, UploadOptions};
+use crate::config::{BlobSourceConfig, Compression, ShipMode};
+use crate::sink::compress::RecordEncoder;
+use crate::sink::naming::{object_name, PathTemplate};
+use crate::sink::records::{EndKind, RecordSplitter, SplitEvent, SplitterConfig};
+use crate::sink::{Destination, ObjectUpload, SinkError};
+use crate::source::{BlobSource, SourceError};
+use crate::state::{Checkpoint, CheckpointStore, ObjectKey, StateError};
+use crate::telemetry::status::unix_now;
+use crate::telemetry::StatusBoard;
+
+use super::work::{state_kind, WorkItem};
+
+/// Everything the jobs of one source share.
+#[derive(Debug)]
+pub struct SourceContext {
+    /// Tenant name.
+    pub tenant: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// The source's configuration.
+    pub cfg: BlobSourceConfig,
+    /// The customer container.
+    pub reader: BlobSource,
+    /// Provider storage.
+    pub dest: Destination,
+    /// Destination path template.
+    pub template: Arc<PathTemplate>,
+    /// Checkpoints.
+    pub store: Arc<dyn CheckpointStore>,
+    /// Status.
+    pub board: StatusBoard,
+}
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    /// Reading the customer's data failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Writing to provider storage failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The checkpoint store failed.
+    #[error("checkpoint store: {0}")]
+    State(#[from] StateError),
+    /// The tenant was stopped (revocation, shutdown) before the commit: nothing was committed.
+    #[error("stopped before commit; the object was abandoned uncommitted")]
+    Stopped,
+}
+
+impl ShipError {
+    /// True when the blob changed or vanished while being read: try again next poll.
+    pub fn is_blob_changed(&self) -> bool {
+        matches!(self, ShipError::Source(SourceError::Blob(e)) if matches!(e.class, BlobErrorClass::Changed | BlobErrorClass::NotFound))
+    }
+}
+
+/// What a finished job did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shipped {
+    /// Objects committed.
+    pub objects: u64,
+    /// Source bytes read.
+    pub bytes_read: u64,
+    /// Bytes committed to the destination.
+    pub bytes_written: u64,
+    /// Records committed.
+    pub records: u64,
+    /// Records rejected.
+    pub rejected: u64,
+}
+
+fn parse_created(item: &WorkItem) -> OffsetDateTime {
+    item.creation_time
+        .as_deref()
+        .and_then(|t| httpdate::parse_http_date(t).ok())
+        .map(OffsetDateTime::from)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl SourceContext {
+    fn key(&self, item: &WorkItem) -> ObjectKey {
+        ObjectKey::new(&self.tenant, &self.cfg.name, &item.blob)
+    }
+
+    fn name_for(&self, item: &WorkItem, start: Option<u64>, ext: &str) -> String {
+        object_name(
+            &self.template,
+            &self.tenant,
+            &self.tenant_id,
+            &self.cfg.name,
+            &item.blob,
+            parse_created(item),
+            start,
+            ext,
+        )
+    }
+
+    fn metadata(&self, item: &WorkItem, start: u64, end: u64, records: Option<u64>, sha: &[u8], plain_len: u64) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert("ferry_tenant".into(), self.tenant.clone());
+        m.insert("ferry_tenant_id".into(), self.tenant_id.clone());
+        m.insert("ferry_source".into(), self.cfg.name.clone());
+        m.insert("ferry_source_url".into(), self.reader.container().blob_url(&item.blob));
+        m.insert("ferry_source_etag".into(), item.etag.clone());
+        m.insert("ferry_source_range".into(), format!("{start}-{end}"));
+        if let Some(r) = records {
+            m.insert("ferry_records".into(), r.to_string());
+        }
+        m.insert("ferry_plaintext_sha256".into(), hex::encode(sha));
+        m.insert("ferry_plaintext_length".into(), plain_len.to_string());
+        m
+    }
+
+    /// Commits the checkpoint for `item` at `offset` (after a destination commit).
+    async fn checkpoint(&self, item: &WorkItem, version: &mut Option<u64>, offset: u64, records: u64, rejected: u64) -> Result<(), ShipError> {
+        let prior = item.prior.as_ref().map(|p| &p.value);
+        let same_version = prior.is_some_and(|p| p.etag == item.identity);
+        let (base_records, base_rejected) = match prior {
+            Some(p) if same_version => (p.records_shipped, p.rejected_records),
+            _ => (0, 0),
+        };
+        let cp = Checkpoint {
+            etag: item.identity.clone(),
+            offset,
+            blob_kind: state_kind(item.kind),
+            size_seen: item.end,
+            records_shipped: base_records + records,
+            rejected_records: base_rejected + rejected,
+            last_shipped_at: unix_now(),
+            first_unshipped_at: None,
+        };
+        let store = self.store.clone();
+        let key = self.key(item);
+        let expected = *version;
+        let new_version = tokio::task::spawn_blocking(move || store.commit(&key, expected, &cp))
+            .await
+            .map_err(|e| StateError::Io(format!("checkpoint task failed: {e}")))??;
+        *version = Some(new_version);
+        Ok(())
+    }
+
+    /// Ships one unit. `stop` is checked before every commit: once it fires, nothing more of
+    /// this unit is committed.
+    pub async fn ship(&self, item: &WorkItem, stop: &CancellationToken) -> Result<Shipped, ShipError> {
+        match self.cfg.mode {
+            ShipMode::Copy => self.ship_copy(item, stop).await,
+            ShipMode::Records => self.ship_records(item, stop).await,
+        }
+    }
+
+    async fn ship_copy(&self, item: &WorkItem, stop: &CancellationToken) -> Result<Shipped, ShipError> {
+        let mut version = item.prior.as_ref().map(|p| p.version);
+        // block blobs are copied whole (a partial copy is never committed); append blobs ship
+        // their new bytes as a range object of their own
+        let (start, name) = match item.kind {
+            BlobKind::Append => (item.start, self.name_for(item, Some(item.start), "")),
+            _ => (0, self.name_for(item, None, "")),
+        };
+        let lock = (item.kind != BlobKind::Append).then(|| item.etag.clone());
+        let mut reader = self.reader.read_range(&item.blob, start, item.end, lock);
+        let mut upload = self.dest.begin(name);
+        let mut sha = Sha256::new();
+        let mut read = 0u64;
+        while let Some(chunk) = reader.next_chunk().await? {
+            sha.update(&chunk);
+            read += chunk.len() as u64;
+            upload.write(&chunk).await?;
+            if stop.is_cancelled() {
+                return Err(ShipError::Stopped);
+            }
+        }
+        let digest = sha.finalize();
+        let opts = UploadOptions {
+            content_type: Some("application/octet-stream".into()),
+            content_encoding: None,
+            metadata: self.metadata(item, start, item.end, None, &digest, read),
+        };
+        if stop.is_cancelled() {
+            return Err(ShipError::Stopped);
+        }
+        let info = upload.commit(opts).await?;
+        self.checkpoint(item, &mut version, item.end, 0, 0).await?;
+        Ok(Shipped {
+            objects: 1,
+            bytes_read: read,
+            bytes_written: info.bytes,
+            records: 0,
+            rejected: 0,
+        })
+    }
+
+    async fn ship_records(&self, item: &WorkItem, stop: &CancellationToken) -> Result<Shipped, ShipError> {
+        let mut version = item.prior.as_ref().map(|p| p.version);
+        let compression: Compression = self.cfg.compression;
+        let split_cfg = SplitterConfig {
+            max_record_size: self.cfg.max_record_size.get() as usize,
+            batch_max_bytes: self.cfg.batch_max_bytes.get(),
+            ..SplitterConfig::default()
+        };
+        let end_kind = if item.kind == BlobKind::Append { EndKind::Growing } else { EndKind::Immutable };
+        let mut splitter = RecordSplitter::new(split_cfg, item.start);
+        if end_kind == EndKind::Immutable {
+            splitter = splitter.with_legacy_detection(item.end);
+        }
+        let lock = (item.kind != BlobKind::Append).then(|| item.etag.clone());
+        let mut reader = self.reader.read_range(&item.blob, item.start, item.end, lock);
+
+        let mut out = Shipped::default();
+        let mut encoder = RecordEncoder::new(compression);
+        let mut sha = Sha256::new();
+        let mut plain_len = 0u64;
+        let mut open: Option<ObjectUpload> = None;
+        let mut checkpointed = false;
+        // batches closed by the splitter inside the current chunk, with their encoded tails
+        let mut closed: Vec<(crate::sink::records::BatchRange, bytes::Bytes, [u8; 32], u64)> = Vec::new();
+        let mut encode_error: Option<std::io::Error> = None;
+
+        let mut handle = |ev: SplitEvent<'_>,
+                          encoder: &mut RecordEncoder,
+                          sha: &mut Sha256,
+                          plain_len: &mut u64,
+                          closed: &mut Vec<_>|
+         -> Result<(), std::io::Error> {
+            match ev {
+                SplitEvent::Record { data, .. } => {
+                    encoder.write_record(data)?;
+                    sha.update(data);
+                    sha.update(b"\n");
+                    *plain_len += data.len() as u64 + 1;
+                }
+                SplitEvent::Rejected { .. } => {}
+                SplitEvent::BatchEnd(range) => {
+                    let finished = std::mem::replace(encoder, RecordEncoder::new(compression));
+                    let tail = finished.finish()?;
+                    let digest: [u8; 32] = std::mem::take(sha).finalize().into();
+                    closed.push((range, tail, digest, std::mem::take(plain_len)));
+                }
+            }
+            Ok(())
+        };
+
+        loop {
+            let chunk = reader.next_chunk().await?;
+            let at_end = chunk.is_none();
+            let mut on = |ev: SplitEvent<'_>| handle(ev, &mut encoder, &mut sha, &mut plain_len, &mut closed);
+            let result = match chunk {
+                Some(chunk) => {
+                    out.bytes_read += chunk.len() as u64;
+                    splitter.push(&chunk, &mut on).map(|()| None)
+                }
+                None => {
+                    let finished = std::mem::replace(&mut splitter, RecordSplitter::new(split_cfg, 0));
+                    finished.finish(end_kind, &mut on).map(Some)
+                }
+            };
+            let summary = match result {
+                Ok(s) => s,
+                Err(e) => {
+                    encode_error = Some(e);
+                    None
+                }
+            };
+            if let Some(e) = encode_error.take() {
+                return Err(ShipError::Sink(SinkError::Blob(crate::blob_api::BlobError::malformed(
+                    "compress",
+                    Some(&item.blob),
+                    e.to_string(),
+                ))));
+            }
+            // commit every batch the splitter closed, in order
+            for (range, tail, digest, len) in closed.drain(..) {
+                if range.records == 0 {
+                    // only rejected or empty lines: nothing to write, but the bytes are consumed
+                    drop(open.take());
+                    self.checkpoint(item, &mut version, range.end, 0, range.rejected).await?;
+                    checkpointed = true;
+                    out.rejected += range.rejected;
+                    continue;
+                }
+                let mut obj = match open.take() {
+                    Some(o) => o,
+                    None => self.open_object(item, range.start, compression),
+                };
+                obj.write(&tail).await?;
+                if stop.is_cancelled() {
+                    return Err(ShipError::Stopped);
+                }
+                let opts = UploadOptions {
+                    content_type: Some("application/x-ndjson".into()),
+                    content_encoding: RecordEncoder::content_encoding_of(compression).map(str::to_string),
+                    metadata: self.metadata(item, range.start, range.end, Some(range.records), &digest, len),
+                };
+                let info = obj.commit(opts).await?;
+                self.checkpoint(item, &mut version, range.end, range.records, range.rejected).await?;
+                checkpointed = true;
+                out.objects += 1;
+                out.bytes_written += info.bytes;
+                out.records += range.records;
+                out.rejected += range.rejected;
+            }
+            // stream what the open batch has encoded so far
+            if let Some(ready) = encoder.take_ready(64 * 1024) {
+                let start = splitter.batch_start();
+                let obj = open.get_or_insert_with(|| self.open_object(item, start, compression));
+                obj.write(&ready).await?;
+            }
+            if at_end {
+                if !checkpointed {
+                    // nothing closed: a zero-byte blob, or only a partial last line of a growing
+                    // blob; remember the version and size seen so it is not read again for nothing
+                    let at = summary.map(|s| s.consumed).unwrap_or(item.start);
+                    self.checkpoint(item, &mut version, at, 0, 0).await?;
+                }
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn open_object(&self, item: &WorkItem, start: u64, compression: Compression) -> ObjectUpload {
+        self.dest
+            .begin(self.name_for(item, Some(start), RecordEncoder::extension_of(compression)))
+    }
+}

@@ -1,0 +1,543 @@
+//! `TenantSupervisor`: one customer tenant's task tree. Per source, a poll loop lists the
+//! container and queues work into the tenant's bounded channel; the tenant's workers ship it.
+//! The first refusal that means "stop" (consent withdrawn, role removed, key revoked) cancels the
+//! tenant's in-flight work before its next commit, sets the tenant's state, and the tenant is
+//! re-checked every `recheck_interval` until access returns. Other tenants are never touched.
+//!
+//! Must not: reach into another tenant's state, or retry a refusal that a person must fix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::blob_api::BlobErrorClass;
+use crate::identity::{FailureClass, Principal, TokenProvider};
+use crate::sink::SinkError;
+use crate::source::SourceError;
+use crate::state::CheckpointStore;
+use crate::telemetry::status::{unix_now, LastError};
+use crate::telemetry::{StatusBoard, TenantState};
+
+use super::ship::{ShipError, Shipped, SourceContext};
+use super::work::{plan, WorkItem};
+
+/// Blobs asked for per listing page.
+const LIST_PAGE: u32 = 5000;
+
+/// Glob filters of one source.
+#[derive(Debug, Clone)]
+pub struct BlobFilter {
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+}
+
+impl BlobFilter {
+    /// Compiles the source's globs (validated with the config).
+    pub fn new(include: &[String], exclude: &[String]) -> Result<BlobFilter, globset::Error> {
+        let build = |pats: &[String]| -> Result<Option<globset::GlobSet>, globset::Error> {
+            if pats.is_empty() {
+                return Ok(None);
+            }
+            let mut b = globset::GlobSetBuilder::new();
+            for p in pats {
+                b.add(globset::GlobBuilder::new(p).literal_separator(false).build()?);
+            }
+            Ok(Some(b.build()?))
+        };
+        Ok(BlobFilter {
+            include: build(include)?,
+            exclude: build(exclude)?,
+        })
+    }
+
+    /// True when the blob name passes.
+    pub fn accepts(&self, name: &str) -> bool {
+        self.include.as_ref().is_none_or(|s| s.is_match(name)) && !self.exclude.as_ref().is_some_and(|s| s.is_match(name))
+    }
+}
+
+/// A source as the tenant runs it.
+#[derive(Debug)]
+pub struct SourceRuntime {
+    /// Shipping context.
+    pub ctx: Arc<SourceContext>,
+    /// Globs.
+    pub filter: BlobFilter,
+    /// Listing prefix.
+    pub prefix: Option<String>,
+    /// Poll interval.
+    pub poll_interval: Duration,
+    /// Set when the source cannot run (e.g. a public endpoint where a private one is required).
+    pub refusal: Option<(TenantState, String, String)>,
+}
+
+/// Why a tenant stopped shipping.
+#[derive(Debug, Clone)]
+pub struct Blocked {
+    /// The state it is in.
+    pub state: TenantState,
+    /// What happened.
+    pub reason: String,
+    /// What to do.
+    pub fix: String,
+}
+
+/// One tenant's runtime.
+#[derive(Debug)]
+pub struct TenantSupervisor {
+    /// Tenant name.
+    pub name: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Sources.
+    pub sources: Vec<SourceRuntime>,
+    /// Workers for this tenant.
+    pub concurrency: usize,
+    /// Global download slots shared by every tenant.
+    pub fetch_slots: Arc<Semaphore>,
+    /// Status.
+    pub board: StatusBoard,
+    /// Tokens.
+    pub tokens: TokenProvider,
+    /// Storage token resource.
+    pub storage_resource: String,
+    /// How often a blocked tenant is re-checked.
+    pub recheck_interval: Duration,
+    /// Checkpoints.
+    pub store: Arc<dyn CheckpointStore>,
+    /// Admin-consent URL, for fixes.
+    pub consent_url: String,
+}
+
+/// Signals shared by every tenant.
+#[derive(Debug, Clone)]
+pub struct Stops {
+    /// Stop taking new work (graceful stop begins).
+    pub drain: CancellationToken,
+    /// Abandon in-flight work before its next commit (grace period over).
+    pub abort: CancellationToken,
+}
+
+/// What one tenant did in a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TenantTotals {
+    /// Sum over its jobs.
+    pub shipped: Shipped,
+    /// Jobs that failed (to be retried next poll).
+    pub failed: u64,
+}
+
+struct Job {
+    ctx: Arc<SourceContext>,
+    item: WorkItem,
+    done: flume::Sender<(Arc<SourceContext>, WorkItem, Result<Shipped, ShipError>)>,
+}
+
+/// The tenant state a failure leads to, when it is one that stops the tenant.
+fn blocking_state(err: &ShipError, consent_url: &str, container: &str) -> Option<Blocked> {
+    match err {
+        ShipError::Source(SourceError::Token(e)) => {
+            let state = match e.class() {
+                FailureClass::ConsentRevoked => TenantState::ConsentRevoked,
+                FailureClass::CredentialInvalid => TenantState::CredentialInvalid,
+                FailureClass::Misconfigured => TenantState::Misconfigured,
+                FailureClass::Transient => return None,
+            };
+            Some(Blocked {
+                state,
+                reason: e.to_string(),
+                fix: e.fix(consent_url),
+            })
+        }
+        ShipError::Source(SourceError::Blob(e)) => match e.class {
+            BlobErrorClass::AccessDenied => Some(Blocked {
+                state: TenantState::AccessDenied,
+                reason: e.to_string(),
+                fix: format!(
+                    "role missing: the customer must assign 'Storage Blob Data Reader' on container {container} to the app's service principal"
+                ),
+            }),
+            BlobErrorClass::NotFound if e.blob.is_none() => Some(Blocked {
+                state: TenantState::Misconfigured,
+                reason: e.to_string(),
+                fix: format!("container {container} does not exist: check the source's account_url and container"),
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn list_error(e: SourceError) -> ShipError {
+    ShipError::Source(e)
+}
+
+impl TenantSupervisor {
+    fn source_names(&self) -> Vec<String> {
+        self.sources.iter().map(|s| s.ctx.cfg.name.clone()).collect()
+    }
+
+    fn set_state(&self, state: TenantState, reason: Option<String>, fix: Option<String>) {
+        if let Some(previous) = self.board.set_state(&self.name, state, reason.clone(), fix.clone()) {
+            let reason = reason.unwrap_or_default();
+            let fix = fix.unwrap_or_default();
+            if state.is_blocked() {
+                tracing::warn!(tenant = %self.name, from = previous.as_str(), to = state.as_str(), reason = %reason, fix = %fix, "Tenant stopped shipping");
+            } else {
+                tracing::info!(tenant = %self.name, from = previous.as_str(), to = state.as_str(), "Tenant state changed");
+            }
+        }
+    }
+
+    /// Runs until `stops.drain` fires (or, with `once`, until every source made one pass).
+    pub async fn run(self: Arc<Self>, stops: Stops, once: bool) -> TenantTotals {
+        self.board.register(&self.name, &self.tenant_id, &self.source_names(), TenantState::Starting);
+        let mut totals = TenantTotals::default();
+        loop {
+            if stops.drain.is_cancelled() {
+                return totals;
+            }
+            let (blocked, pass) = self.clone().run_until_blocked(&stops, once).await;
+            totals.shipped = add(totals.shipped, pass.shipped);
+            totals.failed += pass.failed;
+            let Some(b) = blocked else {
+                return totals;
+            };
+            self.set_state(b.state, Some(b.reason.clone()), Some(b.fix.clone()));
+            if once {
+                return totals;
+            }
+            // re-check on an interval until access returns
+            loop {
+                tokio::select! {
+                    _ = stops.drain.cancelled() => return totals,
+                    _ = tokio::time::sleep(self.recheck_interval) => {}
+                }
+                match self.probe().await {
+                    Ok(()) => {
+                        tracing::info!(tenant = %self.name, "Access is back; resuming from the checkpoints");
+                        break;
+                    }
+                    Err(b) => self.set_state(b.state, Some(b.reason), Some(b.fix)),
+                }
+            }
+        }
+    }
+
+    /// Token and one listing page per source, with a fresh token (so a withdrawn consent shows).
+    async fn probe(&self) -> Result<(), Blocked> {
+        self.tokens.invalidate(
+            &Principal::App {
+                tenant_id: self.tenant_id.clone(),
+            },
+            &self.storage_resource,
+        );
+        for s in &self.sources {
+            if let Some((state, reason, fix)) = &s.refusal {
+                return Err(Blocked {
+                    state: *state,
+                    reason: reason.clone(),
+                    fix: fix.clone(),
+                });
+            }
+            if let Err(e) = s.ctx.reader.list_page(s.prefix.as_deref(), None, 1).await {
+                let e = list_error(e);
+                return Err(blocking_state(&e, &self.consent_url, s.ctx.reader.container().container()).unwrap_or(Blocked {
+                    state: TenantState::Throttled,
+                    reason: e.to_string(),
+                    fix: String::new(),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// One stretch of shipping, until a blocking refusal, the drain signal, or (once) one pass.
+    async fn run_until_blocked(self: Arc<Self>, stops: &Stops, once: bool) -> (Option<Blocked>, TenantTotals) {
+        let tenant_stop = stops.abort.child_token();
+        let tenant_drain = stops.drain.child_token();
+        let (work_tx, work_rx) = flume::bounded::<Job>(self.concurrency * 2);
+        let (block_tx, block_rx) = flume::bounded::<Blocked>(1);
+
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.concurrency {
+            let rx = work_rx.clone();
+            let slots = self.fetch_slots.clone();
+            let stop = tenant_stop.clone();
+            let drain = tenant_drain.clone();
+            workers.spawn(async move {
+                while let Ok(job) = rx.recv_async().await {
+                    if drain.is_cancelled() || stop.is_cancelled() {
+                        let _ = job.done.send((job.ctx, job.item, Err(ShipError::Stopped)));
+                        continue;
+                    }
+                    let Ok(_slot) = slots.acquire().await else { return };
+                    let result = job.ctx.ship(&job.item, &stop).await;
+                    let _ = job.done.send((job.ctx, job.item, result));
+                }
+            });
+        }
+        drop(work_rx);
+
+        let mut loops = tokio::task::JoinSet::new();
+        for (index, _) in self.sources.iter().enumerate() {
+            let this = self.clone();
+            let work_tx = work_tx.clone();
+            let block_tx = block_tx.clone();
+            let drain = tenant_drain.clone();
+            loops.spawn(async move { this.source_loop(index, work_tx, block_tx, drain, once).await });
+        }
+        drop(work_tx);
+        drop(block_tx);
+
+        let mut totals = TenantTotals::default();
+        let blocked = loop {
+            tokio::select! {
+                b = block_rx.recv_async() => {
+                    if let Ok(b) = b {
+                        // stop at once: nothing more of this tenant is committed
+                        tenant_stop.cancel();
+                        tenant_drain.cancel();
+                        break Some(b);
+                    }
+                    // every source loop ended without a block
+                    break None;
+                }
+                _ = stops.drain.cancelled() => break None,
+            }
+        };
+        tenant_drain.cancel();
+        while let Some(r) = loops.join_next().await {
+            if let Ok(t) = r {
+                totals.shipped = add(totals.shipped, t.shipped);
+                totals.failed += t.failed;
+            }
+        }
+        while workers.join_next().await.is_some() {}
+        (blocked, totals)
+    }
+
+    async fn source_loop(
+        self: Arc<Self>,
+        index: usize,
+        work_tx: flume::Sender<Job>,
+        block_tx: flume::Sender<Blocked>,
+        drain: CancellationToken,
+        once: bool,
+    ) -> TenantTotals {
+        let source = &self.sources[index];
+        let mut totals = TenantTotals::default();
+        if let Some((state, reason, fix)) = &source.refusal {
+            let _ = block_tx.try_send(Blocked {
+                state: *state,
+                reason: reason.clone(),
+                fix: fix.clone(),
+            });
+            return totals;
+        }
+        loop {
+            match self.poll_cycle(source, &work_tx, &block_tx, &drain).await {
+                Ok(t) => {
+                    totals.shipped = add(totals.shipped, t.shipped);
+                    totals.failed += t.failed;
+                    let state = if t.failed > 0 { TenantState::Throttled } else { TenantState::Active };
+                    if self.board.state(&self.name).is_some_and(|s| !s.is_blocked()) {
+                        self.set_state(state, None, None);
+                    }
+                }
+                Err(b) => {
+                    let _ = block_tx.try_send(b);
+                    return totals;
+                }
+            }
+            if once {
+                return totals;
+            }
+            tokio::select! {
+                _ = drain.cancelled() => return totals,
+                _ = tokio::time::sleep(source.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Lists the source once and ships what is new; returns when every queued job finished.
+    async fn poll_cycle(
+        &self,
+        source: &SourceRuntime,
+        work_tx: &flume::Sender<Job>,
+        block_tx: &flume::Sender<Blocked>,
+        drain: &CancellationToken,
+    ) -> Result<TenantTotals, Blocked> {
+        let ctx = &source.ctx;
+        let container = ctx.reader.container().container().to_string();
+        let (done_tx, done_rx) = flume::unbounded();
+        let store = self.store.clone();
+        let lister = async {
+            let mut marker: Option<String> = None;
+            let mut oldest_pending: Option<i64> = None;
+            loop {
+                if drain.is_cancelled() {
+                    break;
+                }
+                let page = ctx
+                    .reader
+                    .list_page(source.prefix.as_deref(), marker.as_deref(), LIST_PAGE)
+                    .await
+                    .map_err(list_error)?;
+                for blob in page.blobs {
+                    if drain.is_cancelled() {
+                        break;
+                    }
+                    if !source.filter.accepts(&blob.name) {
+                        continue;
+                    }
+                    let key = crate::state::ObjectKey::new(&self.name, &ctx.cfg.name, &blob.name);
+                    let prior = store.load(&key)?;
+                    if let Some(item) = plan(&blob, prior) {
+                        if let Some(t) = item.last_modified.as_deref().and_then(|t| httpdate::parse_http_date(t).ok()) {
+                            let t = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+                            oldest_pending = Some(oldest_pending.map_or(t, |o: i64| o.min(t)));
+                        }
+                        let job = Job {
+                            ctx: ctx.clone(),
+                            item,
+                            done: done_tx.clone(),
+                        };
+                        if work_tx.send_async(job).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                marker = page.next_marker;
+                if marker.is_none() {
+                    break;
+                }
+            }
+            drop(done_tx);
+            Ok::<Option<i64>, ShipError>(oldest_pending)
+        };
+        let collector = async {
+            let mut totals = TenantTotals::default();
+            let mut blocked = false;
+            while let Ok((ctx, item, result)) = done_rx.recv_async().await {
+                match result {
+                    Ok(s) => {
+                        totals.shipped = add(totals.shipped, s);
+                        self.board.update_source(&self.name, &ctx.cfg.name, |st| {
+                            st.bytes_read += s.bytes_read;
+                            st.bytes_shipped += s.bytes_written;
+                            st.records_shipped += s.records;
+                            st.records_rejected += s.rejected;
+                            st.objects_shipped += s.objects;
+                            if s.objects > 0 {
+                                st.last_success = Some(unix_now());
+                            }
+                        });
+                        if s.rejected > 0 {
+                            tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, rejected = s.rejected, "Records longer than max_record_size were skipped");
+                        }
+                    }
+                    Err(ShipError::Stopped) => {}
+                    Err(e) if e.is_blob_changed() => {
+                        tracing::info!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, error = %e, "Blob changed while being read; it is read again next poll");
+                    }
+                    Err(e) => {
+                        totals.failed += 1;
+                        if let Some(b) = blocking_state(&e, &self.consent_url, &container) {
+                            if !blocked {
+                                blocked = true;
+                                tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, error = %e, "Refused by the customer's tenant; stopping this tenant now");
+                                // the tenant cancels its in-flight work at once; the remaining
+                                // jobs come back Stopped
+                                let _ = block_tx.try_send(b);
+                            }
+                            continue;
+                        }
+                        let (class, fix) = error_class(&e);
+                        tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, class, error = %e, "Shipping failed; it is retried next poll");
+                        self.board.update_source(&self.name, &ctx.cfg.name, |st| {
+                            st.last_error = Some(LastError {
+                                at: unix_now(),
+                                class: class.to_string(),
+                                message: e.to_string(),
+                                fix: fix.to_string(),
+                            })
+                        });
+                    }
+                }
+            }
+            (totals, blocked)
+        };
+        let (listed, (totals, blocked)) = tokio::join!(lister, collector);
+        if blocked {
+            return Ok(totals);
+        }
+        match listed {
+            Ok(oldest) => {
+                let lag = if totals.failed > 0 { oldest.map(|o| (unix_now() - o).max(0) as u64).unwrap_or(0) } else { 0 };
+                self.board.update_source(&self.name, &ctx.cfg.name, |st| {
+                    st.last_poll = Some(unix_now());
+                    st.lag_seconds = lag;
+                });
+                Ok(totals)
+            }
+            Err(e) => match blocking_state(&e, &self.consent_url, &container) {
+                Some(b) => Err(b),
+                None => {
+                    let (class, fix) = error_class(&e);
+                    tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, class, error = %e, "Listing failed; retried next poll");
+                    self.board.update_source(&self.name, &ctx.cfg.name, |st| {
+                        st.last_error = Some(LastError {
+                            at: unix_now(),
+                            class: class.to_string(),
+                            message: e.to_string(),
+                            fix: fix.to_string(),
+                        })
+                    });
+                    Ok(TenantTotals {
+                        shipped: totals.shipped,
+                        failed: totals.failed + 1,
+                    })
+                }
+            },
+        }
+    }
+}
+
+fn error_class(e: &ShipError) -> (&'static str, &'static str) {
+    match e {
+        ShipError::Sink(s @ SinkError::Blob(_)) if !s.is_transient() => ("destination", s.fix()),
+        ShipError::Sink(s) => (if s.is_transient() { "transient" } else { "destination" }, s.fix()),
+        ShipError::Source(s) if s.is_transient() => ("transient", ""),
+        ShipError::Source(_) => ("source", ""),
+        ShipError::State(_) => ("state", "check agent.state_dir: disk space and permissions"),
+        ShipError::Stopped => ("stopped", ""),
+    }
+}
+
+fn add(a: Shipped, b: Shipped) -> Shipped {
+    Shipped {
+        objects: a.objects + b.objects,
+        bytes_read: a.bytes_read + b.bytes_read,
+        bytes_written: a.bytes_written + b.bytes_written,
+        records: a.records + b.records,
+        rejected: a.rejected + b.rejected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_filter_names() {
+        let f = BlobFilter::new(&["**/PT1H.json".into()], &["**/tmp/**".into()]).unwrap();
+        assert!(f.accepts("resourceId=/A/y=2026/PT1H.json"));
+        assert!(!f.accepts("resourceId=/A/tmp/PT1H.json"));
+        assert!(!f.accepts("other.txt"));
+        let all = BlobFilter::new(&[], &[]).unwrap();
+        assert!(all.accepts("anything"));
+    }
+}

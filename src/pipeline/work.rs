@@ -1,0 +1,157 @@
+//! What to ship next from one listed blob, given its checkpoint: the planning rule, pure and
+//! tested alone.
+//!
+//! Rules:
+//! - block blobs are shipped once per (name, ETag); a new ETag ships the blob again from byte 0;
+//! - append blobs are tailed from the committed offset; their identity is their creation time
+//!   (the ETag changes with every append), so a deleted and re-created blob starts again at 0;
+//! - an append blob whose only unshipped bytes are a partial last line is not read again until
+//!   it grows;
+//! - page blobs are not shipped.
+
+use crate::blob_api::{BlobItem, BlobKind};
+use crate::state::{self, Checkpoint, Versioned};
+
+/// One unit of work: bytes `[start, end)` of one blob version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkItem {
+    /// Blob name.
+    pub blob: String,
+    /// Block or append.
+    pub kind: BlobKind,
+    /// ETag at listing time.
+    pub etag: String,
+    /// What identifies this blob version in the checkpoint (`etag` for block blobs,
+    /// `created:<time>` for append blobs).
+    pub identity: String,
+    /// Creation time as listed (RFC 1123).
+    pub creation_time: Option<String>,
+    /// Last modified as listed (RFC 1123), for lag.
+    pub last_modified: Option<String>,
+    /// First byte to ship.
+    pub start: u64,
+    /// Size at listing time: the end of this unit.
+    pub end: u64,
+    /// The checkpoint this unit continues, with its version (None for a blob seen first).
+    pub prior: Option<Versioned<Checkpoint>>,
+    /// Blob metadata as listed (names lower-cased).
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// The identity under which a blob's progress is checkpointed.
+pub fn identity_of(item: &BlobItem) -> String {
+    match item.kind {
+        Some(BlobKind::Append) => format!(
+            "created:{}",
+            item.creation_time.as_deref().unwrap_or("unknown")
+        ),
+        _ => item.etag.clone(),
+    }
+}
+
+/// The state module's name for a blob kind.
+pub fn state_kind(kind: BlobKind) -> state::BlobKind {
+    match kind {
+        BlobKind::Append => state::BlobKind::Append,
+        _ => state::BlobKind::Block,
+    }
+}
+
+/// Plans the next unit of a listed blob, or None when there is nothing to ship.
+pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>) -> Option<WorkItem> {
+    let kind = item.kind.unwrap_or(BlobKind::Block);
+    if kind == BlobKind::Page {
+        return None;
+    }
+    let identity = identity_of(item);
+    let size = item.content_length;
+    let start = match &prior {
+        None => 0,
+        Some(cp) if cp.value.etag != identity => 0,
+        Some(cp) => {
+            let c = &cp.value;
+            if c.offset >= size {
+                return None;
+            }
+            if kind == BlobKind::Append && c.size_seen >= size {
+                // only a partial last line is pending and nothing was appended since
+                return None;
+            }
+            c.offset
+        }
+    };
+    Some(WorkItem {
+        blob: item.name.clone(),
+        kind,
+        etag: item.etag.clone(),
+        identity,
+        creation_time: item.creation_time.clone(),
+        last_modified: item.last_modified.clone(),
+        start,
+        end: size,
+        prior,
+        metadata: item.metadata.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(kind: BlobKind, etag: &str, size: u64) -> BlobItem {
+        BlobItem {
+            name: "b".into(),
+            etag: etag.into(),
+            content_length: size,
+            kind: Some(kind),
+            creation_time: Some("Mon, 02 Nov 2026 10:00:00 GMT".into()),
+            ..Default::default()
+        }
+    }
+
+    fn cp(identity: &str, offset: u64, size_seen: u64) -> Option<Versioned<Checkpoint>> {
+        Some(Versioned {
+            version: 3,
+            value: Checkpoint {
+                etag: identity.into(),
+                offset,
+                size_seen,
+                ..Default::default()
+            },
+        })
+    }
+
+    #[test]
+    fn block_blobs_ship_once_per_etag() {
+        let b = blob(BlobKind::Block, "e1", 100);
+        assert_eq!(plan(&b, None).unwrap().start, 0);
+        assert!(plan(&b, cp("e1", 100, 100)).is_none());
+        let rewritten = blob(BlobKind::Block, "e2", 50);
+        let w = plan(&rewritten, cp("e1", 100, 100)).unwrap();
+        assert_eq!((w.start, w.end), (0, 50));
+        // a large blob committed in part resumes where it stopped
+        assert_eq!(plan(&b, cp("e1", 40, 100)).unwrap().start, 40);
+    }
+
+    #[test]
+    fn append_blobs_are_tailed() {
+        let b = blob(BlobKind::Append, "x", 100);
+        let id = identity_of(&b);
+        assert!(id.starts_with("created:"));
+        let w = plan(&b, cp(&id, 60, 80)).unwrap();
+        assert_eq!((w.start, w.end), (60, 100));
+        // partial last line pending, nothing new: not read again
+        assert!(plan(&b, cp(&id, 60, 100)).is_none());
+        // re-created blob (other creation time) starts over
+        assert_eq!(plan(&b, cp("created:other", 60, 100)).unwrap().start, 0);
+    }
+
+    #[test]
+    fn zero_byte_and_page_blobs() {
+        let z = blob(BlobKind::Block, "z", 0);
+        let w = plan(&z, None).unwrap();
+        assert_eq!((w.start, w.end), (0, 0));
+        assert!(plan(&z, cp("z", 0, 0)).is_none());
+        assert!(plan(&blob(BlobKind::Page, "p", 512), None).is_none());
+    }
+}

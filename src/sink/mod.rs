@@ -4,3 +4,10 @@
 //!
 //! Owns: what lands in provider storage and under which name. Must not: read checkpoints or
 //! decide what to ship next.
+
+pub mod naming;
+
+pub use naming::{
+    object_name, sanitize_blob_name, sanitize_blob_name_within, NameContext, PathTemplate,
+    TemplateError,
+};

@@ -6,8 +6,12 @@
 //! decide what to ship next.
 
 pub mod naming;
+pub mod records;
 
 pub use naming::{
     object_name, sanitize_blob_name, sanitize_blob_name_within, NameContext, PathTemplate,
     TemplateError,
+};
+pub use records::{
+    BatchRange, EndKind, RecordSplitter, SplitEvent, SplitStats, SplitSummary, SplitterConfig,
 };

@@ -5,9 +5,13 @@
 //! Owns: what lands in provider storage and under which name. Must not: read checkpoints or
 //! decide what to ship next.
 
+pub mod compress;
 pub mod naming;
 pub mod records;
 
+pub use compress::{
+    content_encoding, extension, CompressError, EncodedTail, RecordEncoder, JSONL_CONTENT_TYPE,
+};
 pub use naming::{
     object_name, sanitize_blob_name, sanitize_blob_name_within, NameContext, PathTemplate,
     TemplateError,

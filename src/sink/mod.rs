@@ -5,6 +5,19 @@
 //! Owns: what lands in provider storage and under which name. Must not: read checkpoints or
 //! decide what to ship next.
 
+pub mod compress;
+pub mod naming;
+pub mod records;
 pub mod upload;
 
+pub use compress::{
+    content_encoding, extension, CompressError, EncodedTail, RecordEncoder, JSONL_CONTENT_TYPE,
+};
+pub use naming::{
+    object_name, sanitize_blob_name, sanitize_blob_name_within, NameContext, PathTemplate,
+    TemplateError,
+};
+pub use records::{
+    BatchRange, EndKind, RecordSplitter, SplitEvent, SplitStats, SplitSummary, SplitterConfig,
+};
 pub use upload::{CommitInfo, Destination, ObjectUpload, SinkError};

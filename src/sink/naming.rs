@@ -1,0 +1,462 @@
+//! Destination naming: the path template, sanitising of source blob names, and the
+//! deterministic object name of one shipped byte range.
+//!
+//! Owns: how a (tenant, source, source blob, start offset) becomes a destination object name.
+//! Must not: read the wall clock (dates come from the source blob's creation time, so a name is
+//! the same on every poll and after every restart) or let a source blob name leave its
+//! tenant/source prefix.
+//!
+//! Sanitising is injective: percent-encoding covers `%` itself, `.`/`..` segments become
+//! `%2E`/`%2E%2E`, an empty segment becomes `~` (a character the encoder never emits), and a
+//! name cut for length ends in `~` plus a hash of the full name. Backslashes are separators,
+//! as Azure itself treats them.
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// Longest blob name Azure accepts.
+pub const AZURE_BLOB_NAME_MAX: usize = 1024;
+
+/// Azure limits a blob name to 254 path segments; keep room for the template's own.
+const NAME_SEGMENTS_MAX: usize = 200;
+
+/// Shortest budget given to a source name, whatever the template's length.
+const NAME_BUDGET_MIN: usize = 64;
+
+/// Hex digits of the hash appended to a shortened name.
+const HASH_HEX_LEN: usize = 16;
+
+/// One placeholder of a path template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placeholder {
+    Tenant,
+    TenantId,
+    Source,
+    Year,
+    Month,
+    Day,
+    Hour,
+    Name,
+    Offset,
+    Ext,
+}
+
+impl Placeholder {
+    fn parse(s: &str) -> Option<Placeholder> {
+        Some(match s {
+            "tenant" => Placeholder::Tenant,
+            "tenant_id" => Placeholder::TenantId,
+            "source" => Placeholder::Source,
+            "yyyy" => Placeholder::Year,
+            "MM" => Placeholder::Month,
+            "dd" => Placeholder::Day,
+            "HH" => Placeholder::Hour,
+            "name" => Placeholder::Name,
+            "offset" => Placeholder::Offset,
+            "ext" => Placeholder::Ext,
+            _ => return None,
+        })
+    }
+
+    /// Depends on the source object (not only on tenant, source and date).
+    fn is_per_object(self) -> bool {
+        matches!(
+            self,
+            Placeholder::Name | Placeholder::Offset | Placeholder::Ext
+        )
+    }
+}
+
+/// A piece of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Field(Placeholder),
+}
+
+/// Errors in a `destination.path` template; `column` counts characters from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `{something}` that Ferry does not know.
+    #[error("unknown placeholder {{{name}}} at column {column} of the path template; use one of {{tenant}} {{tenant_id}} {{source}} {{yyyy}} {{MM}} {{dd}} {{HH}} {{name}} {{offset}} {{ext}}")]
+    UnknownPlaceholder {
+        /// The text between the braces.
+        name: String,
+        /// Column of the `{`.
+        column: usize,
+    },
+    /// `{` without a matching `}`.
+    #[error("unclosed brace at column {column} of the path template; close it with '}}'")]
+    UnclosedBrace {
+        /// Column of the `{`.
+        column: usize,
+    },
+    /// `}` without an opening `{`.
+    #[error("unexpected '}}' at column {column} of the path template; remove it")]
+    StrayBrace {
+        /// Column of the `}`.
+        column: usize,
+    },
+    /// A required placeholder is absent.
+    #[error("the path template must contain {placeholder} ({why})")]
+    Missing {
+        /// What is missing.
+        placeholder: &'static str,
+        /// Why it is required.
+        why: &'static str,
+    },
+    /// A literal path segment that would escape or collapse (`.`, `..`, empty, leading `/`).
+    #[error("the path template has a {segment:?} path segment at column {column}; remove it (segments must not be empty, '.' or '..')")]
+    BadSegment {
+        /// The offending segment.
+        segment: String,
+        /// Column where it starts.
+        column: usize,
+    },
+    /// `{name}`, `{offset}` or `{ext}` before a tenant or source placeholder.
+    #[error("{{{placeholder}}} at column {column} comes before the tenant and source placeholders; put {{tenant}} and {{source}} first so every object stays under its tenant's prefix")]
+    PerObjectBeforePrefix {
+        /// The early placeholder.
+        placeholder: String,
+        /// Its column.
+        column: usize,
+    },
+}
+
+/// A parsed `destination.path` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    /// Literals and placeholders in order.
+    parts: Vec<Part>,
+}
+
+/// Values a template is rendered with.
+#[derive(Debug, Clone)]
+pub struct NameContext<'a> {
+    /// Tenant name from the configuration.
+    pub tenant: &'a str,
+    /// Tenant's Entra tenant id.
+    pub tenant_id: &'a str,
+    /// Source name.
+    pub source: &'a str,
+    /// Source blob name, raw (it is sanitised while rendering).
+    pub blob_name: &'a str,
+    /// Creation time of the source blob: the only clock names depend on.
+    pub blob_created: OffsetDateTime,
+    /// Start of the shipped byte range (records mode), `None` for a whole-blob copy.
+    pub start_offset: Option<u64>,
+    /// Extension without the dot (`jsonl.zst`), empty for none.
+    pub ext: &'a str,
+}
+
+impl PathTemplate {
+    /// Parses a template. Requires `{tenant}` or `{tenant_id}`, `{source}` and `{name}`, with
+    /// the per-object placeholders (`{name}`, `{offset}`, `{ext}`) after the tenant and source.
+    pub fn parse(template: &str) -> Result<PathTemplate, TemplateError> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = template.char_indices().peekable();
+        let col = |byte: usize| template[..byte].chars().count() + 1;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '{' => {
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for (_, c) in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed {
+                        return Err(TemplateError::UnclosedBrace { column: col(i) });
+                    }
+                    let field =
+                        Placeholder::parse(&name).ok_or(TemplateError::UnknownPlaceholder {
+                            name,
+                            column: col(i),
+                        })?;
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Field(field));
+                }
+                '}' => return Err(TemplateError::StrayBrace { column: col(i) }),
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        let t = PathTemplate { parts };
+        t.check_segments(template)?;
+        t.check_required(template)?;
+        Ok(t)
+    }
+
+    /// Literal-only segments must not be empty, `.` or `..`; the path must not start with `/`.
+    fn check_segments(&self, template: &str) -> Result<(), TemplateError> {
+        // Walk segments of the raw text, treating any placeholder as non-empty content.
+        let mut start = 0usize;
+        let mut has_field = false;
+        let mut seg = String::new();
+        let mut in_field = false;
+        let check = |seg: &str, has_field: bool, start: usize| {
+            if !has_field && (seg.is_empty() || seg == "." || seg == "..") {
+                Err(TemplateError::BadSegment {
+                    segment: seg.to_string(),
+                    column: template[..start].chars().count() + 1,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        for (i, c) in template.char_indices() {
+            match c {
+                '{' => {
+                    in_field = true;
+                    has_field = true;
+                }
+                '}' => in_field = false,
+                '/' | '\\' if !in_field => {
+                    check(&seg, has_field, start)?;
+                    seg.clear();
+                    has_field = false;
+                    start = i + 1;
+                }
+                c if !in_field => seg.push(c),
+                _ => {}
+            }
+        }
+        check(&seg, has_field, start)
+    }
+
+    fn check_required(&self, template: &str) -> Result<(), TemplateError> {
+        let fields: Vec<Placeholder> = self
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Field(f) => Some(*f),
+                Part::Literal(_) => None,
+            })
+            .collect();
+        let has = |p: Placeholder| fields.contains(&p);
+        if !has(Placeholder::Tenant) && !has(Placeholder::TenantId) {
+            return Err(TemplateError::Missing {
+                placeholder: "{tenant} or {tenant_id}",
+                why: "objects of different tenants must never share a prefix",
+            });
+        }
+        if !has(Placeholder::Source) {
+            return Err(TemplateError::Missing {
+                placeholder: "{source}",
+                why: "objects of different sources must never collide",
+            });
+        }
+        if !has(Placeholder::Name) {
+            return Err(TemplateError::Missing {
+                placeholder: "{name}",
+                why: "objects of different source blobs must never collide",
+            });
+        }
+        let last_prefix_field = fields.iter().rposition(|f| {
+            matches!(
+                f,
+                Placeholder::Tenant | Placeholder::TenantId | Placeholder::Source
+            )
+        });
+        if let (Some(first_obj), Some(last_prefix)) = (
+            fields.iter().position(|f| f.is_per_object()),
+            last_prefix_field,
+        ) {
+            if first_obj < last_prefix {
+                let name = match fields.get(first_obj) {
+                    Some(Placeholder::Offset) => "offset",
+                    Some(Placeholder::Ext) => "ext",
+                    _ => "name",
+                };
+                let needle = format!("{{{name}}}");
+                let column = template
+                    .find(&needle)
+                    .map_or(1, |b| template[..b].chars().count() + 1);
+                return Err(TemplateError::PerObjectBeforePrefix {
+                    placeholder: name.to_string(),
+                    column,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders the full object name.
+    ///
+    /// Placeholders render as: `{tenant}`, `{tenant_id}`, `{source}` one sanitised segment each;
+    /// dates from `blob_created` in UTC; `{name}` the sanitised blob name (shortened with a hash
+    /// so the whole name stays within 1024 characters); `{offset}` the start offset as 20
+    /// zero-padded digits (0 for a whole-blob copy); `{ext}` the extension.
+    /// When the template has no `{offset}` and `start_offset` is set, `@` and the padded offset
+    /// are appended; when it has no `{ext}` and `ext` is not empty, `.` and `ext` are appended:
+    /// `.../PT1H.json@00000000000001048576.jsonl.zst`.
+    pub fn render(&self, ctx: &NameContext<'_>) -> String {
+        let without_name = self.render_with_name(ctx, "");
+        let budget = AZURE_BLOB_NAME_MAX
+            .saturating_sub(without_name.len())
+            .max(NAME_BUDGET_MIN);
+        let name = sanitize_blob_name_within(ctx.blob_name, budget);
+        self.render_with_name(ctx, &name)
+    }
+
+    /// The part of every rendered name before the first per-object placeholder: everything
+    /// an object of this tenant and source (and blob creation date) starts with.
+    pub fn render_prefix(&self, ctx: &NameContext<'_>) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) => out.push_str(l),
+                Part::Field(f) if f.is_per_object() => break,
+                Part::Field(f) => render_field(&mut out, *f, ctx, ""),
+            }
+        }
+        out
+    }
+
+    fn render_with_name(&self, ctx: &NameContext<'_>, name: &str) -> String {
+        let mut out = String::with_capacity(128 + name.len());
+        let mut has_offset = false;
+        let mut has_ext = false;
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) => out.push_str(l),
+                Part::Field(f) => {
+                    has_offset |= *f == Placeholder::Offset;
+                    has_ext |= *f == Placeholder::Ext;
+                    render_field(&mut out, *f, ctx, name);
+                }
+            }
+        }
+        if let (false, Some(o)) = (has_offset, ctx.start_offset) {
+            out.push('@');
+            out.push_str(&format!("{o:020}"));
+        }
+        if !has_ext && !ctx.ext.is_empty() {
+            out.push('.');
+            out.push_str(&sanitize_segment(ctx.ext));
+        }
+        out
+    }
+}
+
+fn render_field(out: &mut String, f: Placeholder, ctx: &NameContext<'_>, name: &str) {
+    let utc = ctx.blob_created.to_offset(time::UtcOffset::UTC);
+    match f {
+        Placeholder::Tenant => out.push_str(&sanitize_segment(ctx.tenant)),
+        Placeholder::TenantId => out.push_str(&sanitize_segment(ctx.tenant_id)),
+        Placeholder::Source => out.push_str(&sanitize_segment(ctx.source)),
+        Placeholder::Year => out.push_str(&format!("{:04}", utc.year())),
+        Placeholder::Month => out.push_str(&format!("{:02}", u8::from(utc.month()))),
+        Placeholder::Day => out.push_str(&format!("{:02}", utc.day())),
+        Placeholder::Hour => out.push_str(&format!("{:02}", utc.hour())),
+        Placeholder::Name => out.push_str(name),
+        Placeholder::Offset => out.push_str(&format!("{:020}", ctx.start_offset.unwrap_or(0))),
+        Placeholder::Ext if ctx.ext.is_empty() => {}
+        Placeholder::Ext => out.push_str(&sanitize_segment(ctx.ext)),
+    }
+}
+
+/// The destination object name of the range of `blob_name` starting at `start_offset`
+/// (`None` in copy mode: the plain sanitised name), with `ext` (`""` in copy mode).
+#[allow(clippy::too_many_arguments)]
+pub fn object_name(
+    template: &PathTemplate,
+    tenant: &str,
+    tenant_id: &str,
+    source: &str,
+    blob_name: &str,
+    blob_created: OffsetDateTime,
+    start_offset: Option<u64>,
+    ext: &str,
+) -> String {
+    template.render(&NameContext {
+        tenant,
+        tenant_id,
+        source,
+        blob_name,
+        blob_created,
+        start_offset,
+        ext,
+    })
+}
+
+/// Bytes kept as they are inside a segment.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'=' | b'-')
+}
+
+/// Percent-encodes one segment (a `/` inside it is encoded too); `.`, `..` and empty become
+/// `%2E`, `%2E%2E` and `~`.
+fn sanitize_segment(seg: &str) -> String {
+    match seg {
+        "" => return "~".to_string(),
+        "." => return "%2E".to_string(),
+        ".." => return "%2E%2E".to_string(),
+        _ => {}
+    }
+    let mut out = String::with_capacity(seg.len());
+    for &b in seg.as_bytes() {
+        if is_plain(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Sanitises a source blob name into a relative destination path that cannot escape: every
+/// segment percent-encoded outside `[A-Za-z0-9._=-]` (so `resourceId=/SUBSCRIPTIONS/.../PT1H.json`
+/// stays readable), `\` treated as `/`, `.`/`..`/empty segments made harmless, and names over
+/// 1024 characters shortened with a hash of the full name.
+pub fn sanitize_blob_name(name: &str) -> String {
+    sanitize_blob_name_within(name, AZURE_BLOB_NAME_MAX)
+}
+
+/// [`sanitize_blob_name`] with a length budget (at least 64 characters).
+pub fn sanitize_blob_name_within(name: &str, max_len: usize) -> String {
+    let max_len = max_len.max(NAME_BUDGET_MIN);
+    let normalized = name.replace('\\', "/");
+    let segments: Vec<&str> = normalized.split('/').collect();
+    let mut out = String::with_capacity(normalized.len());
+    for (i, seg) in segments.iter().enumerate() {
+        if i > 0 {
+            // Past the segment limit, separators fold into the last segment as `%2F`; `/` is
+            // never encoded otherwise, so this stays unambiguous.
+            out.push_str(if i < NAME_SEGMENTS_MAX { "/" } else { "%2F" });
+        }
+        out.push_str(&sanitize_segment(seg));
+    }
+    if out.len() <= max_len {
+        return out;
+    }
+    let digest = Sha256::digest(name.as_bytes());
+    let hash = hex::encode(digest);
+    let suffix = format!("~{}", hash.get(..HASH_HEX_LEN).unwrap_or(&hash));
+    let mut keep = max_len.saturating_sub(suffix.len());
+    // Never cut inside a `%XX` escape (the output is ASCII, so any byte index is a char boundary).
+    let bytes = out.as_bytes();
+    for back in 1..=2 {
+        if keep >= back && bytes.get(keep - back) == Some(&b'%') {
+            keep -= back;
+            break;
+        }
+    }
+    out.truncate(keep);
+    // A cut right after `/` would leave the hash as a segment of its own: fine; a cut that
+    // leaves a trailing `.` segment gets the suffix glued on, so no `.`/`..` segment appears.
+    out.push_str(&suffix);
+    out
+}
+
+#[cfg(test)]
+#[path = "naming_tests.rs"]
+mod tests;

@@ -1,0 +1,267 @@
+//! Tests of path templates and sanitising, including a randomised escape check.
+
+use super::*;
+use rand::{Rng, SeedableRng};
+use time::macros::datetime;
+
+const DEFAULT: &str = "tenant={tenant}/source={source}/date={yyyy}-{MM}-{dd}/hour={HH}/{name}";
+
+fn ctx<'a>(tenant: &'a str, name: &'a str, offset: Option<u64>, ext: &'a str) -> NameContext<'a> {
+    NameContext {
+        tenant,
+        tenant_id: "00000000-0000-0000-0000-000000000001",
+        source: "audit",
+        blob_name: name,
+        blob_created: datetime!(2026-11-27 23:30:00 -02:00),
+        start_offset: offset,
+        ext,
+    }
+}
+
+#[test]
+fn default_template_renders_records_object_with_padded_offset() {
+    let t = PathTemplate::parse(DEFAULT).unwrap();
+    let name = "resourceId=/SUBSCRIPTIONS/AB-12/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV1/y=2026/m=11/d=27/h=13/m=00/PT1H.json";
+    let got = t.render(&ctx("contoso", name, Some(1_048_576), "jsonl.zst"));
+    // Dates come from the blob's creation time in UTC (23:30 at -02:00 is 01:30 next day).
+    assert_eq!(
+        got,
+        format!(
+            "tenant=contoso/source=audit/date=2026-11-28/hour=01/{name}@00000000000001048576.jsonl.zst"
+        )
+    );
+}
+
+#[test]
+fn copy_mode_is_the_plain_sanitised_name() {
+    let t = PathTemplate::parse(DEFAULT).unwrap();
+    let got = object_name(
+        &t,
+        "contoso",
+        "tid",
+        "audit",
+        "dir/file.bin",
+        datetime!(2026-01-02 03:04:05 UTC),
+        None,
+        "",
+    );
+    assert_eq!(
+        got,
+        "tenant=contoso/source=audit/date=2026-01-02/hour=03/dir/file.bin"
+    );
+}
+
+#[test]
+fn explicit_offset_and_ext_placeholders() {
+    let t = PathTemplate::parse("{tenant_id}/{source}/{name}/{offset}.{ext}").unwrap();
+    let got = t.render(&ctx("c", "a.json", Some(42), "jsonl"));
+    assert_eq!(
+        got,
+        "00000000-0000-0000-0000-000000000001/audit/a.json/00000000000000000042.jsonl"
+    );
+    let copy = t.render(&ctx("c", "a.json", None, ""));
+    assert_eq!(
+        copy,
+        "00000000-0000-0000-0000-000000000001/audit/a.json/00000000000000000000."
+    );
+}
+
+#[test]
+fn same_input_same_name_different_offsets_differ() {
+    let t = PathTemplate::parse(DEFAULT).unwrap();
+    let a = t.render(&ctx("c", "x/PT1H.json", Some(0), "jsonl.zst"));
+    let b = t.render(&ctx("c", "x/PT1H.json", Some(0), "jsonl.zst"));
+    let c = t.render(&ctx("c", "x/PT1H.json", Some(1), "jsonl.zst"));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn tenants_never_collide() {
+    let t = PathTemplate::parse(DEFAULT).unwrap();
+    let names = [
+        "a",
+        "../t2/a",
+        "x/../../tenant=t2/source=audit/a",
+        "..\\..\\a",
+    ];
+    let tenants = ["t1", "t2", "t1/source=audit", "t%31"];
+    let mut all = std::collections::HashSet::new();
+    for tenant in tenants {
+        for name in names {
+            let got = t.render(&ctx(tenant, name, Some(0), "jsonl"));
+            let prefix = t.render_prefix(&ctx(tenant, name, Some(0), "jsonl"));
+            assert!(got.starts_with(&prefix), "{got} outside {prefix}");
+            assert!(all.insert(got.clone()), "collision: {got}");
+        }
+    }
+    // A tenant name with a slash stays one segment.
+    let got = t.render(&ctx("t1/source=audit", "a", None, ""));
+    assert!(
+        got.starts_with("tenant=t1%2Fsource=audit/source=audit/"),
+        "{got}"
+    );
+}
+
+#[test]
+fn sanitize_cases() {
+    assert_eq!(sanitize_blob_name("a/b c/d.json"), "a/b%20c/d.json");
+    assert_eq!(
+        sanitize_blob_name("../../etc/passwd"),
+        "%2E%2E/%2E%2E/etc/passwd"
+    );
+    assert_eq!(sanitize_blob_name("a\\..\\b"), "a/%2E%2E/b");
+    assert_eq!(sanitize_blob_name("/abs//x/./"), "~/abs/~/x/%2E/~");
+    assert_eq!(sanitize_blob_name("100%\n\t"), "100%25%0A%09");
+    assert_eq!(sanitize_blob_name("é~"), "%C3%A9%7E");
+    assert_eq!(sanitize_blob_name(""), "~");
+    // Distinct inputs stay distinct.
+    let inputs = [
+        "a//b", "a/~/b", "a/%7E/b", "a/./b", "a/%2E/b", "a/../b", "a/...",
+    ];
+    let outs: std::collections::HashSet<String> =
+        inputs.iter().map(|n| sanitize_blob_name(n)).collect();
+    assert_eq!(outs.len(), inputs.len(), "{outs:?}");
+}
+
+#[test]
+fn overlong_names_are_cut_with_a_hash_and_stay_distinct() {
+    let a = "x".repeat(3000);
+    let b = format!("{}y", "x".repeat(2999));
+    let sa = sanitize_blob_name(&a);
+    let sb = sanitize_blob_name(&b);
+    assert_eq!(sa.len(), AZURE_BLOB_NAME_MAX);
+    assert_ne!(sa, sb);
+    // Never cut inside an escape.
+    let c = "é".repeat(1000);
+    let sc = sanitize_blob_name(&c);
+    assert!(sc.len() <= AZURE_BLOB_NAME_MAX);
+    let body = sc.rsplit_once('~').unwrap().0;
+    assert!(body.len() % 3 == 0, "cut inside an escape: {body}");
+    // Whole rendered names stay within Azure's limit.
+    let t = PathTemplate::parse(DEFAULT).unwrap();
+    let got = t.render(&ctx("contoso", &c, Some(7), "jsonl.zst"));
+    assert!(got.len() <= AZURE_BLOB_NAME_MAX, "{}", got.len());
+    // Too many segments fold into the last one.
+    let deep = "d/".repeat(400);
+    let sd = sanitize_blob_name(&deep);
+    assert!(sd.split('/').count() <= 200, "{}", sd.split('/').count());
+}
+
+#[test]
+fn template_errors_name_the_column() {
+    assert_eq!(
+        PathTemplate::parse("{tenant}/{source}/{nmae}").unwrap_err(),
+        TemplateError::UnknownPlaceholder {
+            name: "nmae".into(),
+            column: 19
+        }
+    );
+    assert_eq!(
+        PathTemplate::parse("{tenant}/{source}/{name").unwrap_err(),
+        TemplateError::UnclosedBrace { column: 19 }
+    );
+    assert_eq!(
+        PathTemplate::parse("{tenant}}/{source}/{name}").unwrap_err(),
+        TemplateError::StrayBrace { column: 9 }
+    );
+    assert!(matches!(
+        PathTemplate::parse("{tenant}/../{source}/{name}").unwrap_err(),
+        TemplateError::BadSegment { column: 10, .. }
+    ));
+    assert!(matches!(
+        PathTemplate::parse("/{tenant}/{source}/{name}").unwrap_err(),
+        TemplateError::BadSegment { column: 1, .. }
+    ));
+    assert!(matches!(
+        PathTemplate::parse("{tenant}//{source}/{name}").unwrap_err(),
+        TemplateError::BadSegment { .. }
+    ));
+    assert!(matches!(
+        PathTemplate::parse("{source}/{name}").unwrap_err(),
+        TemplateError::Missing { .. }
+    ));
+    assert!(matches!(
+        PathTemplate::parse("{tenant}/{name}").unwrap_err(),
+        TemplateError::Missing { .. }
+    ));
+    assert!(matches!(
+        PathTemplate::parse("{tenant}/{source}").unwrap_err(),
+        TemplateError::Missing { .. }
+    ));
+    assert!(matches!(
+        PathTemplate::parse("{name}/{tenant}/{source}").unwrap_err(),
+        TemplateError::PerObjectBeforePrefix { column: 1, .. }
+    ));
+    let msg = PathTemplate::parse("ü{x}").unwrap_err().to_string();
+    assert!(msg.contains("column 2"), "{msg}");
+}
+
+/// A random name from characters that stress sanitising.
+fn random_name(rng: &mut impl Rng) -> String {
+    const PIECES: &[&str] = &[
+        "/", "\\", ".", "..", "%", "%2E", "~", "a", "Z", "9", "=", "-", "_", " ", "\n", "\0", "é",
+        "日", "?", "#", "{", "}", "@", "//", "../", "..\\", "\u{7f}", "%2F",
+    ];
+    let len = rng.gen_range(0..40);
+    let mut s = String::new();
+    for _ in 0..len {
+        s.push_str(PIECES[rng.gen_range(0..PIECES.len())]);
+    }
+    if rng.gen_ratio(1, 20) {
+        s.push_str(&"../x".repeat(rng.gen_range(100..400)));
+    }
+    s
+}
+
+#[test]
+fn random_names_never_escape_their_prefix() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let templates = [
+        DEFAULT,
+        "{tenant}/{source}/{name}",
+        "{tenant_id}/x{source}y/{yyyy}/{name}.{offset}.{ext}",
+    ];
+    for template in templates {
+        let t = PathTemplate::parse(template).unwrap();
+        for _ in 0..3000 {
+            let name = random_name(&mut rng);
+            let offset = rng.gen_bool(0.5).then(|| rng.gen());
+            let c = ctx("contoso", &name, offset, "jsonl.zst");
+            let prefix = t.render_prefix(&c);
+            let got = t.render(&c);
+            assert!(
+                got.starts_with(&prefix),
+                "{name:?} -> {got} outside {prefix}"
+            );
+            assert!(
+                got.len() <= AZURE_BLOB_NAME_MAX,
+                "{name:?} -> {} chars",
+                got.len()
+            );
+            for seg in got.split('/') {
+                assert!(
+                    !seg.is_empty() && seg != "." && seg != "..",
+                    "{name:?} -> {got} has segment {seg:?}"
+                );
+            }
+            assert!(
+                got.bytes().all(|b| b.is_ascii_graphic()),
+                "{name:?} -> {got} has a non-printable byte"
+            );
+        }
+    }
+}
+
+#[test]
+fn random_distinct_names_stay_distinct() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..20000 {
+        let name = random_name(&mut rng).replace('\\', "/");
+        let s = sanitize_blob_name(&name);
+        if let Some(prev) = seen.insert(s.clone(), name.clone()) {
+            assert_eq!(prev, name, "two names map to {s}");
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! [`SqliteCheckpointStore`]: the embedded default store, one file `ferry.sqlite3` in
+//! `agent.state_dir`, WAL journal with `synchronous=FULL` so that a commit that returned is on
+//! disk (a SIGKILL or power cut right after it loses nothing).
+//!
+//! Owns the schema and its migrations (`ferry_schema` table). Must not: hold the lock across
+//! anything but one short SQL transaction. Methods block; call them through
+//! `tokio::task::spawn_blocking` from async code.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+
+use super::{
+    BlobKind, Checkpoint, CheckpointPage, CheckpointStore, ObjectKey, QuarantineEntry,
+    SourceSummary, StateError, Versioned,
+};
+
+/// File name of the state database inside `agent.state_dir`.
+pub const STATE_FILE_NAME: &str = "ferry.sqlite3";
+
+/// Highest schema version this Ferry writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Migrations, in order: (version reached, description, SQL).
+const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "checkpoints, listing cursors, quarantine",
+    "CREATE TABLE checkpoints (
+        tenant TEXT NOT NULL,
+        source TEXT NOT NULL,
+        object TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        byte_offset INTEGER NOT NULL,
+        blob_kind TEXT NOT NULL,
+        size_seen INTEGER NOT NULL,
+        records_shipped INTEGER NOT NULL,
+        rejected_records INTEGER NOT NULL,
+        last_shipped_at INTEGER NOT NULL,
+        first_unshipped_at INTEGER,
+        PRIMARY KEY (tenant, source, object)
+     ) WITHOUT ROWID;
+     CREATE TABLE listing_cursors (
+        tenant TEXT NOT NULL,
+        source TEXT NOT NULL,
+        cursor TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, source)
+     ) WITHOUT ROWID;
+     CREATE TABLE quarantine (
+        tenant TEXT NOT NULL,
+        source TEXT NOT NULL,
+        object TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        quarantined_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, source, object)
+     ) WITHOUT ROWID;",
+)];
+
+/// Columns of a checkpoint row, in the order [`read_checkpoint`] expects.
+const CP_COLUMNS: &str = "object, version, etag, byte_offset, blob_kind, size_seen, \
+     records_shipped, rejected_records, last_shipped_at, first_unshipped_at";
+
+/// Checkpoint store in one SQLite file; `Send + Sync`, one connection behind a mutex.
+#[derive(Debug)]
+pub struct SqliteCheckpointStore {
+    /// The database file (for error messages).
+    path: PathBuf,
+    /// The one connection; every method holds it for one short transaction.
+    conn: Mutex<Connection>,
+}
+
+impl SqliteCheckpointStore {
+    /// Opens (creating when absent) `state_dir/ferry.sqlite3`, switches it to WAL with
+    /// `synchronous=FULL` and applies pending migrations.
+    ///
+    /// Fails with [`StateError::NotWritable`] when the directory cannot be created or written,
+    /// [`StateError::Corrupt`] when the file is damaged or not Ferry's, and
+    /// [`StateError::NewerSchema`] when a newer Ferry wrote it.
+    pub fn open(state_dir: &Path) -> Result<Self, StateError> {
+        let not_writable = |detail: String| StateError::NotWritable {
+            dir: state_dir.to_path_buf(),
+            detail,
+        };
+        std::fs::create_dir_all(state_dir).map_err(|e| not_writable(e.to_string()))?;
+        let probe = state_dir.join(".ferry-write-probe");
+        std::fs::write(&probe, b"probe").map_err(|e| not_writable(e.to_string()))?;
+        std::fs::remove_file(&probe).map_err(|e| not_writable(e.to_string()))?;
+
+        let path = state_dir.join(STATE_FILE_NAME);
+        let conn = Connection::open(&path).map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::CannotOpen) | Some(ErrorCode::ReadOnly) => not_writable(e.to_string()),
+            _ => map_err(&path, "open", e),
+        })?;
+        let store = SqliteCheckpointStore {
+            path,
+            conn: Mutex::new(conn),
+        };
+        store.configure(state_dir)?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection; a poisoned lock is recovered because an unfinished transaction was
+    /// rolled back when its guard dropped during the panic.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Maps a SQLite error for `op` on this store.
+    fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        move |e| map_err(&self.path, op, e)
+    }
+
+    /// Journal mode, durability and migrations.
+    fn configure(&self, state_dir: &Path) -> Result<(), StateError> {
+        let mut conn = self.conn();
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(self.err("configure"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(self.err("enable WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StateError::NotWritable {
+                dir: state_dir.to_path_buf(),
+                detail: format!("sqlite refused WAL journal mode (got {mode})"),
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL;")
+            .map_err(self.err("configure"))?;
+
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("migrate"))?;
+        let tables: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .map_err(self.err("migrate"))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(self.err("migrate"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(self.err("migrate"))?
+        };
+        if !tables.is_empty() && !tables.iter().any(|t| t == "ferry_schema") {
+            return Err(StateError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("it holds tables {tables:?} but no ferry_schema table"),
+            });
+        }
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS ferry_schema (
+                version INTEGER PRIMARY KEY,
+                applied_at INTEGER NOT NULL,
+                description TEXT NOT NULL)",
+        )
+        .map_err(self.err("migrate"))?;
+        let current: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM ferry_schema",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.err("migrate"))?;
+        let current = u32::try_from(current).map_err(|_| StateError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("schema version {current} is not a valid version"),
+        })?;
+        if current > SCHEMA_VERSION {
+            return Err(StateError::NewerSchema {
+                dir: state_dir.to_path_buf(),
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            tx.execute_batch(sql).map_err(self.err("migrate"))?;
+            tx.execute(
+                "INSERT INTO ferry_schema (version, applied_at, description) VALUES (?1, ?2, ?3)",
+                params![version, now_unix(), description],
+            )
+            .map_err(self.err("migrate"))?;
+        }
+        tx.commit().map_err(self.err("migrate"))
+    }
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Corrupt-file codes become [`StateError::Corrupt`], the rest [`StateError::Database`].
+fn map_err(path: &Path, op: &'static str, e: rusqlite::Error) -> StateError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => StateError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        _ => StateError::Database {
+            path: path.to_path_buf(),
+            op,
+            source: e,
+        },
+    }
+}
+
+/// SQLite stores signed 64-bit integers: refuse values above `i64::MAX` instead of wrapping.
+fn to_i64(what: &'static str, value: u64, key: &ObjectKey) -> Result<i64, StateError> {
+    i64::try_from(value).map_err(|_| StateError::OutOfRange {
+        what,
+        value,
+        context: key.to_string(),
+        limit: i64::MAX as u64,
+    })
+}
+
+/// A stored integer that must not be negative.
+fn col_u64(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    u64::try_from(v).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Integer,
+            format!("negative value {v} in an unsigned column").into(),
+        )
+    })
+}
+
+/// Reads a row selected with [`CP_COLUMNS`].
+fn read_checkpoint(row: &Row<'_>) -> rusqlite::Result<(String, Versioned<Checkpoint>)> {
+    let kind: String = row.get(4)?;
+    let blob_kind = BlobKind::parse(&kind).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            format!("unknown blob kind {kind:?}").into(),
+        )
+    })?;
+    Ok((
+        row.get(0)?,
+        Versioned {
+            version: col_u64(row, 1)?,
+            value: Checkpoint {
+                etag: row.get(2)?,
+                offset: col_u64(row, 3)?,
+                blob_kind,
+                size_seen: col_u64(row, 5)?,
+                records_shipped: col_u64(row, 6)?,
+                rejected_records: col_u64(row, 7)?,
+                last_shipped_at: row.get(8)?,
+                first_unshipped_at: row.get(9)?,
+            },
+        },
+    ))
+}
+
+/// Conversion failures of stored values mean the file was tampered with or damaged.
+fn map_read_err(path: &Path, op: &'static str, e: rusqlite::Error) -> StateError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) => {
+            StateError::Corrupt {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        }
+        other => map_err(path, op, other),
+    }
+}
+
+impl CheckpointStore for SqliteCheckpointStore {
+    fn load(&self, key: &ObjectKey) -> Result<Option<Versioned<Checkpoint>>, StateError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {CP_COLUMNS} FROM checkpoints WHERE tenant = ?1 AND source = ?2 AND object = ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(self.err("load"))?;
+        stmt.query_row(params![key.tenant, key.source, key.object], read_checkpoint)
+            .optional()
+            .map(|o| o.map(|(_, v)| v))
+            .map_err(|e| map_read_err(&self.path, "load", e))
+    }
+
+    fn commit(
+        &self,
+        key: &ObjectKey,
+        expected_version: Option<u64>,
+        cp: &Checkpoint,
+    ) -> Result<u64, StateError> {
+        let offset = to_i64("offset", cp.offset, key)?;
+        let size_seen = to_i64("size_seen", cp.size_seen, key)?;
+        let records = to_i64("records_shipped", cp.records_shipped, key)?;
+        let rejected = to_i64("rejected_records", cp.rejected_records, key)?;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("commit"))?;
+        let found: Option<i64> = tx
+            .query_row(
+                "SELECT version FROM checkpoints WHERE tenant = ?1 AND source = ?2 AND object = ?3",
+                params![key.tenant, key.source, key.object],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("commit"))?;
+        let found = found.map(|v| v.max(0) as u64);
+        if found != expected_version {
+            return Err(StateError::Conflict {
+                key: key.clone(),
+                expected: expected_version,
+                found,
+            });
+        }
+        let version = found.map_or(1, |v| v.saturating_add(1));
+        tx.execute(
+            "INSERT OR REPLACE INTO checkpoints (tenant, source, object, version, etag, byte_offset,
+                blob_kind, size_seen, records_shipped, rejected_records, last_shipped_at,
+                first_unshipped_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                key.tenant,
+                key.source,
+                key.object,
+                to_i64("version", version, key)?,
+                cp.etag,
+                offset,
+                cp.blob_kind.as_str(),
+                size_seen,
+                records,
+                rejected,
+                cp.last_shipped_at,
+                cp.first_unshipped_at,
+            ],
+        )
+        .map_err(self.err("commit"))?;
+        tx.commit().map_err(self.err("commit"))?;
+        Ok(version)
+    }
+
+    fn list(
+        &self,
+        tenant: &str,
+        source: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<CheckpointPage, StateError> {
+        let conn = self.conn();
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let sql = match after {
+            Some(_) => format!(
+                "SELECT {CP_COLUMNS} FROM checkpoints WHERE tenant = ?1 AND source = ?2 \
+                 AND object > ?3 ORDER BY object LIMIT ?4"
+            ),
+            None => format!(
+                "SELECT {CP_COLUMNS} FROM checkpoints WHERE tenant = ?1 AND source = ?2 \
+                 AND ?3 IS NULL ORDER BY object LIMIT ?4"
+            ),
+        };
+        let mut stmt = conn.prepare_cached(&sql).map_err(self.err("list"))?;
+        let rows = stmt
+            .query_map(params![tenant, source, after, fetch], read_checkpoint)
+            .map_err(self.err("list"))?;
+        let mut entries = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| map_read_err(&self.path, "list", e))?;
+        let next_after = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(CheckpointPage {
+            entries,
+            next_after,
+        })
+    }
+
+    fn delete_tenant_source(&self, tenant: &str, source: &str) -> Result<u64, StateError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("delete"))?;
+        let n = tx
+            .execute(
+                "DELETE FROM checkpoints WHERE tenant = ?1 AND source = ?2",
+                params![tenant, source],
+            )
+            .map_err(self.err("delete"))?;
+        for table in ["listing_cursors", "quarantine"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE tenant = ?1 AND source = ?2"),
+                params![tenant, source],
+            )
+            .map_err(self.err("delete"))?;
+        }
+        tx.commit().map_err(self.err("delete"))?;
+        Ok(n as u64)
+    }
+
+    fn load_cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StateError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT cursor FROM listing_cursors WHERE tenant = ?1 AND source = ?2",
+            params![tenant, source],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(self.err("load cursor"))
+    }
+
+    fn save_cursor(&self, tenant: &str, source: &str, cursor: &str) -> Result<(), StateError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR REPLACE INTO listing_cursors (tenant, source, cursor, updated_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![tenant, source, cursor, now_unix()],
+        )
+        .map_err(self.err("save cursor"))?;
+        Ok(())
+    }
+
+    fn quarantine(
+        &self,
+        tenant: &str,
+        source: &str,
+        object: &str,
+        etag: &str,
+        reason: &str,
+    ) -> Result<(), StateError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR REPLACE INTO quarantine (tenant, source, object, etag, reason, quarantined_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![tenant, source, object, etag, reason, now_unix()],
+        )
+        .map_err(self.err("quarantine"))?;
+        Ok(())
+    }
+
+    fn quarantined(&self, tenant: &str, source: &str) -> Result<Vec<QuarantineEntry>, StateError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT object, etag, reason, quarantined_at FROM quarantine
+                 WHERE tenant = ?1 AND source = ?2 ORDER BY object",
+            )
+            .map_err(self.err("list quarantine"))?;
+        let rows = stmt
+            .query_map(params![tenant, source], |r| {
+                Ok(QuarantineEntry {
+                    object: r.get(0)?,
+                    etag: r.get(1)?,
+                    reason: r.get(2)?,
+                    quarantined_at: r.get(3)?,
+                })
+            })
+            .map_err(self.err("list quarantine"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| map_read_err(&self.path, "list quarantine", e))
+    }
+
+    fn release(&self, tenant: &str, source: &str, object: &str) -> Result<bool, StateError> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "DELETE FROM quarantine WHERE tenant = ?1 AND source = ?2 AND object = ?3",
+                params![tenant, source, object],
+            )
+            .map_err(self.err("release"))?;
+        Ok(n > 0)
+    }
+
+    fn summary(&self, tenant: &str, source: &str) -> Result<SourceSummary, StateError> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(records_shipped), 0), COALESCE(SUM(rejected_records), 0),
+                    COALESCE(SUM(MAX(size_seen - byte_offset, 0)), 0),
+                    MIN(first_unshipped_at), MAX(last_shipped_at)
+             FROM checkpoints WHERE tenant = ?1 AND source = ?2",
+            params![tenant, source],
+            |r| {
+                Ok(SourceSummary {
+                    objects: col_u64(r, 0)?,
+                    records_shipped: col_u64(r, 1)?,
+                    rejected_records: col_u64(r, 2)?,
+                    bytes_pending: col_u64(r, 3)?,
+                    oldest_unshipped_at: r.get(4)?,
+                    last_shipped_at: r.get(5)?,
+                })
+            },
+        )
+        .map_err(|e| map_read_err(&self.path, "summary", e))
+    }
+}
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;

@@ -1,0 +1,200 @@
+//! Tests of the SQLite store: the shared suite, durability across reopen and crashes, and the
+//! operator-facing errors.
+
+use super::*;
+use crate::state::conformance;
+use std::sync::Arc;
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory (is /tmp writable?)")
+}
+
+#[test]
+fn versions_and_conflicts() {
+    let dir = temp();
+    conformance::versions_and_conflicts(&SqliteCheckpointStore::open(dir.path()).unwrap());
+}
+
+#[test]
+fn paged_listing() {
+    let dir = temp();
+    conformance::paged_listing(&SqliteCheckpointStore::open(dir.path()).unwrap());
+}
+
+#[test]
+fn cursors_quarantine_summary_delete() {
+    let dir = temp();
+    conformance::cursors_quarantine_summary_delete(
+        &SqliteCheckpointStore::open(dir.path()).unwrap(),
+    );
+}
+
+#[test]
+fn concurrent_commits_from_threads() {
+    let dir = temp();
+    conformance::concurrent_commits(Arc::new(SqliteCheckpointStore::open(dir.path()).unwrap()));
+}
+
+#[test]
+fn creates_the_directory_and_uses_wal() {
+    let dir = temp();
+    let state = dir.path().join("nested/state");
+    let store = SqliteCheckpointStore::open(&state).unwrap();
+    assert_eq!(store.path(), state.join(STATE_FILE_NAME));
+    let conn = store.conn();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous must be FULL");
+}
+
+#[test]
+fn reopen_after_drop_keeps_data() {
+    let dir = temp();
+    let key = ObjectKey::new("t", "s", "o");
+    {
+        let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+        store.commit(&key, None, &conformance::cp(42)).unwrap();
+        store.save_cursor("t", "s", "c1").unwrap();
+        store.quarantine("t", "s", "q", "e", "r").unwrap();
+    }
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    let got = store.load(&key).unwrap().unwrap();
+    assert_eq!((got.version, got.value), (1, conformance::cp(42)));
+    assert_eq!(store.load_cursor("t", "s").unwrap().as_deref(), Some("c1"));
+    assert_eq!(store.quarantined("t", "s").unwrap().len(), 1);
+    // Reopening again does not re-run migrations.
+    drop(store);
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    let n: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM ferry_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, i64::from(SCHEMA_VERSION));
+}
+
+#[test]
+fn leaked_store_without_close_keeps_committed_data() {
+    let dir = temp();
+    let key = ObjectKey::new("t", "s", "o");
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    store.commit(&key, None, &conformance::cp(7)).unwrap();
+    store.commit(&key, Some(1), &conformance::cp(8)).unwrap();
+    // Never closed: the WAL is not checkpointed into the main file.
+    std::mem::forget(store);
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    assert_eq!(store.load(&key).unwrap().unwrap().value.offset, 8);
+}
+
+/// Environment variable that turns this test binary into the crashing child.
+const CRASH_CHILD_ENV: &str = "FERRY_STATE_CRASH_CHILD_DIR";
+
+/// Runs in two roles: as a child (env set) it commits 200 times then aborts without any
+/// cleanup; as the parent it spawns that child, then checks every commit survived.
+#[test]
+fn abort_after_commits_loses_nothing() {
+    if let Some(dir) = std::env::var_os(CRASH_CHILD_ENV) {
+        let store = SqliteCheckpointStore::open(std::path::Path::new(&dir)).unwrap();
+        let key = ObjectKey::new("t", "s", "o");
+        let mut version = None;
+        for i in 1..=200u64 {
+            version = Some(store.commit(&key, version, &conformance::cp(i)).unwrap());
+        }
+        std::process::abort();
+    }
+    let dir = temp();
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "state::sqlite::tests::abort_after_commits_loses_nothing",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD_ENV, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must have aborted");
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    let got = store.load(&ObjectKey::new("t", "s", "o")).unwrap().unwrap();
+    assert_eq!((got.version, got.value.offset), (200, 200));
+}
+
+#[test]
+fn newer_schema_is_refused_with_the_fix() {
+    let dir = temp();
+    drop(SqliteCheckpointStore::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join(STATE_FILE_NAME)).unwrap();
+    conn.execute(
+        "INSERT INTO ferry_schema (version, applied_at, description) VALUES (99, 0, 'future')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = SqliteCheckpointStore::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, StateError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("was written by a newer ferry (schema 99)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("upgrade ferry or point state_dir elsewhere"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn garbage_file_is_reported_corrupt() {
+    let dir = temp();
+    std::fs::write(dir.path().join(STATE_FILE_NAME), vec![0x5a; 8192]).unwrap();
+    let err = SqliteCheckpointStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StateError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(STATE_FILE_NAME), "{err}");
+}
+
+#[test]
+fn foreign_sqlite_database_is_refused() {
+    let dir = temp();
+    let conn = rusqlite::Connection::open(dir.path().join(STATE_FILE_NAME)).unwrap();
+    conn.execute_batch("CREATE TABLE other (x INTEGER)")
+        .unwrap();
+    drop(conn);
+    let err = SqliteCheckpointStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StateError::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn state_dir_that_is_a_file_is_not_writable() {
+    let dir = temp();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SqliteCheckpointStore::open(&file).unwrap_err();
+    assert!(matches!(err, StateError::NotWritable { .. }), "{err}");
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
+
+#[test]
+fn offsets_above_i64_are_refused_not_wrapped() {
+    let dir = temp();
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    let err = store
+        .commit(
+            &ObjectKey::new("t", "s", "o"),
+            None,
+            &conformance::cp(u64::MAX - 20),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StateError::OutOfRange { what: "offset", .. }),
+        "{err}"
+    );
+}

@@ -5,3 +5,30 @@
 //! Owns: parsing `encryptiondata`, region-by-region decryption and encryption, unwrap/wrap calls,
 //! zeroizing key material. Must not: decide tenant state (it reports typed errors that say whether
 //! the customer revoked the key), touch checkpoints, or log key material.
+
+mod content_key;
+mod content_key_cache;
+mod decrypt;
+mod encrypt;
+mod error;
+mod format;
+mod regions;
+
+#[cfg(test)]
+mod cse_tests;
+
+pub use content_key::{
+    content_key_from_unwrapped, wrap_payload, ContentKey, CONTENT_KEY_LEN, WRAP_PAYLOAD_LEN,
+};
+pub use content_key_cache::{
+    Clock, ContentKeyCache, TokioClock, DEFAULT_CONTENT_KEY_CACHE_CAPACITY,
+};
+pub use decrypt::{DecryptSummary, RegionDecryptor};
+pub use encrypt::{EncryptSummary, RegionEncryptor};
+pub use error::CseError;
+pub use format::{
+    key_id_matches, parse_encryption_data, parse_encryption_data_capped, EncryptionData, Protocol,
+    RegionLayout, WrappedContentKey, DEFAULT_MAX_DATA_LENGTH, ENCRYPTION_DATA_METADATA,
+    PLAINTEXT_LENGTH_METADATA, PLAINTEXT_SHA256_METADATA, V2_DATA_LENGTH,
+};
+pub use regions::{ciphertext_len, plaintext_len, region_aligned_range, NonceScheme};

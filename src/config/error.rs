@@ -35,7 +35,7 @@ impl fmt::Display for ConfigError {
         }
         write!(f, ": {}", self.message)?;
         if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
+            write!(f, "\n  help: {}", help.replace('\n', "\n        "))?;
         }
         Ok(())
     }

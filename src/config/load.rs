@@ -108,7 +108,11 @@ fn load_text(text: &str, file: &Path) -> Result<LoadedConfig, ConfigErrors> {
                 col,
                 path: String::new(),
                 message: format!("invalid TOML: {}", first_line(e.message())),
-                help: Some("fix the syntax here: strings need double quotes, each key = value on its own line, tables are [name] or [[name]] (see https://toml.io)".into()),
+                help: Some(if e.message().contains("duplicate key") {
+                    "each key may appear once per table; several tenants or sources are written [[tenant]] and [[tenant.source]] (double brackets)".into()
+                } else {
+                    "fix the syntax here: strings need double quotes, each key = value on its own line, tables are [name] or [[name]] (see https://toml.io)".into()
+                }),
             });
         }
         if total > MAX_SYNTAX_ERRORS {
@@ -426,8 +430,8 @@ impl Locator<'_> {
             if path.0.last() == Some(&PathSeg::Key(key.to_string())) {
                 path.0.pop();
             }
-            let key_span = self.key_span(&path, key).unwrap_or(span);
-            return unknown_key_error(self, key_span, &path, key, &allowed);
+            let (table, key_span) = self.key_below(&path, key).unwrap_or((path, span));
+            return unknown_key_error(self, key_span, &table, key, &allowed);
         }
         if msg.starts_with("unknown variant") {
             let value = ticks.first().copied().unwrap_or("");
@@ -449,24 +453,40 @@ impl Locator<'_> {
         self.error_at(span, path.to_string(), first_line(msg), Some(help))
     }
 
-    fn key_span(&self, table: &ConfigPath, key: &str) -> Option<Range<usize>> {
-        let mut current: &DeTable<'_> = self.root;
-        let mut pending_array: Option<&[Spanned<DeValue<'_>>]> = None;
+    /// The path and span of the key `key` nearest below `table` (tagged enums report unknown
+    /// fields at the enclosing table, possibly several levels up).
+    fn key_below(&self, table: &ConfigPath, key: &str) -> Option<(ConfigPath, Range<usize>)> {
+        let mut node: Option<&DeValue<'_>> = None;
         for seg in &table.0 {
-            match seg {
-                PathSeg::Key(k) => match current.get(k.as_str()).map(|v| v.get_ref()) {
-                    Some(DeValue::Table(t)) => current = t,
-                    Some(DeValue::Array(a)) => pending_array = Some(a),
-                    _ => return None,
-                },
-                PathSeg::Item { index, .. } => match pending_array.take().and_then(|a| a.get(*index)).map(|v| v.get_ref()) {
-                    Some(DeValue::Table(t)) => current = t,
-                    _ => return None,
-                },
+            let next = match (seg, node) {
+                (PathSeg::Key(k), None) => self.root.get(k.as_str()),
+                (PathSeg::Key(k), Some(DeValue::Table(t))) => t.get(k.as_str()),
+                (PathSeg::Item { index, .. }, Some(DeValue::Array(a))) => a.get(*index),
+                _ => None,
+            };
+            node = Some(next?.get_ref());
+        }
+        match node {
+            None => find_key_in_table(self.root, key, table.clone()),
+            Some(DeValue::Table(t)) => find_key_in_table(t, key, table.clone()),
+            Some(_) => None,
+        }
+    }
+}
+
+fn find_key_in_table(t: &DeTable<'_>, key: &str, path: ConfigPath) -> Option<(ConfigPath, Range<usize>)> {
+    if let Some((k, _)) = t.get_key_value(key) {
+        return Some((path.clone(), k.span()));
+    }
+    for (k, v) in t.iter() {
+        let p = path.key(k.get_ref());
+        if let DeValue::Table(inner) = v.get_ref() {
+            if let Some(found) = find_key_in_table(inner, key, p) {
+                return Some(found);
             }
         }
-        current.get_key_value(key).map(|(k, _)| k.span())
     }
+    None
 }
 
 fn contains(span: &Range<usize>, offset: usize) -> bool {

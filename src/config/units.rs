@@ -91,8 +91,20 @@ impl fmt::Display for HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(HumanDuration).map_err(serde::de::Error::custom)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a duration such as \"60s\", \"5m\" or \"1h30m\"")
+        })? {
+            Raw::Int(n) => Err(serde::de::Error::custom(format!(
+                "a duration needs a unit and quotes: write \"{n}s\" or \"{n}m\""
+            ))),
+            Raw::Text(s) => parse_duration(&s).map(HumanDuration).map_err(serde::de::Error::custom),
+        }
     }
 }
 

@@ -122,6 +122,10 @@ pub struct CustomCloudConfig {
     pub storage_resource: String,
     /// Token resource for Key Vault, e.g. `https://vault.sandbox.test`.
     pub vault_resource: String,
+    /// Token resource for Managed HSM, e.g. `https://managedhsm.sandbox.test`. Defaults to
+    /// `https://managedhsm.` followed by `vault_suffix` without its first label.
+    #[serde(default)]
+    pub managed_hsm_resource: Option<String>,
     /// Log Analytics query endpoint, e.g. `https://api.loganalytics.sandbox.test`.
     pub log_analytics_endpoint: String,
     /// Token resource for Log Analytics.

@@ -1,0 +1,485 @@
+//! Pure checks of single values: names, GUIDs, URLs, container names, key ids, DNS pins and the
+//! destination path template. Each returns the operator-facing message and fix.
+//!
+//! Owns: the rules for one value. Must not: know where the value sits in the config (that is
+//! `validate`) or do any I/O.
+
+use std::net::{IpAddr, SocketAddr};
+
+use url::Url;
+
+use super::error::did_you_mean;
+
+/// A failed check: what is wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub help: String,
+}
+
+fn problem(message: impl Into<String>, help: impl Into<String>) -> Problem {
+    Problem {
+        message: message.into(),
+        help: help.into(),
+    }
+}
+
+/// Tenant and source names: `^[a-z0-9][a-z0-9-]{0,62}$`.
+pub fn check_name(name: &str) -> Result<(), Problem> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(problem(
+            format!("{name:?} is not a valid name: names are 1-63 lowercase letters, digits or hyphens, not starting with a hyphen"),
+            format!("use a short name such as {:?}", suggest_name(name)),
+        ))
+    }
+}
+
+fn suggest_name(name: &str) -> String {
+    let mut out: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    out = out.trim_matches('-').chars().take(63).collect();
+    if out.is_empty() {
+        "contoso".into()
+    } else {
+        out
+    }
+}
+
+/// A GUID written `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex, any case).
+pub fn check_guid(value: &str, what: &str) -> Result<(), Problem> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    let ok = parts.len() == 5
+        && parts
+            .iter()
+            .zip(lens)
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(problem(
+            format!("{what} {value:?} is not a GUID"),
+            format!("copy the {what} from the Azure portal; it looks like \"00000000-0000-0000-0000-000000000000\""),
+        ))
+    }
+}
+
+/// How much of a URL may follow the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlPath {
+    /// Only `https://host` (a trailing `/` is tolerated).
+    None,
+    /// Any path.
+    Any,
+}
+
+/// An `https://` URL with a host and no query or fragment.
+pub fn check_https_url(value: &str, what: &str, path: UrlPath) -> Result<Url, Problem> {
+    let url = Url::parse(value).map_err(|e| {
+        problem(
+            format!("{what} {value:?} is not a URL ({e})"),
+            format!("write the full URL, e.g. {}", example_for(what)),
+        )
+    })?;
+    if url.scheme() != "https" {
+        return Err(problem(
+            format!("{what} {value:?} must use https, not {}", url.scheme()),
+            format!("write it as https://{}", url.host_str().unwrap_or("host")),
+        ));
+    }
+    let host = match url.host_str() {
+        Some(h) if !h.is_empty() => h.to_string(),
+        _ => {
+            return Err(problem(
+                format!("{what} {value:?} has no host"),
+                format!("write the full URL, e.g. {}", example_for(what)),
+            ))
+        }
+    };
+    if url.query().is_some() {
+        return Err(problem(
+            format!("{what} {value:?} must not have a query string"),
+            format!("remove everything from '?'; Ferry authenticates with Entra tokens, never SAS tokens or keys in URLs: https://{host}{}", url.path().trim_end_matches('/')),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(problem(
+            format!("{what} {value:?} must not have a fragment"),
+            "remove everything from '#'",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(problem(
+            format!("{what} must not contain credentials"),
+            format!("write it as https://{host}"),
+        ));
+    }
+    if path == UrlPath::None && url.path() != "/" && !url.path().is_empty() {
+        return Err(problem(
+            format!("{what} {value:?} must not have a path"),
+            format!("write only the endpoint, https://{host}; the container goes in `container`"),
+        ));
+    }
+    Ok(url)
+}
+
+fn example_for(what: &str) -> &'static str {
+    if what.contains("vault") {
+        "https://provider-kv.vault.azure.net"
+    } else if what.contains("key") {
+        "https://contoso-kv.vault.azure.net/keys/ferry-cmk"
+    } else if what.contains("authority") {
+        "https://login.microsoftonline.com"
+    } else {
+        "https://contosologs.blob.core.windows.net"
+    }
+}
+
+/// An endpoint that may be plain http only when it is on this machine or link-local (IMDS, App
+/// Service's local identity endpoint); anything else must be https.
+pub fn check_identity_endpoint(value: &str) -> Result<(), Problem> {
+    let url = Url::parse(value).map_err(|e| {
+        problem(
+            format!("managed identity endpoint {value:?} is not a URL ({e})"),
+            "use the value of IDENTITY_ENDPOINT, or http://169.254.169.254/metadata/identity/oauth2/token for IMDS",
+        )
+    })?;
+    let local = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if local => Ok(()),
+        other => Err(problem(
+            format!("managed identity endpoint {value:?} must use https (plain {other} is allowed only for loopback and link-local addresses)"),
+            "use https, or the local endpoint the platform provides",
+        )),
+    }
+}
+
+/// Azure container names: 3-63 of `[a-z0-9-]`, starting and ending with a letter or digit, no
+/// `--`. The system containers `$logs`, `$root` and `$web` are accepted where `allow_system`.
+pub fn check_container(name: &str, allow_system: bool) -> Result<(), Problem> {
+    if allow_system && matches!(name, "$logs" | "$root" | "$web") {
+        return Ok(());
+    }
+    let b = name.as_bytes();
+    let ok = (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.first().is_some_and(|c| *c != b'-')
+        && b.last().is_some_and(|c| *c != b'-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(problem(
+            format!("container {name:?} is not valid: container names must be 3-63 lowercase letters, digits or hyphens, start and end with a letter or digit, and have no \"--\""),
+            format!("use the container's name exactly as the storage account shows it, e.g. {:?}", suggest_name(name)),
+        ))
+    }
+}
+
+/// `https://<vault>/keys/<name>[/<version>]`.
+pub fn check_key_id(value: &str) -> Result<(), Problem> {
+    let url = check_https_url(value, "key", UrlPath::Any)?;
+    let segs: Vec<&str> = url.path().trim_matches('/').split('/').collect();
+    let key_name_ok = |s: &str| {
+        !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let ok = match segs.as_slice() {
+        ["keys", name] => key_name_ok(name),
+        ["keys", name, version] => {
+            key_name_ok(name) && !version.is_empty() && version.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(problem(
+            format!("key {value:?} is not a Key Vault key identifier"),
+            "write https://<vault>.vault.azure.net/keys/<name> (optionally /<version>), as shown on the key's page in the portal",
+        ))
+    }
+}
+
+/// A DNS pin: `10.1.2.3` or `10.1.2.3:443` (IPv6 as `::1` or `[::1]:443`).
+pub fn check_pin(value: &str) -> Result<(), Problem> {
+    if value.parse::<IpAddr>().is_ok() || value.parse::<SocketAddr>().is_ok() {
+        Ok(())
+    } else {
+        Err(problem(
+            format!("{value:?} is not an address to pin to"),
+            "write an IP address, optionally with a port: \"10.1.2.3\" or \"10.1.2.3:443\"",
+        ))
+    }
+}
+
+/// A pinned host: a DNS name, or `*.` followed by one.
+pub fn check_pin_host(value: &str) -> Result<(), Problem> {
+    let name = value.strip_prefix("*.").unwrap_or(value);
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(problem(
+            format!("{value:?} is not a host name to pin"),
+            "write a host such as \"contosologs.blob.core.windows.net\" or \"*.sandbox.test\"",
+        ))
+    }
+}
+
+/// Placeholders the destination path template may use.
+pub const TEMPLATE_PLACEHOLDERS: [&str; 10] = [
+    "tenant",
+    "tenant_id",
+    "source",
+    "yyyy",
+    "MM",
+    "dd",
+    "HH",
+    "name",
+    "offset",
+    "ext",
+];
+
+/// A piece of a parsed path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    /// Text copied as is.
+    Literal(String),
+    /// A `{placeholder}`.
+    Placeholder(String),
+}
+
+/// Splits a template into literals and placeholders, checking braces and placeholder names.
+pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>, Problem> {
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' => {
+                let mut name = String::new();
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(c);
+                }
+                if !closed {
+                    return Err(problem(
+                        format!("path template {template:?} has a '{{' that is never closed"),
+                        "close it: placeholders are written {tenant}, {source}, {yyyy}, ...",
+                    ));
+                }
+                if !TEMPLATE_PLACEHOLDERS.contains(&name.as_str()) {
+                    let hint = did_you_mean(&name, &TEMPLATE_PLACEHOLDERS)
+                        .map(|s| format!("did you mean {{{s}}}? "))
+                        .unwrap_or_default();
+                    return Err(problem(
+                        format!("path template {template:?} uses unknown placeholder {{{name}}}"),
+                        format!("{hint}known placeholders: {}", known_placeholders()),
+                    ));
+                }
+                if !literal.is_empty() {
+                    parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(TemplatePart::Placeholder(name));
+            }
+            '}' => {
+                return Err(problem(
+                    format!("path template {template:?} has a '}}' without a '{{'"),
+                    "remove it, or write the placeholder in full, e.g. {source}",
+                ))
+            }
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(TemplatePart::Literal(literal));
+    }
+    Ok(parts)
+}
+
+fn known_placeholders() -> String {
+    TEMPLATE_PLACEHOLDERS
+        .iter()
+        .map(|p| format!("{{{p}}}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The destination path template: known placeholders, `{tenant}` and `{source}` present and each
+/// followed by a character no name can contain, no leading `/`, no `.` or `..` segments.
+pub fn check_template(template: &str) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let parts = match parse_template(template) {
+        Ok(p) => p,
+        Err(p) => return vec![p],
+    };
+    let example = "\"tenant={tenant}/source={source}/date={yyyy}-{MM}-{dd}/hour={HH}/{name}\"";
+    for needed in ["tenant", "source"] {
+        if !parts.contains(&TemplatePart::Placeholder(needed.into())) {
+            out.push(problem(
+                format!("path template {template:?} does not contain {{{needed}}}, so two tenants or sources could write to the same place"),
+                format!("include both {{tenant}} and {{source}}, e.g. {example}"),
+            ));
+        }
+    }
+    if template.starts_with('/') {
+        out.push(problem(
+            format!("path template {template:?} starts with '/'"),
+            "remove the leading '/': blob names are relative to the container",
+        ));
+    }
+    if template.split('/').any(|s| s == ".." || s == ".") {
+        out.push(problem(
+            format!("path template {template:?} has a '.' or '..' segment"),
+            "remove it: blob names are not file paths and must not step outside the prefix",
+        ));
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let TemplatePart::Placeholder(name) = part else {
+            continue;
+        };
+        if name != "tenant" && name != "source" {
+            continue;
+        }
+        let separated = match parts.get(i + 1) {
+            None => true,
+            Some(TemplatePart::Placeholder(_)) => false,
+            Some(TemplatePart::Literal(text)) => text.chars().next().is_some_and(|c| {
+                !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            }),
+        };
+        if !separated {
+            out.push(problem(
+                format!("path template {template:?}: {{{name}}} is followed by something a name can contain, so tenant \"a\" with source \"bc\" could collide with tenant \"ab\" with source \"c\""),
+                format!("put a '/', '_', '.' or '=' right after {{{name}}}, e.g. {example}"),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("contoso").is_ok());
+        assert!(check_name("a").is_ok());
+        assert!(check_name("a-1").is_ok());
+        assert!(check_name("-a").is_err());
+        assert!(check_name("Contoso").is_err());
+        assert!(check_name("").is_err());
+        assert!(check_name(&"a".repeat(64)).is_err());
+        assert_eq!(check_name("My Tenant").unwrap_err().help, "use a short name such as \"my-tenant\"");
+    }
+
+    #[test]
+    fn guids() {
+        assert!(check_guid("33333333-3333-4333-8333-333333333333", "tenant_id").is_ok());
+        assert!(check_guid("ABCDEF01-3333-4333-8333-333333333333", "tenant_id").is_ok());
+        assert!(check_guid("contoso.onmicrosoft.com", "tenant_id").is_err());
+        assert!(check_guid("33333333-3333-4333-8333-33333333333", "tenant_id").is_err());
+        assert!(check_guid("33333333-3333-4333-8333-33333333333g", "tenant_id").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        let ok = "https://contosologs.blob.core.windows.net";
+        assert!(check_https_url(ok, "account_url", UrlPath::None).is_ok());
+        assert!(check_https_url(&format!("{ok}/"), "account_url", UrlPath::None).is_ok());
+        let e = check_https_url("http://contosologs.blob.core.windows.net", "account_url", UrlPath::None).unwrap_err();
+        assert!(e.message.contains("must use https"), "{e:?}");
+        assert!(check_https_url(&format!("{ok}/logs"), "account_url", UrlPath::None).is_err());
+        assert!(check_https_url(&format!("{ok}?sv=1&sig=x"), "account_url", UrlPath::None).is_err());
+        assert!(check_https_url("contosologs", "account_url", UrlPath::None).is_err());
+        assert!(check_https_url("https://user:pw@host", "account_url", UrlPath::None).is_err());
+    }
+
+    #[test]
+    fn identity_endpoints() {
+        assert!(check_identity_endpoint("http://169.254.169.254/metadata/identity/oauth2/token").is_ok());
+        assert!(check_identity_endpoint("http://127.0.0.1:41000/msi/token").is_ok());
+        assert!(check_identity_endpoint("https://identity.sandbox.test/msi/token").is_ok());
+        assert!(check_identity_endpoint("http://identity.example.com/msi/token").is_err());
+    }
+
+    #[test]
+    fn containers() {
+        assert!(check_container("insights-logs-auditevent", false).is_ok());
+        assert!(check_container("ab", false).is_err());
+        assert!(check_container("Logs", false).is_err());
+        assert!(check_container("a--b", false).is_err());
+        assert!(check_container("abc-", false).is_err());
+        assert!(check_container("$logs", true).is_ok());
+        assert!(check_container("$logs", false).is_err());
+    }
+
+    #[test]
+    fn key_ids() {
+        assert!(check_key_id("https://contoso-kv.vault.azure.net/keys/ferry-cmk").is_ok());
+        assert!(check_key_id("https://contoso-kv.vault.azure.net/keys/ferry-cmk/0123abcd").is_ok());
+        assert!(check_key_id("https://contoso-kv.vault.azure.net/secrets/ferry-cmk").is_err());
+        assert!(check_key_id("https://contoso-kv.vault.azure.net/keys/").is_err());
+        assert!(check_key_id("https://contoso-kv.vault.azure.net/keys/a/b/c").is_err());
+        assert!(check_key_id("http://contoso-kv.vault.azure.net/keys/k").is_err());
+    }
+
+    #[test]
+    fn pins() {
+        assert!(check_pin("10.1.2.3").is_ok());
+        assert!(check_pin("10.1.2.3:443").is_ok());
+        assert!(check_pin("[::1]:443").is_ok());
+        assert!(check_pin("example.com").is_err());
+        assert!(check_pin("10.1.2.3:99999").is_err());
+        assert!(check_pin_host("*.sandbox.test").is_ok());
+        assert!(check_pin_host("a..b").is_err());
+    }
+
+    #[test]
+    fn templates() {
+        assert!(check_template("tenant={tenant}/source={source}/date={yyyy}-{MM}-{dd}/hour={HH}/{name}").is_empty());
+        assert!(check_template("{tenant}/{source}/{yyyy}/{MM}/{dd}/{HH}/{name}").is_empty());
+        // Collisions: a name character or another placeholder right after {tenant}.
+        assert_eq!(check_template("{tenant}-{source}/{name}").len(), 1);
+        assert_eq!(check_template("{tenant}{source}/{name}").len(), 1);
+        assert_eq!(check_template("{tenant}/{source}x/{name}").len(), 1);
+        assert!(check_template("{tenant}/{name}")[0].message.contains("{source}"));
+        assert!(check_template("/{tenant}/{source}")[0].message.contains("starts with '/'"));
+        assert!(check_template("{tenant}/../{source}")[0].message.contains(".."));
+        let unknown = check_template("{tenant}/{source}/{nmae}");
+        assert!(unknown[0].help.contains("did you mean {name}"), "{unknown:?}");
+        assert!(check_template("{tenant}/{source")[0].message.contains("never closed"));
+        assert!(check_template("{tenant}/source}")[0].message.contains("without"));
+    }
+}

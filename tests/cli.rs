@@ -1,0 +1,112 @@
+//! The `ferry` command line as a person uses it: help with examples, exit codes, consent URLs,
+//! the JSON Schema, and honest "not built yet" answers.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn ferry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("FERRY_CONFIG")
+        .output()
+        .expect("the ferry binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn every_command_help_shows_an_example() {
+    for cmd in ["run", "validate", "check", "consent-url", "status", "cat"] {
+        let out = ferry(&[cmd, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{cmd} --help");
+        let help = text(&out.stdout);
+        assert!(help.contains("Example"), "ferry {cmd} --help has no example:\n{help}");
+        assert!(help.contains(&format!("ferry {cmd}")), "ferry {cmd} --help example does not run ferry {cmd}");
+    }
+    let out = ferry(&["config", "schema", "--help"]);
+    assert!(text(&out.stdout).contains("ferry config schema"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(ferry(&["validate"]).status.code(), Some(2), "missing -c");
+    assert_eq!(ferry(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(ferry(&["run", "-c", "config/local.toml", "--onse"]).status.code(), Some(2));
+}
+
+#[test]
+fn config_defaults_to_ferry_config() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["validate"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("FERRY_CONFIG", "config/local.toml")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn consent_url_for_one_tenant_and_for_all() {
+    let out = ferry(&["consent-url", "-c", "config/local.toml", "--tenant", "contoso"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "https://login.sandbox.test/33333333-3333-4333-8333-333333333333/adminconsent?client_id=11111111-1111-4111-8111-111111111111"
+    );
+    let out = ferry(&["consent-url", "-c", "config/ferry.example.toml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let all = text(&out.stdout);
+    assert_eq!(all.lines().count(), 2, "{all}");
+    assert!(all.lines().all(|l| l.contains("https://login.microsoftonline.com/") && l.contains("/adminconsent?client_id=")), "{all}");
+    assert!(all.starts_with("contoso\t"));
+}
+
+#[test]
+fn consent_url_for_an_unknown_tenant_names_the_known_ones() {
+    let out = ferry(&["consent-url", "-c", "config/local.toml", "--tenant", "contso"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("no tenant named \"contso\""), "{err}");
+    assert!(err.contains("did you mean \"contoso\"?"), "{err}");
+    assert!(err.contains("contoso, fabrikam"), "{err}");
+}
+
+#[test]
+fn config_schema_is_json_with_every_section() {
+    let out = ferry(&["config", "schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let props = &schema["properties"];
+    for key in ["agent", "app", "destination", "tenant"] {
+        assert!(props.get(key).is_some(), "schema lacks {key}");
+    }
+}
+
+#[test]
+fn commands_not_built_yet_say_so_and_exit_1() {
+    for args in [
+        vec!["run", "-c", "config/local.toml", "--once"],
+        vec!["check", "-c", "config/local.toml", "--tenant", "contoso", "--json"],
+        vec!["status", "--url", "http://127.0.0.1:9464", "--json"],
+        vec!["cat", "https://providerlogs.blob.sandbox.test/shipped/x", "-c", "config/local.toml"],
+    ] {
+        let out = ferry(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: no pretend output");
+        assert!(text(&out.stderr).contains("not built yet"), "{args:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn commands_refuse_a_bad_config_with_exit_2() {
+    let bad: PathBuf = ["tests", "fixtures", "config", "bad_guid.toml"].iter().collect();
+    let bad = bad.to_string_lossy().to_string();
+    for args in [vec!["run", "-c", &bad], vec!["check", "-c", &bad], vec!["consent-url", "-c", &bad]] {
+        let out = ferry(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("is not a GUID"), "{args:?}");
+    }
+}

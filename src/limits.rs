@@ -121,7 +121,11 @@ impl Limits {
     /// Time spent waiting on either limit.
     pub fn waited(&self) -> Duration {
         self.bytes.as_ref().map(|b| b.waited()).unwrap_or_default()
-            + self.requests.as_ref().map(|r| r.waited()).unwrap_or_default()
+            + self
+                .requests
+                .as_ref()
+                .map(|r| r.waited())
+                .unwrap_or_default()
     }
 }
 

@@ -75,7 +75,10 @@ pub struct RetryStats {
 }
 
 /// Runs `call` until it succeeds, fails with a non-transient error, or runs out of tries.
-pub async fn with_retries<T, E, F, Fut>(policy: RetryPolicy, mut call: F) -> (Result<T, E>, RetryStats)
+pub async fn with_retries<T, E, F, Fut>(
+    policy: RetryPolicy,
+    mut call: F,
+) -> (Result<T, E>, RetryStats)
 where
     E: Retryable,
     F: FnMut(u32) -> Fut,
@@ -132,12 +135,19 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stops_on_fatal_and_after_max_attempts() {
-        let (r, s) = with_retries(RetryPolicy::default(), |_| async { Err::<(), _>(E(false, None)) }).await;
+        let (r, s) = with_retries(RetryPolicy::default(), |_| async {
+            Err::<(), _>(E(false, None))
+        })
+        .await;
         assert!(r.is_err());
         assert_eq!(s.retries, 0);
-        let (r, s) = with_retries(RetryPolicy { max_attempts: 3, ..Default::default() }, |_| async {
-            Err::<(), _>(E(true, None))
-        })
+        let (r, s) = with_retries(
+            RetryPolicy {
+                max_attempts: 3,
+                ..Default::default()
+            },
+            |_| async { Err::<(), _>(E(true, None)) },
+        )
         .await;
         assert!(r.is_err());
         assert_eq!(s.retries, 2);

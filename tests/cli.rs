@@ -23,8 +23,14 @@ fn every_command_help_shows_an_example() {
         let out = ferry(&[cmd, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{cmd} --help");
         let help = text(&out.stdout);
-        assert!(help.contains("Example"), "ferry {cmd} --help has no example:\n{help}");
-        assert!(help.contains(&format!("ferry {cmd}")), "ferry {cmd} --help example does not run ferry {cmd}");
+        assert!(
+            help.contains("Example"),
+            "ferry {cmd} --help has no example:\n{help}"
+        );
+        assert!(
+            help.contains(&format!("ferry {cmd}")),
+            "ferry {cmd} --help example does not run ferry {cmd}"
+        );
     }
     let out = ferry(&["config", "schema", "--help"]);
     assert!(text(&out.stdout).contains("ferry config schema"));
@@ -34,7 +40,12 @@ fn every_command_help_shows_an_example() {
 fn usage_errors_exit_2() {
     assert_eq!(ferry(&["validate"]).status.code(), Some(2), "missing -c");
     assert_eq!(ferry(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(ferry(&["run", "-c", "config/local.toml", "--onse"]).status.code(), Some(2));
+    assert_eq!(
+        ferry(&["run", "-c", "config/local.toml", "--onse"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -50,7 +61,13 @@ fn config_defaults_to_ferry_config() {
 
 #[test]
 fn consent_url_for_one_tenant_and_for_all() {
-    let out = ferry(&["consent-url", "-c", "config/local.toml", "--tenant", "contoso"]);
+    let out = ferry(&[
+        "consent-url",
+        "-c",
+        "config/local.toml",
+        "--tenant",
+        "contoso",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
@@ -60,13 +77,24 @@ fn consent_url_for_one_tenant_and_for_all() {
     assert_eq!(out.status.code(), Some(0));
     let all = text(&out.stdout);
     assert_eq!(all.lines().count(), 2, "{all}");
-    assert!(all.lines().all(|l| l.contains("https://login.microsoftonline.com/") && l.contains("/adminconsent?client_id=")), "{all}");
+    assert!(
+        all.lines()
+            .all(|l| l.contains("https://login.microsoftonline.com/")
+                && l.contains("/adminconsent?client_id=")),
+        "{all}"
+    );
     assert!(all.starts_with("contoso\t"));
 }
 
 #[test]
 fn consent_url_for_an_unknown_tenant_names_the_known_ones() {
-    let out = ferry(&["consent-url", "-c", "config/local.toml", "--tenant", "contso"]);
+    let out = ferry(&[
+        "consent-url",
+        "-c",
+        "config/local.toml",
+        "--tenant",
+        "contso",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("no tenant named \"contso\""), "{err}");
@@ -89,22 +117,44 @@ fn config_schema_is_json_with_every_section() {
 fn commands_not_built_yet_say_so_and_exit_1() {
     for args in [
         vec!["run", "-c", "config/local.toml", "--once"],
-        vec!["check", "-c", "config/local.toml", "--tenant", "contoso", "--json"],
+        vec![
+            "check",
+            "-c",
+            "config/local.toml",
+            "--tenant",
+            "contoso",
+            "--json",
+        ],
         vec!["status", "--url", "http://127.0.0.1:9464", "--json"],
-        vec!["cat", "https://providerlogs.blob.sandbox.test/shipped/x", "-c", "config/local.toml"],
+        vec![
+            "cat",
+            "https://providerlogs.blob.sandbox.test/shipped/x",
+            "-c",
+            "config/local.toml",
+        ],
     ] {
         let out = ferry(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}: no pretend output");
-        assert!(text(&out.stderr).contains("not built yet"), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("not built yet"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn commands_refuse_a_bad_config_with_exit_2() {
-    let bad: PathBuf = ["tests", "fixtures", "config", "bad_guid.toml"].iter().collect();
+    let bad: PathBuf = ["tests", "fixtures", "config", "bad_guid.toml"]
+        .iter()
+        .collect();
     let bad = bad.to_string_lossy().to_string();
-    for args in [vec!["run", "-c", &bad], vec!["check", "-c", &bad], vec!["consent-url", "-c", &bad]] {
+    for args in [
+        vec!["run", "-c", &bad],
+        vec!["check", "-c", &bad],
+        vec!["consent-url", "-c", &bad],
+    ] {
         let out = ferry(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(text(&out.stderr).contains("is not a GUID"), "{args:?}");

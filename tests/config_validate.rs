@@ -26,12 +26,19 @@ fn assert_broken(name: &str, expected: &[&str]) -> String {
     let path = fixture(name);
     let out = validate(&path);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{name}: expected exit 2, stderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{name}: expected exit 2, stderr:\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
     assert!(out.stdout.is_empty(), "{name}: errors go to stderr only");
     for piece in expected {
         let piece = piece.replace("{file}", &path.display().to_string());
-        assert!(stderr.contains(&piece), "{name}: expected {piece:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(&piece),
+            "{name}: expected {piece:?} in:\n{stderr}"
+        );
     }
     stderr
 }
@@ -41,25 +48,45 @@ fn the_shipped_configs_validate() {
     for file in ["config/local.toml", "config/ferry.example.toml"] {
         let out = validate(&repo().join(file));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{file} does not validate:\n{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains(": ok: 2 tenants, 3 sources"), "{file}: {stdout}");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file} does not validate:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(": ok: 2 tenants, 3 sources"),
+            "{file}: {stdout}"
+        );
         assert_eq!(stdout.lines().count(), 1, "success is one line: {stdout}");
     }
     let out = validate(&fixture("minimal_valid.toml"));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("app credential secret (env), destination credential managed_identity"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("app credential secret (env), destination credential managed_identity"));
 }
 
 #[test]
 fn bad_toml_syntax() {
-    assert_broken("bad_syntax.toml", &["{file}:10:16: invalid TOML", "help: fix the syntax here"]);
+    assert_broken(
+        "bad_syntax.toml",
+        &["{file}:10:16: invalid TOML", "help: fix the syntax here"],
+    );
 }
 
 #[test]
 fn unknown_key_suggests_the_near_miss() {
     assert_broken(
         "unknown_key.toml",
-        &["{file}:17:1: tenant[contoso].source[audit].contianer: unknown key \"contianer\"", "help: did you mean \"container\"?"],
+        &[
+            "{file}:17:1: tenant[contoso].source[audit].contianer: unknown key \"contianer\"",
+            "help: did you mean \"container\"?",
+        ],
     );
 }
 
@@ -74,18 +101,36 @@ fn wrong_type() {
 #[test]
 fn inline_secrets_are_refused_without_echoing_them() {
     for name in ["inline_secret.toml", "inline_client_secret.toml"] {
-        let stderr = assert_broken(name, &["secrets must not be written in the config", "help: use `env = \"FERRY_APP_SECRET\"` or `file = \"...\"`"]);
-        assert!(!stderr.contains("s3cr3t-Value~"), "{name}: the secret was printed:\n{stderr}");
+        let stderr = assert_broken(
+            name,
+            &[
+                "secrets must not be written in the config",
+                "help: use `env = \"FERRY_APP_SECRET\"` or `file = \"...\"`",
+            ],
+        );
+        assert!(
+            !stderr.contains("s3cr3t-Value~"),
+            "{name}: the secret was printed:\n{stderr}"
+        );
     }
-    assert_broken("inline_secret.toml", &["{file}:3:33: app.credential.value:"]);
-    assert_broken("inline_client_secret.toml", &["{file}:4:1: app.client_secret:"]);
+    assert_broken(
+        "inline_secret.toml",
+        &["{file}:3:33: app.credential.value:"],
+    );
+    assert_broken(
+        "inline_client_secret.toml",
+        &["{file}:4:1: app.client_secret:"],
+    );
 }
 
 #[test]
 fn duplicate_tenant() {
     assert_broken(
         "duplicate_tenant.toml",
-        &["{file}:20:8: tenant[contoso].name: tenant name \"contoso\" is used twice", "help: give each [[tenant]] its own name"],
+        &[
+            "{file}:20:8: tenant[contoso].name: tenant name \"contoso\" is used twice",
+            "help: give each [[tenant]] its own name",
+        ],
     );
 }
 
@@ -93,7 +138,10 @@ fn duplicate_tenant() {
 fn duplicate_source() {
     assert_broken(
         "duplicate_source.toml",
-        &["{file}:20:8: tenant[contoso].source[audit].name: source name \"audit\" is used twice", "help: give each [[tenant.source]]"],
+        &[
+            "{file}:20:8: tenant[contoso].source[audit].name: source name \"audit\" is used twice",
+            "help: give each [[tenant.source]]",
+        ],
     );
 }
 
@@ -121,7 +169,11 @@ fn non_https_urls() {
 fn colliding_template() {
     assert_broken(
         "colliding_template.toml",
-        &["{file}:8:8: destination.path:", "could collide", "help: put a '/', '_', '.' or '=' right after {tenant}"],
+        &[
+            "{file}:8:8: destination.path:",
+            "could collide",
+            "help: put a '/', '_', '.' or '=' right after {tenant}",
+        ],
     );
 }
 
@@ -129,7 +181,11 @@ fn colliding_template() {
 fn template_without_tenant() {
     assert_broken(
         "template_without_tenant.toml",
-        &["{file}:8:8: destination.path:", "does not contain {tenant}", "help: include both {tenant} and {source}"],
+        &[
+            "{file}:8:8: destination.path:",
+            "does not contain {tenant}",
+            "help: include both {tenant} and {source}",
+        ],
     );
 }
 
@@ -137,7 +193,10 @@ fn template_without_tenant() {
 fn custom_cloud_missing() {
     assert_broken(
         "custom_cloud_missing.toml",
-        &["{file}:2:9: agent.cloud: cloud = \"custom\" needs an [agent.custom_cloud] table", "help: add [agent.custom_cloud]"],
+        &[
+            "{file}:2:9: agent.cloud: cloud = \"custom\" needs an [agent.custom_cloud] table",
+            "help: add [agent.custom_cloud]",
+        ],
     );
 }
 
@@ -184,7 +243,13 @@ fn several_errors_are_all_reported_in_file_order() {
 
 #[test]
 fn garbage_bytes() {
-    assert_broken("garbage.bin", &["{file}:1:1: the file is not UTF-8 text", "help: a config is a TOML text file"]);
+    assert_broken(
+        "garbage.bin",
+        &[
+            "{file}:1:1: the file is not UTF-8 text",
+            "help: a config is a TOML text file",
+        ],
+    );
 }
 
 #[test]
@@ -196,7 +261,11 @@ fn truncated_file() {
 fn empty_file() {
     assert_broken(
         "empty.toml",
-        &["{file}:1:1: app: missing table [app]", "{file}:1:1: destination: missing table [destination]", "help: add it, e.g."],
+        &[
+            "{file}:1:1: app: missing table [app]",
+            "{file}:1:1: destination: missing table [destination]",
+            "help: add it, e.g.",
+        ],
     );
 }
 
@@ -205,5 +274,8 @@ fn missing_file_is_a_config_error() {
     let out = validate(&fixture("does-not-exist.toml"));
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("does-not-exist.toml: cannot read the config file"), "{stderr}");
+    assert!(
+        stderr.contains("does-not-exist.toml: cannot read the config file"),
+        "{stderr}"
+    );
 }

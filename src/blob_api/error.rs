@@ -63,7 +63,11 @@ fn xml_element(body: &str, tag: &str) -> Option<String> {
 
 impl BlobError {
     /// From an unsuccessful response (reads the XML error body).
-    pub async fn from_response(operation: &'static str, blob: Option<&str>, resp: reqwest::Response) -> BlobError {
+    pub async fn from_response(
+        operation: &'static str,
+        blob: Option<&str>,
+        resp: reqwest::Response,
+    ) -> BlobError {
         let status = resp.status().as_u16();
         let retry_after = crate::identity::retry_after(resp.headers());
         let mut code = resp
@@ -91,7 +95,11 @@ impl BlobError {
 
     /// From a transport error (connect, reset, timeout): transient.
     pub fn network(operation: &'static str, blob: Option<&str>, e: &reqwest::Error) -> BlobError {
-        let mut message = if e.is_timeout() { "timed out".to_string() } else { "connection failed".to_string() };
+        let mut message = if e.is_timeout() {
+            "timed out".to_string()
+        } else {
+            "connection failed".to_string()
+        };
         let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
         while let Some(s) = src {
             message.push_str(": ");
@@ -110,7 +118,11 @@ impl BlobError {
     }
 
     /// An answer Ferry cannot read.
-    pub fn malformed(operation: &'static str, blob: Option<&str>, reason: impl Into<String>) -> BlobError {
+    pub fn malformed(
+        operation: &'static str,
+        blob: Option<&str>,
+        reason: impl Into<String>,
+    ) -> BlobError {
         BlobError {
             operation,
             blob: blob.map(str::to_string),
@@ -135,11 +147,26 @@ mod tests {
     #[test]
     fn classes() {
         assert_eq!(classify(503, Some("ServerBusy")), BlobErrorClass::Transient);
-        assert_eq!(classify(500, Some("OperationTimedOut")), BlobErrorClass::Transient);
-        assert_eq!(classify(403, Some("AuthorizationPermissionMismatch")), BlobErrorClass::AccessDenied);
-        assert_eq!(classify(404, Some("BlobNotFound")), BlobErrorClass::NotFound);
-        assert_eq!(classify(412, Some("ConditionNotMet")), BlobErrorClass::Changed);
-        assert_eq!(classify(400, Some("InvalidHeaderValue")), BlobErrorClass::Fatal);
+        assert_eq!(
+            classify(500, Some("OperationTimedOut")),
+            BlobErrorClass::Transient
+        );
+        assert_eq!(
+            classify(403, Some("AuthorizationPermissionMismatch")),
+            BlobErrorClass::AccessDenied
+        );
+        assert_eq!(
+            classify(404, Some("BlobNotFound")),
+            BlobErrorClass::NotFound
+        );
+        assert_eq!(
+            classify(412, Some("ConditionNotMet")),
+            BlobErrorClass::Changed
+        );
+        assert_eq!(
+            classify(400, Some("InvalidHeaderValue")),
+            BlobErrorClass::Fatal
+        );
     }
 
     #[test]

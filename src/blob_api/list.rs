@@ -85,9 +85,10 @@ pub fn parse_list(xml: &[u8]) -> Result<ListPage, String> {
                     current = Some(BlobItem::default());
                 }
                 if tag == "Name" {
-                    name_encoded = e.attributes().flatten().any(|a| {
-                        a.key.as_ref() == b"Encoded" && a.value.as_ref() == b"true"
-                    });
+                    name_encoded = e
+                        .attributes()
+                        .flatten()
+                        .any(|a| a.key.as_ref() == b"Encoded" && a.value.as_ref() == b"true");
                 }
                 path.push(tag);
                 text.clear();
@@ -107,7 +108,11 @@ pub fn parse_list(xml: &[u8]) -> Result<ListPage, String> {
                 if let Some(item) = current.as_mut() {
                     match (parent, tag.as_str()) {
                         ("Blob", "Name") => {
-                            item.name = if name_encoded { percent_decode(&value) } else { value };
+                            item.name = if name_encoded {
+                                percent_decode(&value)
+                            } else {
+                                value
+                            };
                         }
                         ("Properties", "Etag") => item.etag = value,
                         ("Properties", "Content-Length") => {
@@ -132,7 +137,8 @@ pub fn parse_list(xml: &[u8]) -> Result<ListPage, String> {
                         }
                         _ => {}
                     }
-                } else if tag == "NextMarker" && parent == "EnumerationResults" && !value.is_empty() {
+                } else if tag == "NextMarker" && parent == "EnumerationResults" && !value.is_empty()
+                {
                     page.next_marker = Some(value);
                 }
             }
@@ -161,7 +167,10 @@ mod tests {
         assert_eq!(page.blobs[0].name, "a/PT1H.json");
         assert_eq!(page.blobs[0].kind, Some(BlobKind::Append));
         assert_eq!(page.blobs[0].content_length, 120);
-        assert_eq!(page.blobs[0].metadata.get("encryptiondata").unwrap(), "{\"a\":1}");
+        assert_eq!(
+            page.blobs[0].metadata.get("encryptiondata").unwrap(),
+            "{\"a\":1}"
+        );
         assert_eq!(page.blobs[1].name, "b\nc");
         assert_eq!(page.next_marker.as_deref(), Some("2!abc"));
     }
@@ -172,6 +181,9 @@ mod tests {
         let _ = parse_list(b"<EnumerationResults><Blobs><Blob><Name>x</Wrong>");
         let _ = parse_list(&[0xff, 0xfe, 0x00, 0x3c]);
         assert_eq!(percent_decode("%\u{fc}%4"), "%\u{fc}%4");
-        assert_eq!(parse_list(b"<EnumerationResults/>").unwrap(), ListPage::default());
+        assert_eq!(
+            parse_list(b"<EnumerationResults/>").unwrap(),
+            ListPage::default()
+        );
     }
 }

@@ -131,7 +131,12 @@ impl ContainerClient {
             .header("Authorization", bearer)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder, what: &'static str, blob: Option<&str>) -> Result<reqwest::Response, BlobError> {
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &'static str,
+        blob: Option<&str>,
+    ) -> Result<reqwest::Response, BlobError> {
         let resp = req
             .send()
             .await
@@ -164,7 +169,8 @@ impl ContainerClient {
         }
         let resp = self
             .send(
-                self.request(reqwest::Method::GET, &self.container_url(), bearer).query(&query),
+                self.request(reqwest::Method::GET, &self.container_url(), bearer)
+                    .query(&query),
                 "list blobs",
                 None,
             )
@@ -185,7 +191,8 @@ impl ContainerClient {
                 Some(name),
             )
             .await?;
-        properties_from_headers(resp.headers()).map_err(|r| BlobError::malformed("get blob properties", Some(name), r))
+        properties_from_headers(resp.headers())
+            .map_err(|r| BlobError::malformed("get blob properties", Some(name), r))
     }
 
     /// Get Blob of bytes `[start, end)` (end None = to the end), locked to `etag` when given.
@@ -228,23 +235,40 @@ impl ContainerClient {
 
     fn upload_headers(opts: &UploadOptions) -> Result<HeaderMap, BlobError> {
         let mut h = HeaderMap::new();
-        let bad = |what: &str| BlobError::malformed("upload", None, format!("invalid header value for {what}"));
+        let bad = |what: &str| {
+            BlobError::malformed("upload", None, format!("invalid header value for {what}"))
+        };
         if let Some(ct) = &opts.content_type {
-            h.insert("x-ms-blob-content-type", HeaderValue::from_str(ct).map_err(|_| bad("content type"))?);
+            h.insert(
+                "x-ms-blob-content-type",
+                HeaderValue::from_str(ct).map_err(|_| bad("content type"))?,
+            );
         }
         if let Some(ce) = &opts.content_encoding {
-            h.insert("x-ms-blob-content-encoding", HeaderValue::from_str(ce).map_err(|_| bad("content encoding"))?);
+            h.insert(
+                "x-ms-blob-content-encoding",
+                HeaderValue::from_str(ce).map_err(|_| bad("content encoding"))?,
+            );
         }
         for (k, v) in &opts.metadata {
             let name = reqwest::header::HeaderName::from_bytes(format!("x-ms-meta-{k}").as_bytes())
                 .map_err(|_| bad(k))?;
-            h.insert(name, HeaderValue::from_str(&encode_metadata_value(v)).map_err(|_| bad(k))?);
+            h.insert(
+                name,
+                HeaderValue::from_str(&encode_metadata_value(v)).map_err(|_| bad(k))?,
+            );
         }
         Ok(h)
     }
 
     /// Put Blob (block blob) in one request; overwrites.
-    pub async fn put_blob(&self, bearer: &str, name: &str, body: Bytes, opts: &UploadOptions) -> Result<String, BlobError> {
+    pub async fn put_blob(
+        &self,
+        bearer: &str,
+        name: &str,
+        body: Bytes,
+        opts: &UploadOptions,
+    ) -> Result<String, BlobError> {
         let resp = self
             .send(
                 self.request(reqwest::Method::PUT, &self.blob_url(name), bearer)
@@ -259,7 +283,13 @@ impl ContainerClient {
     }
 
     /// Put Block (staged, invisible until committed).
-    pub async fn put_block(&self, bearer: &str, name: &str, block_id: &str, body: Bytes) -> Result<(), BlobError> {
+    pub async fn put_block(
+        &self,
+        bearer: &str,
+        name: &str,
+        block_id: &str,
+        body: Bytes,
+    ) -> Result<(), BlobError> {
         self.send(
             self.request(reqwest::Method::PUT, &self.blob_url(name), bearer)
                 .query(&[("comp", "block"), ("blockid", block_id)])
@@ -272,7 +302,13 @@ impl ContainerClient {
     }
 
     /// Put Block List: commits the staged blocks as the blob's content; overwrites.
-    pub async fn put_block_list(&self, bearer: &str, name: &str, block_ids: &[String], opts: &UploadOptions) -> Result<String, BlobError> {
+    pub async fn put_block_list(
+        &self,
+        bearer: &str,
+        name: &str,
+        block_ids: &[String],
+        opts: &UploadOptions,
+    ) -> Result<String, BlobError> {
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
         for id in block_ids {
             xml.push_str("<Latest>");
@@ -312,7 +348,11 @@ impl ContainerClient {
     }
 
     /// Downloads a whole blob into memory (small objects: tests, `ferry cat` metadata checks).
-    pub async fn get_all(&self, bearer: &str, name: &str) -> Result<(BlobProperties, Bytes), BlobError> {
+    pub async fn get_all(
+        &self,
+        bearer: &str,
+        name: &str,
+    ) -> Result<(BlobProperties, Bytes), BlobError> {
         let resp = self
             .send(
                 self.request(reqwest::Method::GET, &self.blob_url(name), bearer),
@@ -320,7 +360,8 @@ impl ContainerClient {
                 Some(name),
             )
             .await?;
-        let props = properties_from_headers(resp.headers()).map_err(|r| BlobError::malformed("get blob", Some(name), r))?;
+        let props = properties_from_headers(resp.headers())
+            .map_err(|r| BlobError::malformed("get blob", Some(name), r))?;
         let body = resp
             .bytes()
             .await
@@ -330,7 +371,9 @@ impl ContainerClient {
 }
 
 fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Reads blob properties from response headers.
@@ -374,7 +417,10 @@ mod tests {
     #[test]
     fn names_are_encoded_in_urls() {
         let c = ContainerClient::new(reqwest::Client::new(), "https://a.blob.x/", "c");
-        assert_eq!(c.blob_url("a b/ü?x#"), "https://a.blob.x/c/a%20b/%C3%BC%3Fx%23");
+        assert_eq!(
+            c.blob_url("a b/ü?x#"),
+            "https://a.blob.x/c/a%20b/%C3%BC%3Fx%23"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use super::ConfigArg;
 
 /// Arguments of `ferry cat`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  ferry cat https://providerlogs.blob.core.windows.net/shipped/tenant=contoso/source=audit/date=2026-11-27/hour=13/a.jsonl.zst -c /etc/ferry/ferry.toml")]
+#[command(
+    after_help = "Example:\n  ferry cat https://providerlogs.blob.core.windows.net/shipped/tenant=contoso/source=audit/date=2026-11-27/hour=13/a.jsonl.zst -c /etc/ferry/ferry.toml"
+)]
 pub struct CatArgs {
     /// URL of the shipped object in provider storage.
     #[arg(value_name = "BLOB_URL")]

@@ -9,8 +9,10 @@ use super::ConfigArg;
 
 /// Arguments of `ferry check`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ferry check -c /etc/ferry/ferry.toml\n  ferry check -c config/local.toml --tenant contoso --json\n\n\
-Gets each token, lists each container, reads each customer key and resolves each endpoint; exits 1 when anything fails.")]
+#[command(
+    after_help = "Examples:\n  ferry check -c /etc/ferry/ferry.toml\n  ferry check -c config/local.toml --tenant contoso --json\n\n\
+Gets each token, lists each container, reads each customer key and resolves each endpoint; exits 1 when anything fails."
+)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub config: ConfigArg,

@@ -9,8 +9,10 @@ use crate::config::did_you_mean;
 
 /// Arguments of `ferry consent-url`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ferry consent-url -c config/local.toml --tenant contoso\n  ferry consent-url -c /etc/ferry/ferry.toml\n\n\
-Send the URL to the customer's administrator: opening it grants the provider's app consent in their tenant.")]
+#[command(
+    after_help = "Examples:\n  ferry consent-url -c config/local.toml --tenant contoso\n  ferry consent-url -c /etc/ferry/ferry.toml\n\n\
+Send the URL to the customer's administrator: opening it grants the provider's app consent in their tenant."
+)]
 pub struct ConsentUrlArgs {
     #[command(flatten)]
     pub config: ConfigArg,
@@ -32,9 +34,20 @@ pub fn run(args: ConsentUrlArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             None => {
-                let names: Vec<&str> = loaded.config.tenants.iter().map(|t| t.name.as_str()).collect();
-                let hint = did_you_mean(name, &names).map(|s| format!("did you mean \"{s}\"? ")).unwrap_or_default();
-                let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+                let names: Vec<&str> = loaded
+                    .config
+                    .tenants
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect();
+                let hint = did_you_mean(name, &names)
+                    .map(|s| format!("did you mean \"{s}\"? "))
+                    .unwrap_or_default();
+                let known = if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                };
                 eprintln!(
                     "ferry consent-url: no tenant named \"{name}\" in {}\n  help: {hint}tenants in this config: {known}",
                     loaded.path.display()

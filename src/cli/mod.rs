@@ -71,7 +71,12 @@ pub enum ConfigCommand {
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArg {
     /// Config file (TOML).
-    #[arg(short = 'c', long = "config", env = "FERRY_CONFIG", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "FERRY_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: PathBuf,
 }
 
@@ -90,7 +95,9 @@ pub fn main() -> ExitCode {
 }
 
 /// Loads a config, printing every problem to stderr; `Err` carries the exit code to return.
-pub(crate) fn load_or_report(path: &std::path::Path) -> Result<crate::config::LoadedConfig, ExitCode> {
+pub(crate) fn load_or_report(
+    path: &std::path::Path,
+) -> Result<crate::config::LoadedConfig, ExitCode> {
     crate::config::load(path).map_err(|errors| {
         for e in &errors.errors {
             eprintln!("{e}");
@@ -109,7 +116,9 @@ pub(crate) fn load_or_report(path: &std::path::Path) -> Result<crate::config::Lo
 
 /// The honest answer of a command whose capability is not built yet.
 pub(crate) fn not_built(command: &str, issue: &str) -> ExitCode {
-    eprintln!("ferry {command}: not built yet: this capability arrives with {issue}; nothing was done");
+    eprintln!(
+        "ferry {command}: not built yet: this capability arrives with {issue}; nothing was done"
+    );
     ExitCode::from(EXIT_RUNTIME)
 }
 
@@ -134,8 +143,16 @@ mod tests {
             };
             for leaf in &mut leaves {
                 let help = leaf.render_long_help().to_string();
-                assert!(help.contains("Example"), "`ferry {}` --help has no example:\n{help}", leaf.get_name());
-                assert!(help.contains("ferry "), "`ferry {}` example does not show ferry", leaf.get_name());
+                assert!(
+                    help.contains("Example"),
+                    "`ferry {}` --help has no example:\n{help}",
+                    leaf.get_name()
+                );
+                assert!(
+                    help.contains("ferry "),
+                    "`ferry {}` example does not show ferry",
+                    leaf.get_name()
+                );
             }
         }
     }
@@ -144,11 +161,32 @@ mod tests {
     fn documented_flags_parse() {
         for argv in [
             vec!["ferry", "run", "-c", "f.toml", "--once"],
-            vec!["ferry", "check", "-c", "f.toml", "--tenant", "contoso", "--json"],
-            vec!["ferry", "status", "--url", "http://127.0.0.1:9464", "--json"],
+            vec![
+                "ferry", "check", "-c", "f.toml", "--tenant", "contoso", "--json",
+            ],
+            vec![
+                "ferry",
+                "status",
+                "--url",
+                "http://127.0.0.1:9464",
+                "--json",
+            ],
             vec!["ferry", "status", "-c", "f.toml"],
-            vec!["ferry", "cat", "https://a.blob.core.windows.net/c/b", "-c", "f.toml"],
-            vec!["ferry", "consent-url", "-c", "f.toml", "--tenant", "contoso"],
+            vec![
+                "ferry",
+                "cat",
+                "https://a.blob.core.windows.net/c/b",
+                "-c",
+                "f.toml",
+            ],
+            vec![
+                "ferry",
+                "consent-url",
+                "-c",
+                "f.toml",
+                "--tenant",
+                "contoso",
+            ],
             vec!["ferry", "validate", "-c", "f.toml"],
             vec!["ferry", "config", "schema"],
         ] {

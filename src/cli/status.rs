@@ -8,14 +8,21 @@ use clap::Args;
 
 /// Arguments of `ferry status`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ferry status --url http://127.0.0.1:9464\n  ferry status -c /etc/ferry/ferry.toml --json\n\n\
-With -c, the status server address is agent.status_listen of that config.")]
+#[command(
+    after_help = "Examples:\n  ferry status --url http://127.0.0.1:9464\n  ferry status -c /etc/ferry/ferry.toml --json\n\n\
+With -c, the status server address is agent.status_listen of that config."
+)]
 pub struct StatusArgs {
     /// Status server of the running Ferry.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Config file whose agent.status_listen names the status server.
-    #[arg(short = 'c', long = "config", env = "FERRY_CONFIG", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "FERRY_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Print the status as JSON.
     #[arg(long)]

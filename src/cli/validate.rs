@@ -9,8 +9,10 @@ use crate::config::{AppCredential, LoadedConfig, ProviderCredential, SourceConfi
 
 /// Arguments of `ferry validate`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  ferry validate -c config/local.toml\n\nPrints every problem as file:line:col: path: message, with a help line, and exits 2; \
-on success prints one summary line and exits 0. Contacts nothing.")]
+#[command(
+    after_help = "Example:\n  ferry validate -c config/local.toml\n\nPrints every problem as file:line:col: path: message, with a help line, and exits 2; \
+on success prints one summary line and exits 0. Contacts nothing."
+)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub config: ConfigArg,
@@ -31,7 +33,10 @@ pub fn run(args: ValidateArgs) -> ExitCode {
 pub fn summary(loaded: &LoadedConfig) -> String {
     let c = &loaded.config;
     let sources: Vec<&SourceConfig> = c.tenants.iter().flat_map(|t| t.sources.iter()).collect();
-    let blob = sources.iter().filter(|s| matches!(s, SourceConfig::Blob(_))).count();
+    let blob = sources
+        .iter()
+        .filter(|s| matches!(s, SourceConfig::Blob(_)))
+        .count();
     let la = sources.len() - blob;
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!(

@@ -206,7 +206,9 @@ pub fn check_key_id(value: &str) -> Result<(), Problem> {
     let ok = match segs.as_slice() {
         ["keys", name] => key_name_ok(name),
         ["keys", name, version] => {
-            key_name_ok(name) && !version.is_empty() && version.bytes().all(|b| b.is_ascii_alphanumeric())
+            key_name_ok(name)
+                && !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_alphanumeric())
         }
         _ => false,
     };
@@ -240,7 +242,9 @@ pub fn check_pin_host(value: &str) -> Result<(), Problem> {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if ok {
         Ok(())
@@ -374,9 +378,10 @@ pub fn check_template(template: &str) -> Vec<Problem> {
         let separated = match parts.get(i + 1) {
             None => true,
             Some(TemplatePart::Placeholder(_)) => false,
-            Some(TemplatePart::Literal(text)) => text.chars().next().is_some_and(|c| {
-                !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            }),
+            Some(TemplatePart::Literal(text)) => text
+                .chars()
+                .next()
+                .is_some_and(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')),
         };
         if !separated {
             out.push(problem(
@@ -401,7 +406,10 @@ mod tests {
         assert!(check_name("Contoso").is_err());
         assert!(check_name("").is_err());
         assert!(check_name(&"a".repeat(64)).is_err());
-        assert_eq!(check_name("My Tenant").unwrap_err().help, "use a short name such as \"my-tenant\"");
+        assert_eq!(
+            check_name("My Tenant").unwrap_err().help,
+            "use a short name such as \"my-tenant\""
+        );
     }
 
     #[test]
@@ -418,17 +426,27 @@ mod tests {
         let ok = "https://contosologs.blob.core.windows.net";
         assert!(check_https_url(ok, "account_url", UrlPath::None).is_ok());
         assert!(check_https_url(&format!("{ok}/"), "account_url", UrlPath::None).is_ok());
-        let e = check_https_url("http://contosologs.blob.core.windows.net", "account_url", UrlPath::None).unwrap_err();
+        let e = check_https_url(
+            "http://contosologs.blob.core.windows.net",
+            "account_url",
+            UrlPath::None,
+        )
+        .unwrap_err();
         assert!(e.message.contains("must use https"), "{e:?}");
         assert!(check_https_url(&format!("{ok}/logs"), "account_url", UrlPath::None).is_err());
-        assert!(check_https_url(&format!("{ok}?sv=1&sig=x"), "account_url", UrlPath::None).is_err());
+        assert!(
+            check_https_url(&format!("{ok}?sv=1&sig=x"), "account_url", UrlPath::None).is_err()
+        );
         assert!(check_https_url("contosologs", "account_url", UrlPath::None).is_err());
         assert!(check_https_url("https://user:pw@host", "account_url", UrlPath::None).is_err());
     }
 
     #[test]
     fn identity_endpoints() {
-        assert!(check_identity_endpoint("http://169.254.169.254/metadata/identity/oauth2/token").is_ok());
+        assert!(
+            check_identity_endpoint("http://169.254.169.254/metadata/identity/oauth2/token")
+                .is_ok()
+        );
         assert!(check_identity_endpoint("http://127.0.0.1:41000/msi/token").is_ok());
         assert!(check_identity_endpoint("https://identity.sandbox.test/msi/token").is_ok());
         assert!(check_identity_endpoint("http://identity.example.com/msi/token").is_err());
@@ -468,18 +486,34 @@ mod tests {
 
     #[test]
     fn templates() {
-        assert!(check_template("tenant={tenant}/source={source}/date={yyyy}-{MM}-{dd}/hour={HH}/{name}").is_empty());
+        assert!(check_template(
+            "tenant={tenant}/source={source}/date={yyyy}-{MM}-{dd}/hour={HH}/{name}"
+        )
+        .is_empty());
         assert!(check_template("{tenant}/{source}/{yyyy}/{MM}/{dd}/{HH}/{name}").is_empty());
         // Collisions: a name character or another placeholder right after {tenant}.
         assert_eq!(check_template("{tenant}-{source}/{name}").len(), 1);
         assert_eq!(check_template("{tenant}{source}/{name}").len(), 1);
         assert_eq!(check_template("{tenant}/{source}x/{name}").len(), 1);
-        assert!(check_template("{tenant}/{name}")[0].message.contains("{source}"));
-        assert!(check_template("/{tenant}/{source}")[0].message.contains("starts with '/'"));
-        assert!(check_template("{tenant}/../{source}")[0].message.contains(".."));
+        assert!(check_template("{tenant}/{name}")[0]
+            .message
+            .contains("{source}"));
+        assert!(check_template("/{tenant}/{source}")[0]
+            .message
+            .contains("starts with '/'"));
+        assert!(check_template("{tenant}/../{source}")[0]
+            .message
+            .contains(".."));
         let unknown = check_template("{tenant}/{source}/{nmae}");
-        assert!(unknown[0].help.contains("did you mean {name}"), "{unknown:?}");
-        assert!(check_template("{tenant}/{source")[0].message.contains("never closed"));
-        assert!(check_template("{tenant}/source}")[0].message.contains("without"));
+        assert!(
+            unknown[0].help.contains("did you mean {name}"),
+            "{unknown:?}"
+        );
+        assert!(check_template("{tenant}/{source")[0]
+            .message
+            .contains("never closed"));
+        assert!(check_template("{tenant}/source}")[0]
+            .message
+            .contains("without"));
     }
 }

@@ -31,15 +31,17 @@ pub struct CloudEndpoints {
 impl CloudEndpoints {
     /// The built-in values of a named cloud; `None` for `custom`.
     pub fn builtin(cloud: CloudName) -> Option<CloudEndpoints> {
-        let v = |a: &str, b: &str, k: &str, s: &str, vr: &str, h: &str, le: &str, lr: &str| CloudEndpoints {
-            authority_host: a.into(),
-            blob_suffix: b.into(),
-            vault_suffix: k.into(),
-            storage_resource: s.into(),
-            vault_resource: vr.into(),
-            managed_hsm_resource: h.into(),
-            log_analytics_endpoint: le.into(),
-            log_analytics_resource: lr.into(),
+        let v = |a: &str, b: &str, k: &str, s: &str, vr: &str, h: &str, le: &str, lr: &str| {
+            CloudEndpoints {
+                authority_host: a.into(),
+                blob_suffix: b.into(),
+                vault_suffix: k.into(),
+                storage_resource: s.into(),
+                vault_resource: vr.into(),
+                managed_hsm_resource: h.into(),
+                log_analytics_endpoint: le.into(),
+                log_analytics_resource: lr.into(),
+            }
         };
         match cloud {
             CloudName::Public => Some(v(
@@ -138,7 +140,11 @@ impl Config {
     /// The admin-consent URL for one tenant, in the configured cloud.
     pub fn consent_url(&self, tenant: &TenantConfig) -> Result<String, ConfigError> {
         let endpoints = self.cloud_endpoints()?;
-        Ok(consent_url(&endpoints.authority_host, &tenant.tenant_id, &self.app.client_id))
+        Ok(consent_url(
+            &endpoints.authority_host,
+            &tenant.tenant_id,
+            &self.app.client_id,
+        ))
     }
 }
 

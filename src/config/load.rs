@@ -38,7 +38,11 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// The admin-consent URL for one tenant.
     pub fn consent_url(&self, tenant: &TenantConfig) -> String {
-        super::cloud::consent_url(&self.endpoints.authority_host, &tenant.tenant_id, &self.config.app.client_id)
+        super::cloud::consent_url(
+            &self.endpoints.authority_host,
+            &tenant.tenant_id,
+            &self.config.app.client_id,
+        )
     }
 
     /// A tenant by name.
@@ -130,9 +134,18 @@ fn load_text(text: &str, file: &Path) -> Result<LoadedConfig, ConfigErrors> {
     let root_span = root.span();
     let mut root = root.into_inner();
     let (secrets, reported_secrets) = strip_inline_secrets(&mut root);
-    let loc = Locator { text, root: &root, file };
+    let loc = Locator {
+        text,
+        root: &root,
+        file,
+    };
     for s in &secrets {
-        errors.push(loc.error_at(s.span.clone(), s.path.to_string(), s.message(), Some(s.help())));
+        errors.push(loc.error_at(
+            s.span.clone(),
+            s.path.to_string(),
+            s.message(),
+            Some(s.help()),
+        ));
     }
     let parts = deserialize_parts(&root, root_span, &loc, &mut errors);
 
@@ -147,7 +160,10 @@ fn load_text(text: &str, file: &Path) -> Result<LoadedConfig, ConfigErrors> {
                 tenant.as_ref().map(|tenant| TenantView {
                     index: *index,
                     tenant,
-                    sources: sources.iter().filter_map(|(i, s)| s.as_ref().map(|s| (*i, s))).collect(),
+                    sources: sources
+                        .iter()
+                        .filter_map(|(i, s)| s.as_ref().map(|s| (*i, s)))
+                        .collect(),
                 })
             })
             .collect(),
@@ -162,7 +178,12 @@ fn load_text(text: &str, file: &Path) -> Result<LoadedConfig, ConfigErrors> {
         return Err(ConfigErrors { errors });
     }
     let config = parts.into_config().ok_or_else(|| ConfigErrors {
-        errors: vec![loc.error_at(0..0, String::new(), "the config could not be read".into(), None)],
+        errors: vec![loc.error_at(
+            0..0,
+            String::new(),
+            "the config could not be read".into(),
+            None,
+        )],
     })?;
     let endpoints = config.cloud_endpoints().map_err(|mut e| {
         e.file = file.to_path_buf();
@@ -199,7 +220,11 @@ struct Parts {
     destination: Option<DestinationConfig>,
     /// (index, tenant without sources, sources by index)
     #[allow(clippy::type_complexity)]
-    tenants: Vec<(usize, Option<TenantConfig>, Vec<(usize, Option<SourceConfig>)>)>,
+    tenants: Vec<(
+        usize,
+        Option<TenantConfig>,
+        Vec<(usize, Option<SourceConfig>)>,
+    )>,
 }
 
 impl Parts {
@@ -207,7 +232,10 @@ impl Parts {
         let mut tenants = Vec::new();
         for (_, tenant, sources) in self.tenants {
             let mut tenant = tenant?;
-            tenant.sources = sources.into_iter().map(|(_, s)| s).collect::<Option<Vec<_>>>()?;
+            tenant.sources = sources
+                .into_iter()
+                .map(|(_, s)| s)
+                .collect::<Option<Vec<_>>>()?;
             tenants.push(tenant);
         }
         Some(Config {
@@ -221,12 +249,23 @@ impl Parts {
 
 const TOP_KEYS: [&str; 4] = ["agent", "app", "destination", "tenant"];
 
-fn deserialize_parts(root: &DeTable<'_>, root_span: Range<usize>, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Parts {
+fn deserialize_parts(
+    root: &DeTable<'_>,
+    root_span: Range<usize>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Parts {
     let mut parts = Parts::default();
     for (k, _) in root.iter() {
         let key: &str = k.get_ref();
         if !TOP_KEYS.contains(&key) {
-            errors.push(unknown_key_error(loc, k.span(), &ConfigPath::root(), key, &TOP_KEYS));
+            errors.push(unknown_key_error(
+                loc,
+                k.span(),
+                &ConfigPath::root(),
+                key,
+                &TOP_KEYS,
+            ));
         }
     }
     let path = ConfigPath::root();
@@ -257,12 +296,17 @@ fn deserialize_parts(root: &DeTable<'_>, root_span: Range<usize>, loc: &Locator<
                     parts.tenants.push(tenant_piece(index, item, loc, errors));
                 }
             }
-            _ => errors.push(loc.error_at(
-                tenants.span(),
-                "tenant".into(),
-                "tenant must be an array of tables".into(),
-                Some("write each customer tenant as its own [[tenant]] table (double brackets)".into()),
-            )),
+            _ => errors.push(
+                loc.error_at(
+                    tenants.span(),
+                    "tenant".into(),
+                    "tenant must be an array of tables".into(),
+                    Some(
+                        "write each customer tenant as its own [[tenant]] table (double brackets)"
+                            .into(),
+                    ),
+                ),
+            ),
         }
     }
     parts
@@ -274,16 +318,31 @@ fn tenant_piece(
     item: &Spanned<DeValue<'_>>,
     loc: &Locator<'_>,
     errors: &mut Vec<ConfigError>,
-) -> (usize, Option<TenantConfig>, Vec<(usize, Option<SourceConfig>)>) {
+) -> (
+    usize,
+    Option<TenantConfig>,
+    Vec<(usize, Option<SourceConfig>)>,
+) {
     let DeValue::Table(table) = item.get_ref() else {
-        errors.push(loc.error_at(item.span(), format!("tenant[{index}]"), "each tenant must be a table".into(), Some("write it as a [[tenant]] table".into())));
+        errors.push(loc.error_at(
+            item.span(),
+            format!("tenant[{index}]"),
+            "each tenant must be a table".into(),
+            Some("write it as a [[tenant]] table".into()),
+        ));
         return (index, None, Vec::new());
     };
     let name = string_key(table, "name");
-    let tp = ConfigPath::root().key("tenant").item(index, name.as_deref());
+    let tp = ConfigPath::root()
+        .key("tenant")
+        .item(index, name.as_deref());
     let mut without_sources = table.clone();
     let sources_value = without_sources.remove("source");
-    let tenant = piece::<TenantConfig>(&Spanned::new(item.span(), DeValue::Table(without_sources)), loc, errors);
+    let tenant = piece::<TenantConfig>(
+        &Spanned::new(item.span(), DeValue::Table(without_sources)),
+        loc,
+        errors,
+    );
     let mut sources = Vec::new();
     match sources_value.as_ref().map(|v| (v.span(), v.get_ref())) {
         None => {}
@@ -292,19 +351,39 @@ fn tenant_piece(
                 sources.push((si, source_piece(&tp, si, s, loc, errors)));
             }
         }
-        Some((span, _)) => errors.push(loc.error_at(span, tp.key("source").to_string(), "source must be an array of tables".into(), Some("write each source as its own [[tenant.source]] table, after its [[tenant]]".into()))),
+        Some((span, _)) => errors.push(loc.error_at(
+            span,
+            tp.key("source").to_string(),
+            "source must be an array of tables".into(),
+            Some(
+                "write each source as its own [[tenant.source]] table, after its [[tenant]]".into(),
+            ),
+        )),
     }
     (index, tenant, sources)
 }
 
 const SOURCE_KINDS: [&str; 2] = ["blob", "log_analytics"];
 
-fn source_piece(tp: &ConfigPath, index: usize, item: &Spanned<DeValue<'_>>, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Option<SourceConfig> {
+fn source_piece(
+    tp: &ConfigPath,
+    index: usize,
+    item: &Spanned<DeValue<'_>>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SourceConfig> {
     let DeValue::Table(table) = item.get_ref() else {
-        errors.push(loc.error_at(item.span(), tp.key("source").item(index, None).to_string(), "each source must be a table".into(), Some("write it as a [[tenant.source]] table".into())));
+        errors.push(loc.error_at(
+            item.span(),
+            tp.key("source").item(index, None).to_string(),
+            "each source must be a table".into(),
+            Some("write it as a [[tenant.source]] table".into()),
+        ));
         return None;
     };
-    let sp = tp.key("source").item(index, string_key(table, "name").as_deref());
+    let sp = tp
+        .key("source")
+        .item(index, string_key(table, "name").as_deref());
     let mut rest = table.clone();
     let kind = rest.remove("kind");
     let kind_str = kind.as_ref().and_then(|k| match k.get_ref() {
@@ -314,16 +393,30 @@ fn source_piece(tp: &ConfigPath, index: usize, item: &Spanned<DeValue<'_>>, loc:
     let value = Spanned::new(item.span(), DeValue::Table(rest));
     match kind_str.as_deref() {
         Some("blob") => piece::<BlobSourceConfig>(&value, loc, errors).map(SourceConfig::Blob),
-        Some("log_analytics") => piece::<LogAnalyticsSourceConfig>(&value, loc, errors).map(SourceConfig::LogAnalytics),
+        Some("log_analytics") => {
+            piece::<LogAnalyticsSourceConfig>(&value, loc, errors).map(SourceConfig::LogAnalytics)
+        }
         Some(other) => {
             let span = kind.map(|k| k.span()).unwrap_or(item.span());
-            let hint = did_you_mean(other, &SOURCE_KINDS).map(|s| format!("did you mean \"{s}\"? ")).unwrap_or_default();
-            errors.push(loc.error_at(span, sp.key("kind").to_string(), format!("unknown source kind \"{other}\""), Some(format!("{hint}kind is \"blob\" or \"log_analytics\""))));
+            let hint = did_you_mean(other, &SOURCE_KINDS)
+                .map(|s| format!("did you mean \"{s}\"? "))
+                .unwrap_or_default();
+            errors.push(loc.error_at(
+                span,
+                sp.key("kind").to_string(),
+                format!("unknown source kind \"{other}\""),
+                Some(format!("{hint}kind is \"blob\" or \"log_analytics\"")),
+            ));
             None
         }
         None => {
             let span = kind.map(|k| k.span()).unwrap_or(item.span());
-            errors.push(loc.error_at(span, sp.key("kind").to_string(), "source has no kind (or it is not a string)".into(), Some("add kind = \"blob\" or kind = \"log_analytics\"".into())));
+            errors.push(loc.error_at(
+                span,
+                sp.key("kind").to_string(),
+                "source has no kind (or it is not a string)".into(),
+                Some("add kind = \"blob\" or kind = \"log_analytics\"".into()),
+            ));
             None
         }
     }
@@ -337,7 +430,11 @@ fn string_key(table: &DeTable<'_>, key: &str) -> Option<String> {
 }
 
 /// Deserializes one part, turning its error (if any) into a located [`ConfigError`].
-fn piece<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Option<T> {
+fn piece<T: DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
     match T::deserialize(value.clone().into_deserializer()) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -352,9 +449,21 @@ fn backticked(msg: &str) -> Vec<&str> {
     msg.split('`').skip(1).step_by(2).collect()
 }
 
-fn unknown_key_error(loc: &Locator<'_>, span: Range<usize>, table: &ConfigPath, key: &str, allowed: &[&str]) -> ConfigError {
-    let hint = did_you_mean(key, allowed).map(|s| format!("did you mean \"{s}\"? ")).unwrap_or_default();
-    let allowed_list = if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") };
+fn unknown_key_error(
+    loc: &Locator<'_>,
+    span: Range<usize>,
+    table: &ConfigPath,
+    key: &str,
+    allowed: &[&str],
+) -> ConfigError {
+    let hint = did_you_mean(key, allowed)
+        .map(|s| format!("did you mean \"{s}\"? "))
+        .unwrap_or_default();
+    let allowed_list = if allowed.is_empty() {
+        "none".to_string()
+    } else {
+        allowed.join(", ")
+    };
     loc.error_at(
         span,
         table.key(key).to_string(),
@@ -371,7 +480,13 @@ struct Locator<'a> {
 }
 
 impl Locator<'_> {
-    fn error_at(&self, span: Range<usize>, path: String, message: String, help: Option<String>) -> ConfigError {
+    fn error_at(
+        &self,
+        span: Range<usize>,
+        path: String,
+        message: String,
+        help: Option<String>,
+    ) -> ConfigError {
         let (line, col) = line_col(self.text, span.start);
         ConfigError {
             file: self.file.to_path_buf(),
@@ -436,14 +551,32 @@ impl Locator<'_> {
         if msg.starts_with("unknown variant") {
             let value = ticks.first().copied().unwrap_or("");
             let allowed: Vec<&str> = ticks.iter().skip(1).copied().collect();
-            let hint = did_you_mean(value, &allowed).map(|s| format!("did you mean \"{s}\"? ")).unwrap_or_default();
+            let hint = did_you_mean(value, &allowed)
+                .map(|s| format!("did you mean \"{s}\"? "))
+                .unwrap_or_default();
             let quoted: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
-            return self.error_at(span, path.to_string(), format!("unknown value \"{value}\""), Some(format!("{hint}allowed values: {}", quoted.join(", "))));
+            return self.error_at(
+                span,
+                path.to_string(),
+                format!("unknown value \"{value}\""),
+                Some(format!("{hint}allowed values: {}", quoted.join(", "))),
+            );
         }
         if msg.starts_with("missing field") {
             let key = ticks.first().copied().unwrap_or("");
-            let what = if path.0.is_empty() { "this table".to_string() } else { path.to_string() };
-            return self.error_at(span, path.to_string(), format!("missing key \"{key}\" in {what}"), Some(format!("add {key} = ... here; see docs/configuration.md for what it takes")));
+            let what = if path.0.is_empty() {
+                "this table".to_string()
+            } else {
+                path.to_string()
+            };
+            return self.error_at(
+                span,
+                path.to_string(),
+                format!("missing key \"{key}\" in {what}"),
+                Some(format!(
+                    "add {key} = ... here; see docs/configuration.md for what it takes"
+                )),
+            );
         }
         let help = if msg.starts_with("invalid type") {
             "write the value with the type shown (strings in double quotes, sizes like \"50MiB\", durations like \"60s\")".to_string()
@@ -474,7 +607,11 @@ impl Locator<'_> {
     }
 }
 
-fn find_key_in_table(t: &DeTable<'_>, key: &str, path: ConfigPath) -> Option<(ConfigPath, Range<usize>)> {
+fn find_key_in_table(
+    t: &DeTable<'_>,
+    key: &str,
+    path: ConfigPath,
+) -> Option<(ConfigPath, Range<usize>)> {
     if let Some((k, _)) = t.get_key_value(key) {
         return Some((path.clone(), k.span()));
     }
@@ -493,7 +630,12 @@ fn contains(span: &Range<usize>, offset: usize) -> bool {
     span.start <= offset && offset < span.end.max(span.start + 1)
 }
 
-fn find_in_table(table: &DeTable<'_>, offset: usize, path: &mut ConfigPath, found: &mut Option<Range<usize>>) -> bool {
+fn find_in_table(
+    table: &DeTable<'_>,
+    offset: usize,
+    path: &mut ConfigPath,
+    found: &mut Option<Range<usize>>,
+) -> bool {
     for (k, v) in table.iter() {
         let key: &str = k.get_ref();
         path.0.push(PathSeg::Key(key.to_string()));
@@ -509,7 +651,12 @@ fn find_in_table(table: &DeTable<'_>, offset: usize, path: &mut ConfigPath, foun
     false
 }
 
-fn find_in_value(v: &Spanned<DeValue<'_>>, offset: usize, path: &mut ConfigPath, found: &mut Option<Range<usize>>) -> bool {
+fn find_in_value(
+    v: &Spanned<DeValue<'_>>,
+    offset: usize,
+    path: &mut ConfigPath,
+    found: &mut Option<Range<usize>>,
+) -> bool {
     match v.get_ref() {
         DeValue::Table(t) => {
             if find_in_table(t, offset, path, found) {
@@ -539,7 +686,10 @@ fn find_in_value(v: &Spanned<DeValue<'_>>, offset: usize, path: &mut ConfigPath,
 }
 
 fn base_dir_of(file: &Path) -> PathBuf {
-    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if parent.is_absolute() {
         parent.to_path_buf()
     } else {
@@ -563,7 +713,9 @@ fn resolve_paths(mut config: Config, base: &Path) -> Config {
     };
     join(&mut config.agent.state_dir);
     join_opt(&mut config.agent.ca_file);
-    if let Some(ManagedIdentityEndpoint::AppService { header, .. }) = &mut config.agent.managed_identity {
+    if let Some(ManagedIdentityEndpoint::AppService { header, .. }) =
+        &mut config.agent.managed_identity
+    {
         join_opt(&mut header.file);
     }
     match &mut config.app.credential {
@@ -573,12 +725,16 @@ fn resolve_paths(mut config: Config, base: &Path) -> Config {
             join_opt(key_path);
         }
         AppCredential::WorkloadIdentity { token_file } => join_opt(token_file),
-        AppCredential::KeyVaultSecret { identity: Some(ProviderCredential::WorkloadIdentity { token_file, .. }), .. } => join_opt(token_file),
+        AppCredential::KeyVaultSecret {
+            identity: Some(ProviderCredential::WorkloadIdentity { token_file, .. }),
+            ..
+        } => join_opt(token_file),
         _ => {}
     }
-    if let ProviderCredential::WorkloadIdentity { token_file, .. } = &mut config.destination.credential {
+    if let ProviderCredential::WorkloadIdentity { token_file, .. } =
+        &mut config.destination.credential
+    {
         join_opt(token_file);
     }
     config
 }
-

@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
 
-use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 use super::error::{ConfigPath, PathSeg};
 
@@ -43,7 +43,10 @@ pub(crate) struct InlineSecret {
 
 impl InlineSecret {
     pub fn message(&self) -> String {
-        format!("secrets must not be written in the config: {} holds a secret value", self.path)
+        format!(
+            "secrets must not be written in the config: {} holds a secret value",
+            self.path
+        )
     }
     pub fn help(&self) -> String {
         format!(
@@ -59,8 +62,22 @@ pub(crate) fn strip_inline_secrets(root: &mut DeTable<'_>) -> (Vec<InlineSecret>
     let mut found = Vec::new();
     let mut reported = HashSet::new();
     // `credential = "..."` and `header = "..."`: a string where a reference belongs.
-    replace_string_with_table(root, &["app", "credential"], "FERRY_APP_SECRET", Some("secret"), &mut found, &mut reported);
-    replace_string_with_table(root, &["agent", "managed_identity", "header"], "IDENTITY_HEADER", None, &mut found, &mut reported);
+    replace_string_with_table(
+        root,
+        &["app", "credential"],
+        "FERRY_APP_SECRET",
+        Some("secret"),
+        &mut found,
+        &mut reported,
+    );
+    replace_string_with_table(
+        root,
+        &["agent", "managed_identity", "header"],
+        "IDENTITY_HEADER",
+        None,
+        &mut found,
+        &mut reported,
+    );
     walk(root, &ConfigPath::root(), &mut found, &mut reported);
     (found, reported)
 }
@@ -123,7 +140,11 @@ fn walk(
     for (key, span) in secret_keys {
         table.remove(key.as_str());
         reported.insert(path.to_string());
-        let suggested_env = if path.0.iter().any(|s| matches!(s, PathSeg::Key(k) if k == "managed_identity")) {
+        let suggested_env = if path
+            .0
+            .iter()
+            .any(|s| matches!(s, PathSeg::Key(k) if k == "managed_identity"))
+        {
             "IDENTITY_HEADER"
         } else {
             "FERRY_APP_SECRET"

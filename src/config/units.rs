@@ -30,15 +30,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("not a valid duration: {text:?}; write e.g. \"60s\", \"5m\" or \"1h30m\""));
+            return Err(format!(
+                "not a valid duration: {text:?}; write e.g. \"60s\", \"5m\" or \"1h30m\""
+            ));
         }
         let n: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("number too large in duration {text:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -103,7 +109,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
             Raw::Int(n) => Err(serde::de::Error::custom(format!(
                 "a duration needs a unit and quotes: write \"{n}s\" or \"{n}m\""
             ))),
-            Raw::Text(s) => parse_duration(&s).map(HumanDuration).map_err(serde::de::Error::custom),
+            Raw::Text(s) => parse_duration(&s)
+                .map(HumanDuration)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -147,9 +155,13 @@ impl ByteSize {
 /// Parses `"50MiB"`, `"4KB"`, `"1GiB"`, `"512B"`, `"1024"`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let s = text.trim();
-    let digits = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let digits = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     if digits == 0 {
-        return Err(format!("not a valid size: {text:?}; write e.g. \"50MiB\" or \"4KB\""));
+        return Err(format!(
+            "not a valid size: {text:?}; write e.g. \"50MiB\" or \"4KB\""
+        ));
     }
     let n: f64 = s[..digits]
         .parse()
@@ -206,7 +218,9 @@ impl<'de> Deserialize<'de> for ByteSize {
             serde::de::Error::custom("expected a size such as \"50MiB\" or a number of bytes")
         })? {
             Raw::Int(n) => Ok(ByteSize(n)),
-            Raw::Text(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::Text(s) => parse_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -223,7 +237,13 @@ impl JsonSchema for ByteSize {
     }
     fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
         let mut s = schemars::schema::SchemaObject {
-            instance_type: Some(vec![schemars::schema::InstanceType::String, schemars::schema::InstanceType::Integer].into()),
+            instance_type: Some(
+                vec![
+                    schemars::schema::InstanceType::String,
+                    schemars::schema::InstanceType::Integer,
+                ]
+                .into(),
+            ),
             ..Default::default()
         };
         s.metadata().description =

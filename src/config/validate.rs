@@ -125,22 +125,43 @@ fn check_agent(p: &ConfigPath, agent: &AgentConfig, out: &mut Out<'_>) {
         out.check(pp.key("address"), checks::check_pin(&pin.address));
     }
     min_duration(out, p.key("recheck_interval"), agent.recheck_interval, 1);
-    at_least_one(out, p.key("max_concurrent_fetches"), agent.max_concurrent_fetches);
-    at_least_one(out, p.key("max_concurrent_uploads"), agent.max_concurrent_uploads);
+    at_least_one(
+        out,
+        p.key("max_concurrent_fetches"),
+        agent.max_concurrent_fetches,
+    );
+    at_least_one(
+        out,
+        p.key("max_concurrent_uploads"),
+        agent.max_concurrent_uploads,
+    );
     if let Some(mi) = &agent.managed_identity {
         let mp = p.key("managed_identity");
         match mi {
-            ManagedIdentityEndpoint::Imds { endpoint } => {
-                out.check(mp.key("endpoint"), checks::check_identity_endpoint(endpoint))
-            }
+            ManagedIdentityEndpoint::Imds { endpoint } => out.check(
+                mp.key("endpoint"),
+                checks::check_identity_endpoint(endpoint),
+            ),
             ManagedIdentityEndpoint::AppService { endpoint, header } => {
-                out.check(mp.key("endpoint"), checks::check_identity_endpoint(endpoint));
-                check_secret_ref(out, mp.key("header"), header.env.as_deref(), header.file.is_some());
+                out.check(
+                    mp.key("endpoint"),
+                    checks::check_identity_endpoint(endpoint),
+                );
+                check_secret_ref(
+                    out,
+                    mp.key("header"),
+                    header.env.as_deref(),
+                    header.file.is_some(),
+                );
             }
         }
     }
     if agent.state_dir.as_os_str().is_empty() {
-        out.push(p.key("state_dir"), "state_dir is empty", "set a directory that survives restarts, e.g. \"/var/lib/ferry\"");
+        out.push(
+            p.key("state_dir"),
+            "state_dir is empty",
+            "set a directory that survives restarts, e.g. \"/var/lib/ferry\"",
+        );
     }
 }
 
@@ -158,40 +179,79 @@ fn check_custom_cloud(p: &ConfigPath, cc: &CustomCloudConfig, out: &mut Out<'_>)
         ("authority_host", &cc.authority_host, UrlPath::None),
         ("storage_resource", &cc.storage_resource, UrlPath::Any),
         ("vault_resource", &cc.vault_resource, UrlPath::Any),
-        ("log_analytics_endpoint", &cc.log_analytics_endpoint, UrlPath::None),
-        ("log_analytics_resource", &cc.log_analytics_resource, UrlPath::Any),
+        (
+            "log_analytics_endpoint",
+            &cc.log_analytics_endpoint,
+            UrlPath::None,
+        ),
+        (
+            "log_analytics_resource",
+            &cc.log_analytics_resource,
+            UrlPath::Any,
+        ),
     ];
     for (key, value, path) in urls {
         out.check(p.key(key), checks::check_https_url(value, key, path));
     }
     if let Some(hsm) = &cc.managed_hsm_resource {
-        out.check(p.key("managed_hsm_resource"), checks::check_https_url(hsm, "managed_hsm_resource", UrlPath::Any));
+        out.check(
+            p.key("managed_hsm_resource"),
+            checks::check_https_url(hsm, "managed_hsm_resource", UrlPath::Any),
+        );
     }
-    for (key, value) in [("blob_suffix", &cc.blob_suffix), ("vault_suffix", &cc.vault_suffix)] {
-        if value.contains("://") || value.starts_with('.') || checks::check_pin_host(value).is_err() {
+    for (key, value) in [
+        ("blob_suffix", &cc.blob_suffix),
+        ("vault_suffix", &cc.vault_suffix),
+    ] {
+        if value.contains("://") || value.starts_with('.') || checks::check_pin_host(value).is_err()
+        {
             out.push(
                 p.key(key),
                 format!("{key} {value:?} is not a host suffix"),
-                format!("write only the DNS suffix, without scheme or leading dot, e.g. {:?}", if key == "blob_suffix" { "blob.sandbox.test" } else { "vault.sandbox.test" }),
+                format!(
+                    "write only the DNS suffix, without scheme or leading dot, e.g. {:?}",
+                    if key == "blob_suffix" {
+                        "blob.sandbox.test"
+                    } else {
+                        "vault.sandbox.test"
+                    }
+                ),
             );
         }
     }
 }
 
 fn check_app(p: &ConfigPath, app: &AppConfig, out: &mut Out<'_>) {
-    out.check(p.key("client_id"), checks::check_guid(&app.client_id, "client_id"));
+    out.check(
+        p.key("client_id"),
+        checks::check_guid(&app.client_id, "client_id"),
+    );
     if let Some(home) = &app.home_tenant_id {
-        out.check(p.key("home_tenant_id"), checks::check_guid(home, "home_tenant_id"));
+        out.check(
+            p.key("home_tenant_id"),
+            checks::check_guid(home, "home_tenant_id"),
+        );
     }
     let cp = p.key("credential");
     match &app.credential {
         AppCredential::Secret { env, file } => {
             check_secret_ref(out, cp.clone(), env.as_deref(), file.is_some())
         }
-        AppCredential::KeyVaultSecret { vault, name, identity } => {
-            out.check(cp.key("vault"), checks::check_https_url(vault, "vault", UrlPath::None));
+        AppCredential::KeyVaultSecret {
+            vault,
+            name,
+            identity,
+        } => {
+            out.check(
+                cp.key("vault"),
+                checks::check_https_url(vault, "vault", UrlPath::None),
+            );
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                out.push(cp.key("name"), format!("secret name {name:?} is not a Key Vault secret name"), "use the secret's name as the vault shows it: letters, digits and hyphens");
+                out.push(
+                    cp.key("name"),
+                    format!("secret name {name:?} is not a Key Vault secret name"),
+                    "use the secret's name as the vault shows it: letters, digits and hyphens",
+                );
             }
             if app.home_tenant_id.is_none() {
                 out.push(cp.clone(), "credential kind \"key_vault_secret\" needs app.home_tenant_id (the provider tenant that holds the vault)", "add home_tenant_id = \"<provider tenant GUID>\" to [app]");
@@ -204,10 +264,16 @@ fn check_app(p: &ConfigPath, app: &AppConfig, out: &mut Out<'_>) {
         }
         AppCredential::Certificate { path, .. } => {
             if path.as_os_str().is_empty() {
-                out.push(cp.key("path"), "certificate path is empty", "set path to the PEM file with the certificate and its private key");
+                out.push(
+                    cp.key("path"),
+                    "certificate path is empty",
+                    "set path to the PEM file with the certificate and its private key",
+                );
             }
         }
-        AppCredential::FederatedManagedIdentity { managed_identity_client_id } => out.check(
+        AppCredential::FederatedManagedIdentity {
+            managed_identity_client_id,
+        } => out.check(
             cp.key("managed_identity_client_id"),
             checks::check_guid(managed_identity_client_id, "managed_identity_client_id"),
         ),
@@ -221,10 +287,21 @@ fn check_secret_ref(out: &mut Out<'_>, p: ConfigPath, env: Option<&str>, has_fil
         return;
     }
     match (env, has_file) {
-        (Some(_), true) => out.push(p, "a secret reference names both env and file", "keep one: env = \"FERRY_APP_SECRET\" or file = \"/etc/ferry/app-secret\""),
-        (None, false) => out.push(p, "a secret reference must name env or file", "add env = \"FERRY_APP_SECRET\" or file = \"/etc/ferry/app-secret\""),
+        (Some(_), true) => out.push(
+            p,
+            "a secret reference names both env and file",
+            "keep one: env = \"FERRY_APP_SECRET\" or file = \"/etc/ferry/app-secret\"",
+        ),
+        (None, false) => out.push(
+            p,
+            "a secret reference must name env or file",
+            "add env = \"FERRY_APP_SECRET\" or file = \"/etc/ferry/app-secret\"",
+        ),
         (Some(var), false) => {
-            let ok = var.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            let ok = var
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
                 && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !ok {
                 out.push(p.key("env"), format!("{var:?} is not an environment variable name"), "name the variable that holds the secret, e.g. env = \"FERRY_APP_SECRET\"; never the secret itself");
@@ -236,22 +313,38 @@ fn check_secret_ref(out: &mut Out<'_>, p: ConfigPath, env: Option<&str>, has_fil
 
 fn check_provider_credential(p: &ConfigPath, cred: &ProviderCredential, out: &mut Out<'_>) {
     match cred {
-        ProviderCredential::ManagedIdentity { client_id: Some(id) }
-        | ProviderCredential::WorkloadIdentity { client_id: Some(id), .. } => {
-            out.check(p.key("client_id"), checks::check_guid(id, "client_id"))
+        ProviderCredential::ManagedIdentity {
+            client_id: Some(id),
         }
+        | ProviderCredential::WorkloadIdentity {
+            client_id: Some(id),
+            ..
+        } => out.check(p.key("client_id"), checks::check_guid(id, "client_id")),
         _ => {}
     }
 }
 
-fn check_destination(p: &ConfigPath, d: &DestinationConfig, app: Option<&AppConfig>, out: &mut Out<'_>) {
-    out.check(p.key("account_url"), checks::check_https_url(&d.account_url, "account_url", UrlPath::None));
-    out.check(p.key("container"), checks::check_container(&d.container, false));
+fn check_destination(
+    p: &ConfigPath,
+    d: &DestinationConfig,
+    app: Option<&AppConfig>,
+    out: &mut Out<'_>,
+) {
+    out.check(
+        p.key("account_url"),
+        checks::check_https_url(&d.account_url, "account_url", UrlPath::None),
+    );
+    out.check(
+        p.key("container"),
+        checks::check_container(&d.container, false),
+    );
     for problem in checks::check_template(&d.path) {
         out.problem(p.key("path"), problem);
     }
     check_provider_credential(&p.key("credential"), &d.credential, out);
-    if matches!(d.credential, ProviderCredential::App) && app.is_some_and(|a| a.home_tenant_id.is_none()) {
+    if matches!(d.credential, ProviderCredential::App)
+        && app.is_some_and(|a| a.home_tenant_id.is_none())
+    {
         out.push(p.key("credential"), "destination credential kind \"app\" needs app.home_tenant_id (the provider tenant that owns the destination)", "add home_tenant_id = \"<provider tenant GUID>\" to [app], or use credential = { kind = \"managed_identity\" }");
     }
     positive_rate(out, p.key("max_bytes_per_sec"), d.max_bytes_per_sec);
@@ -261,7 +354,11 @@ fn check_destination(p: &ConfigPath, d: &DestinationConfig, app: Option<&AppConf
         out.push(p.key("block_size"), format!("block_size {} is outside 64KiB..4000MiB", d.block_size), "Azure blocks are at most 4000MiB and small blocks make large objects slow; \"8MiB\" is a good value");
     }
     if d.single_put_max.get() == 0 || d.single_put_max.get() > 5000 * MIB {
-        out.push(p.key("single_put_max"), format!("single_put_max {} is outside 1B..5000MiB", d.single_put_max), "Azure's Put Blob takes at most 5000MiB; \"8MiB\" is a good value");
+        out.push(
+            p.key("single_put_max"),
+            format!("single_put_max {} is outside 1B..5000MiB", d.single_put_max),
+            "Azure's Put Blob takes at most 5000MiB; \"8MiB\" is a good value",
+        );
     }
     if let Some(pin) = &d.resolve {
         out.check(p.key("resolve"), checks::check_pin(pin));
@@ -277,7 +374,15 @@ fn check_tenants(view: &ConfigView<'_>, out: &mut Out<'_>) {
         let tp = root.key("tenant").item(tv.index, Some(&t.name));
         out.check(tp.key("name"), checks::check_name(&t.name));
         if let Some(first) = names.insert(&t.name, tv.index) {
-            out.push(tp.key("name"), format!("tenant name {:?} is used twice (also by tenant number {})", t.name, first + 1), "give each [[tenant]] its own name: names choose where its data lands");
+            out.push(
+                tp.key("name"),
+                format!(
+                    "tenant name {:?} is used twice (also by tenant number {})",
+                    t.name,
+                    first + 1
+                ),
+                "give each [[tenant]] its own name: names choose where its data lands",
+            );
         }
         match checks::check_guid(&t.tenant_id, "tenant_id") {
             Err(problem) => out.problem(tp.key("tenant_id"), problem),
@@ -289,9 +394,17 @@ fn check_tenants(view: &ConfigView<'_>, out: &mut Out<'_>) {
         }
         positive_rate(out, tp.key("max_bytes_per_sec"), t.max_bytes_per_sec);
         if t.max_requests_per_sec == Some(0) {
-            out.push(tp.key("max_requests_per_sec"), "max_requests_per_sec must be at least 1", "remove it for no limit, or set a positive number");
+            out.push(
+                tp.key("max_requests_per_sec"),
+                "max_requests_per_sec must be at least 1",
+                "remove it for no limit, or set a positive number",
+            );
         }
-        at_least_one(out, tp.key("max_concurrent_fetches"), t.max_concurrent_fetches);
+        at_least_one(
+            out,
+            tp.key("max_concurrent_fetches"),
+            t.max_concurrent_fetches,
+        );
         let mut source_names: HashSet<&str> = HashSet::new();
         for (si, source) in &tv.sources {
             let sp = tp.key("source").item(*si, Some(source.name()));
@@ -308,24 +421,49 @@ fn check_tenants(view: &ConfigView<'_>, out: &mut Out<'_>) {
 }
 
 fn check_blob_source(p: &ConfigPath, b: &BlobSourceConfig, out: &mut Out<'_>) {
-    out.check(p.key("account_url"), checks::check_https_url(&b.account_url, "account_url", UrlPath::None));
-    out.check(p.key("container"), checks::check_container(&b.container, true));
+    out.check(
+        p.key("account_url"),
+        checks::check_https_url(&b.account_url, "account_url", UrlPath::None),
+    );
+    out.check(
+        p.key("container"),
+        checks::check_container(&b.container, true),
+    );
     for (key, globs) in [("include", &b.include), ("exclude", &b.exclude)] {
         for (i, g) in globs.iter().enumerate() {
             if let Err(e) = globset::Glob::new(g) {
-                out.push(p.key(key).item(i, None), format!("{g:?} is not a glob pattern ({e})"), "write a pattern such as \"*.json\" or \"y=2026/**\"");
+                out.push(
+                    p.key(key).item(i, None),
+                    format!("{g:?} is not a glob pattern ({e})"),
+                    "write a pattern such as \"*.json\" or \"y=2026/**\"",
+                );
             }
         }
     }
     min_duration(out, p.key("poll_interval"), b.poll_interval, 1);
     min_duration(out, p.key("batch_max_age"), b.batch_max_age, 1);
     if b.batch_max_bytes.get() == 0 {
-        out.push(p.key("batch_max_bytes"), "batch_max_bytes must be positive", "use e.g. \"64MiB\"");
+        out.push(
+            p.key("batch_max_bytes"),
+            "batch_max_bytes must be positive",
+            "use e.g. \"64MiB\"",
+        );
     }
     if b.max_record_size.get() == 0 {
-        out.push(p.key("max_record_size"), "max_record_size must be positive", "use e.g. \"1MiB\"");
+        out.push(
+            p.key("max_record_size"),
+            "max_record_size must be positive",
+            "use e.g. \"1MiB\"",
+        );
     } else if b.max_record_size > b.batch_max_bytes {
-        out.push(p.key("max_record_size"), format!("max_record_size {} is larger than batch_max_bytes {}", b.max_record_size, b.batch_max_bytes), "a record must fit in one batch: lower max_record_size or raise batch_max_bytes");
+        out.push(
+            p.key("max_record_size"),
+            format!(
+                "max_record_size {} is larger than batch_max_bytes {}",
+                b.max_record_size, b.batch_max_bytes
+            ),
+            "a record must fit in one batch: lower max_record_size or raise batch_max_bytes",
+        );
     }
     if let Some(d) = &b.decrypt {
         let dp = p.key("decrypt");
@@ -342,9 +480,16 @@ fn check_blob_source(p: &ConfigPath, b: &BlobSourceConfig, out: &mut Out<'_>) {
 }
 
 fn check_la_source(p: &ConfigPath, l: &LogAnalyticsSourceConfig, out: &mut Out<'_>) {
-    out.check(p.key("workspace_id"), checks::check_guid(&l.workspace_id, "workspace_id"));
+    out.check(
+        p.key("workspace_id"),
+        checks::check_guid(&l.workspace_id, "workspace_id"),
+    );
     if l.query.trim().is_empty() {
-        out.push(p.key("query"), "query is empty", "write the KQL to run, e.g. query = \"SigninLogs\"; Ferry adds the time window");
+        out.push(
+            p.key("query"),
+            "query is empty",
+            "write the KQL to run, e.g. query = \"SigninLogs\"; Ferry adds the time window",
+        );
     }
     min_duration(out, p.key("poll_interval"), l.poll_interval, 1);
     if let Some(pin) = &l.resolve {
@@ -355,21 +500,33 @@ fn check_la_source(p: &ConfigPath, l: &LogAnalyticsSourceConfig, out: &mut Out<'
 fn min_duration(out: &mut Out<'_>, p: ConfigPath, d: HumanDuration, secs: u64) {
     if d.get() < Duration::from_secs(secs) {
         let key = last_key(&p);
-        out.push(p, format!("{key} is {d}, below the minimum of {secs}s"), format!("set {key} to at least \"{secs}s\", e.g. \"60s\""));
+        out.push(
+            p,
+            format!("{key} is {d}, below the minimum of {secs}s"),
+            format!("set {key} to at least \"{secs}s\", e.g. \"60s\""),
+        );
     }
 }
 
 fn at_least_one(out: &mut Out<'_>, p: ConfigPath, n: usize) {
     if n == 0 {
         let key = last_key(&p);
-        out.push(p, format!("{key} must be at least 1"), format!("set {key} to a positive number; 0 would stop all work"));
+        out.push(
+            p,
+            format!("{key} must be at least 1"),
+            format!("set {key} to a positive number; 0 would stop all work"),
+        );
     }
 }
 
 fn positive_rate(out: &mut Out<'_>, p: ConfigPath, rate: Option<ByteSize>) {
     if rate.is_some_and(|r| r.get() == 0) {
         let key = last_key(&p);
-        out.push(p, format!("{key} must be positive"), format!("remove {key} for no limit, or set e.g. \"50MiB\""));
+        out.push(
+            p,
+            format!("{key} must be positive"),
+            format!("remove {key} for no limit, or set e.g. \"50MiB\""),
+        );
     }
 }
 

@@ -129,8 +129,8 @@ impl CertificateCredential {
                     self.cert_path.display()
                 ))
             })?;
-        let key_blocks = pem::parse_many(&key_text)
-            .map_err(|e| err(format!("key file is not PEM: {e}")))?;
+        let key_blocks =
+            pem::parse_many(&key_text).map_err(|e| err(format!("key file is not PEM: {e}")))?;
         let key = key_blocks
             .iter()
             .find_map(|b| match b.tag() {
@@ -175,7 +175,9 @@ impl CertificateCredential {
             *guard = Some(self.load()?);
         }
         let Some(loaded) = guard.as_ref() else {
-            return Err(TokenError::CredentialSource("certificate not loaded".into()));
+            return Err(TokenError::CredentialSource(
+                "certificate not loaded".into(),
+            ));
         };
         sign_assertion(loaded, audience, client_id)
     }
@@ -209,7 +211,9 @@ fn sign_assertion(
     let signer = rsa::pss::BlindedSigningKey::<Sha256>::new(cert.key.clone());
     let signature = signer
         .try_sign_with_rng(&mut rand::thread_rng(), signing_input.as_bytes())
-        .map_err(|e| TokenError::CredentialSource(format!("cannot sign the client assertion: {e}")))?;
+        .map_err(|e| {
+            TokenError::CredentialSource(format!("cannot sign the client assertion: {e}"))
+        })?;
     Ok(SecretString::new(format!(
         "{signing_input}.{}",
         b64(&signature.to_bytes())

@@ -97,13 +97,16 @@ pub async fn request_token(
             form.push(("client_assertion", a.expose()));
         }
     }
-    let resp = http.post(&url).form(&form).send().await.map_err(|e| {
-        TokenError::Unavailable {
+    let resp = http
+        .post(&url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| TokenError::Unavailable {
             endpoint: url.clone(),
             reason: describe_reqwest(&e),
             retry_after: None,
-        }
-    })?;
+        })?;
     let status = resp.status();
     let wait = retry_after(resp.headers());
     let body = resp.bytes().await.map_err(|e| TokenError::Unavailable {
@@ -205,13 +208,17 @@ mod tests {
 
     #[test]
     fn summary_strips_code_and_trace() {
-        let d = "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x\r\nCorrelation ID: y";
+        let d =
+            "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x\r\nCorrelation ID: y";
         assert_eq!(summary_line(d), "Invalid client secret provided.");
     }
 
     #[test]
     fn scope_and_endpoint() {
-        assert_eq!(default_scope("https://storage.azure.com/"), "https://storage.azure.com/.default");
+        assert_eq!(
+            default_scope("https://storage.azure.com/"),
+            "https://storage.azure.com/.default"
+        );
         assert_eq!(
             token_endpoint("https://login.sandbox.test/", "t"),
             "https://login.sandbox.test/t/oauth2/v2.0/token"

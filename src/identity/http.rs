@@ -24,7 +24,9 @@ pub enum HttpSetupError {
         source: std::io::Error,
     },
     /// The CA file holds no usable certificate.
-    #[error("CA file {path} holds no PEM certificate: {reason}; agent.ca_file must be a PEM bundle")]
+    #[error(
+        "CA file {path} holds no PEM certificate: {reason}; agent.ca_file must be a PEM bundle"
+    )]
     CaFileInvalid {
         /// The file.
         path: String,
@@ -110,7 +112,10 @@ impl DnsPins {
     /// The address a host is pinned to, if any.
     pub fn lookup(&self, host: &str) -> Option<SocketAddr> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.pins.iter().find(|p| p.matches(&host)).map(|p| p.address)
+        self.pins
+            .iter()
+            .find(|p| p.matches(&host))
+            .map(|p| p.address)
     }
 
     /// True when no pin is configured.
@@ -296,7 +301,14 @@ mod tests {
 
     #[test]
     fn private_addresses() {
-        for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "100.64.0.1", "fd00::1"] {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "100.64.0.1",
+            "fd00::1",
+        ] {
             assert!(is_private_address(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["20.60.1.1", "8.8.8.8", "2603:1000::1"] {

@@ -45,7 +45,8 @@ impl ManagedIdentityEndpoint {
 
     fn url(&self) -> &str {
         match self {
-            ManagedIdentityEndpoint::Imds { url } | ManagedIdentityEndpoint::AppService { url, .. } => url,
+            ManagedIdentityEndpoint::Imds { url }
+            | ManagedIdentityEndpoint::AppService { url, .. } => url,
         }
     }
 }

@@ -205,7 +205,11 @@ impl TokenProvider {
     }
 
     /// A token for the app in a customer tenant.
-    pub async fn app_token(&self, tenant_id: &str, resource: &str) -> Result<Arc<AccessToken>, TokenError> {
+    pub async fn app_token(
+        &self,
+        tenant_id: &str,
+        resource: &str,
+    ) -> Result<Arc<AccessToken>, TokenError> {
         self.token(
             &Principal::App {
                 tenant_id: tenant_id.to_string(),
@@ -216,8 +220,15 @@ impl TokenProvider {
     }
 
     /// A token for any principal. Never waits on a refresh while the cached token is valid.
-    pub async fn token(&self, principal: &Principal, resource: &str) -> Result<Arc<AccessToken>, TokenError> {
-        self.inner.clone().token(principal.clone(), resource.to_string()).await
+    pub async fn token(
+        &self,
+        principal: &Principal,
+        resource: &str,
+    ) -> Result<Arc<AccessToken>, TokenError> {
+        self.inner
+            .clone()
+            .token(principal.clone(), resource.to_string())
+            .await
     }
 
     /// Forgets the cached token (after a data-plane 401 that says the token is no longer good).
@@ -231,12 +242,14 @@ impl TokenProvider {
     /// Request and failure counts for a key, if it was ever asked for.
     pub fn stats(&self, principal: &Principal, resource: &str) -> Option<(u64, u64)> {
         let entries = lock(&self.inner.entries);
-        entries.get(&(principal.clone(), resource.to_string())).map(|e| {
-            (
-                e.stats.requests.load(Ordering::Relaxed),
-                e.stats.failures.load(Ordering::Relaxed),
-            )
-        })
+        entries
+            .get(&(principal.clone(), resource.to_string()))
+            .map(|e| {
+                (
+                    e.stats.requests.load(Ordering::Relaxed),
+                    e.stats.failures.load(Ordering::Relaxed),
+                )
+            })
     }
 
     /// Sum of token requests and failures over every key.
@@ -257,7 +270,11 @@ impl Inner {
         entries.entry(key.clone()).or_default().clone()
     }
 
-    fn token(self: Arc<Self>, principal: Principal, resource: String) -> BoxFuture<'static, Result<Arc<AccessToken>, TokenError>> {
+    fn token(
+        self: Arc<Self>,
+        principal: Principal,
+        resource: String,
+    ) -> BoxFuture<'static, Result<Arc<AccessToken>, TokenError>> {
         Box::pin(async move {
             let key = (principal, resource);
             let entry = self.entry(&key);
@@ -365,7 +382,13 @@ impl Inner {
         let (principal, resource) = key;
         match principal {
             Principal::ManagedIdentity { client_id } => {
-                request_managed_identity_token(&s.http, &s.managed_identity, resource, client_id.as_deref()).await
+                request_managed_identity_token(
+                    &s.http,
+                    &s.managed_identity,
+                    resource,
+                    client_id.as_deref(),
+                )
+                .await
             }
             Principal::Workload {
                 tenant_id,
@@ -405,7 +428,10 @@ impl Inner {
 
     /// Credential bookkeeping after an app token request: forget a fetched secret that was
     /// refused, and treat AADSTS70021 as propagation delay for a while after it first appears.
-    fn after_app_request(&self, result: Result<AccessToken, TokenError>) -> Result<AccessToken, TokenError> {
+    fn after_app_request(
+        &self,
+        result: Result<AccessToken, TokenError>,
+    ) -> Result<AccessToken, TokenError> {
         match result {
             Err(TokenError::Entra {
                 tenant_id,
@@ -437,7 +463,10 @@ impl Inner {
         }
     }
 
-    fn client_auth(self: Arc<Self>, tenant_id: String) -> BoxFuture<'static, Result<ClientAuth, TokenError>> {
+    fn client_auth(
+        self: Arc<Self>,
+        tenant_id: String,
+    ) -> BoxFuture<'static, Result<ClientAuth, TokenError>> {
         Box::pin(async move {
             let s = &self.settings;
             match &s.app_auth {
@@ -502,8 +531,11 @@ fn refresh_point(tok: &AccessToken) -> SystemTime {
 
 /// Exponential backoff with full jitter, at least what the server asked for, at most 2 minutes.
 fn backoff(failures_in_row: u32, server_asked: Option<Duration>) -> Duration {
-    let base = Duration::from_secs(2u64.saturating_pow(failures_in_row.min(7))).min(Duration::from_secs(120));
-    let jittered = Duration::from_millis(rand::thread_rng().gen_range(base.as_millis() as u64 / 2..=base.as_millis() as u64));
+    let base = Duration::from_secs(2u64.saturating_pow(failures_in_row.min(7)))
+        .min(Duration::from_secs(120));
+    let jittered = Duration::from_millis(
+        rand::thread_rng().gen_range(base.as_millis() as u64 / 2..=base.as_millis() as u64),
+    );
     match server_asked {
         Some(s) => s.max(jittered),
         None => jittered,
@@ -542,9 +574,7 @@ async fn fetch_key_vault_secret(
             .filter(|v| !v.is_empty())
             .map(SecretString::new)
             .ok_or_else(|| {
-                TokenError::CredentialSource(format!(
-                    "secret {name} in {vault_url} has no value"
-                ))
+                TokenError::CredentialSource(format!("secret {name} in {vault_url} has no value"))
             });
     }
     if status.as_u16() == 429 || status.is_server_error() {
@@ -582,13 +612,22 @@ mod tests {
         let points: Vec<SystemTime> = (0..50).map(|_| refresh_point(&t)).collect();
         for p in &points {
             let left = t.expires_at.duration_since(*p).unwrap();
-            assert!(left >= Duration::from_secs(300) && left <= Duration::from_secs(660), "{left:?}");
+            assert!(
+                left >= Duration::from_secs(300) && left <= Duration::from_secs(660),
+                "{left:?}"
+            );
         }
         let distinct: std::collections::HashSet<_> = points.iter().collect();
         assert!(distinct.len() > 40, "refresh points are not jittered");
         let short = token_for(60);
-        let left = short.expires_at.duration_since(refresh_point(&short)).unwrap();
-        assert!(left >= Duration::from_secs(29) && left <= Duration::from_secs(37), "{left:?}");
+        let left = short
+            .expires_at
+            .duration_since(refresh_point(&short))
+            .unwrap();
+        assert!(
+            left >= Duration::from_secs(29) && left <= Duration::from_secs(37),
+            "{left:?}"
+        );
     }
 
     #[test]

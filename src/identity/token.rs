@@ -86,7 +86,9 @@ pub enum TokenCheckError {
 pub fn decode_claims(token: &str) -> Result<TokenClaims, TokenCheckError> {
     let mut parts = token.split('.');
     let (Some(_), Some(payload), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(TokenCheckError::Malformed("expected three dot-separated parts".into()));
+        return Err(TokenCheckError::Malformed(
+            "expected three dot-separated parts".into(),
+        ));
     };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
@@ -96,7 +98,8 @@ pub fn decode_claims(token: &str) -> Result<TokenClaims, TokenCheckError> {
 }
 
 fn same_resource(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 /// Checks `tid` and `aud`. `expected_tenant` None skips the tenant check (managed identity tokens
@@ -111,7 +114,11 @@ pub fn check_claims(
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(TokenCheckError::TenantMismatch {
                 expected: expected.to_string(),
-                actual: if actual.is_empty() { "<none>".into() } else { actual },
+                actual: if actual.is_empty() {
+                    "<none>".into()
+                } else {
+                    actual
+                },
             });
         }
     }
@@ -180,7 +187,8 @@ mod tests {
 
     #[test]
     fn claims_checks() {
-        let t = fake_jwt(&serde_json::json!({"tid":"T1","aud":"https://storage.azure.com","exp":1}));
+        let t =
+            fake_jwt(&serde_json::json!({"tid":"T1","aud":"https://storage.azure.com","exp":1}));
         let c = decode_claims(&t).unwrap();
         assert!(check_claims(&c, Some("t1"), "https://storage.azure.com/").is_ok());
         assert!(matches!(

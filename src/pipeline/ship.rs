@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blob_api::{BlobErrorClass, BlobKind, UploadOptions};
 use crate::config::{BlobSourceConfig, Compression, ShipMode};
-use crate::sink::compress::RecordEncoder;
-use crate::sink::naming::{object_name, PathTemplate};
-use crate::sink::records::{EndKind, RecordSplitter, SplitEvent, SplitterConfig};
-use crate::sink::{Destination, ObjectUpload, SinkError};
+use crate::sink::{
+    content_encoding, extension, object_name, BatchRange, CompressError, Destination, EncodedTail,
+    EndKind, ObjectUpload, PathTemplate, RecordEncoder, RecordSplitter, SinkError, SplitEvent,
+    SplitterConfig, JSONL_CONTENT_TYPE,
+};
 use crate::source::{BlobSource, SourceError};
 use crate::state::{Checkpoint, CheckpointStore, ObjectKey, StateError};
 use crate::telemetry::status::unix_now;
@@ -87,6 +88,14 @@ pub struct Shipped {
     pub rejected: u64,
 }
 
+fn compress_error(item: &WorkItem, e: CompressError) -> ShipError {
+    ShipError::Sink(SinkError::Blob(crate::blob_api::BlobError::malformed(
+        "compress",
+        Some(&item.blob),
+        e.to_string(),
+    )))
+}
+
 fn parse_created(item: &WorkItem) -> OffsetDateTime {
     item.creation_time
         .as_deref()
@@ -113,12 +122,23 @@ impl SourceContext {
         )
     }
 
-    fn metadata(&self, item: &WorkItem, start: u64, end: u64, records: Option<u64>, sha: &[u8], plain_len: u64) -> BTreeMap<String, String> {
+    fn metadata(
+        &self,
+        item: &WorkItem,
+        start: u64,
+        end: u64,
+        records: Option<u64>,
+        sha: &[u8],
+        plain_len: u64,
+    ) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         m.insert("ferry_tenant".into(), self.tenant.clone());
         m.insert("ferry_tenant_id".into(), self.tenant_id.clone());
         m.insert("ferry_source".into(), self.cfg.name.clone());
-        m.insert("ferry_source_url".into(), self.reader.container().blob_url(&item.blob));
+        m.insert(
+            "ferry_source_url".into(),
+            self.reader.container().blob_url(&item.blob),
+        );
         m.insert("ferry_source_etag".into(), item.etag.clone());
         m.insert("ferry_source_range".into(), format!("{start}-{end}"));
         if let Some(r) = records {
@@ -130,7 +150,14 @@ impl SourceContext {
     }
 
     /// Commits the checkpoint for `item` at `offset` (after a destination commit).
-    async fn checkpoint(&self, item: &WorkItem, version: &mut Option<u64>, offset: u64, records: u64, rejected: u64) -> Result<(), ShipError> {
+    async fn checkpoint(
+        &self,
+        item: &WorkItem,
+        version: &mut Option<u64>,
+        offset: u64,
+        records: u64,
+        rejected: u64,
+    ) -> Result<(), ShipError> {
         let prior = item.prior.as_ref().map(|p| &p.value);
         let same_version = prior.is_some_and(|p| p.etag == item.identity);
         let (base_records, base_rejected) = match prior {
@@ -152,21 +179,31 @@ impl SourceContext {
         let expected = *version;
         let new_version = tokio::task::spawn_blocking(move || store.commit(&key, expected, &cp))
             .await
-            .map_err(|e| StateError::Io(format!("checkpoint task failed: {e}")))??;
+            .map_err(|e| StateError::TaskFailed {
+                detail: e.to_string(),
+            })??;
         *version = Some(new_version);
         Ok(())
     }
 
     /// Ships one unit. `stop` is checked before every commit: once it fires, nothing more of
     /// this unit is committed.
-    pub async fn ship(&self, item: &WorkItem, stop: &CancellationToken) -> Result<Shipped, ShipError> {
+    pub async fn ship(
+        &self,
+        item: &WorkItem,
+        stop: &CancellationToken,
+    ) -> Result<Shipped, ShipError> {
         match self.cfg.mode {
             ShipMode::Copy => self.ship_copy(item, stop).await,
             ShipMode::Records => self.ship_records(item, stop).await,
         }
     }
 
-    async fn ship_copy(&self, item: &WorkItem, stop: &CancellationToken) -> Result<Shipped, ShipError> {
+    async fn ship_copy(
+        &self,
+        item: &WorkItem,
+        stop: &CancellationToken,
+    ) -> Result<Shipped, ShipError> {
         let mut version = item.prior.as_ref().map(|p| p.version);
         // block blobs are copied whole (a partial copy is never committed); append blobs ship
         // their new bytes as a range object of their own
@@ -207,7 +244,11 @@ impl SourceContext {
         })
     }
 
-    async fn ship_records(&self, item: &WorkItem, stop: &CancellationToken) -> Result<Shipped, ShipError> {
+    async fn ship_records(
+        &self,
+        item: &WorkItem,
+        stop: &CancellationToken,
+    ) -> Result<Shipped, ShipError> {
         let mut version = item.prior.as_ref().map(|p| p.version);
         let compression: Compression = self.cfg.compression;
         let split_cfg = SplitterConfig {
@@ -215,43 +256,38 @@ impl SourceContext {
             batch_max_bytes: self.cfg.batch_max_bytes.get(),
             ..SplitterConfig::default()
         };
-        let end_kind = if item.kind == BlobKind::Append { EndKind::Growing } else { EndKind::Immutable };
+        let end_kind = if item.kind == BlobKind::Append {
+            EndKind::Growing
+        } else {
+            EndKind::Immutable
+        };
         let mut splitter = RecordSplitter::new(split_cfg, item.start);
         if end_kind == EndKind::Immutable {
             splitter = splitter.with_legacy_detection(item.end);
         }
         let lock = (item.kind != BlobKind::Append).then(|| item.etag.clone());
-        let mut reader = self.reader.read_range(&item.blob, item.start, item.end, lock);
+        let mut reader = self
+            .reader
+            .read_range(&item.blob, item.start, item.end, lock);
 
         let mut out = Shipped::default();
-        let mut encoder = RecordEncoder::new(compression);
-        let mut sha = Sha256::new();
-        let mut plain_len = 0u64;
+        let new_encoder = || RecordEncoder::new(compression).map_err(|e| compress_error(item, e));
+        let mut encoder = new_encoder()?;
         let mut open: Option<ObjectUpload> = None;
         let mut checkpointed = false;
         // batches closed by the splitter inside the current chunk, with their encoded tails
-        let mut closed: Vec<(crate::sink::records::BatchRange, bytes::Bytes, [u8; 32], u64)> = Vec::new();
-        let mut encode_error: Option<std::io::Error> = None;
+        let mut closed: Vec<(BatchRange, EncodedTail)> = Vec::new();
 
-        let mut handle = |ev: SplitEvent<'_>,
-                          encoder: &mut RecordEncoder,
-                          sha: &mut Sha256,
-                          plain_len: &mut u64,
-                          closed: &mut Vec<_>|
-         -> Result<(), std::io::Error> {
+        let handle = |ev: SplitEvent<'_>,
+                      encoder: &mut RecordEncoder,
+                      closed: &mut Vec<(BatchRange, EncodedTail)>|
+         -> Result<(), CompressError> {
             match ev {
-                SplitEvent::Record { data, .. } => {
-                    encoder.write_record(data)?;
-                    sha.update(data);
-                    sha.update(b"\n");
-                    *plain_len += data.len() as u64 + 1;
-                }
+                SplitEvent::Record { data, .. } => encoder.write_record(data)?,
                 SplitEvent::Rejected { .. } => {}
                 SplitEvent::BatchEnd(range) => {
-                    let finished = std::mem::replace(encoder, RecordEncoder::new(compression));
-                    let tail = finished.finish()?;
-                    let digest: [u8; 32] = std::mem::take(sha).finalize().into();
-                    closed.push((range, tail, digest, std::mem::take(plain_len)));
+                    let finished = std::mem::replace(encoder, RecordEncoder::new(compression)?);
+                    closed.push((range, finished.finish()?));
                 }
             }
             Ok(())
@@ -260,37 +296,26 @@ impl SourceContext {
         loop {
             let chunk = reader.next_chunk().await?;
             let at_end = chunk.is_none();
-            let mut on = |ev: SplitEvent<'_>| handle(ev, &mut encoder, &mut sha, &mut plain_len, &mut closed);
+            let mut on = |ev: SplitEvent<'_>| handle(ev, &mut encoder, &mut closed);
             let result = match chunk {
                 Some(chunk) => {
                     out.bytes_read += chunk.len() as u64;
                     splitter.push(&chunk, &mut on).map(|()| None)
                 }
                 None => {
-                    let finished = std::mem::replace(&mut splitter, RecordSplitter::new(split_cfg, 0));
+                    let finished =
+                        std::mem::replace(&mut splitter, RecordSplitter::new(split_cfg, 0));
                     finished.finish(end_kind, &mut on).map(Some)
                 }
             };
-            let summary = match result {
-                Ok(s) => s,
-                Err(e) => {
-                    encode_error = Some(e);
-                    None
-                }
-            };
-            if let Some(e) = encode_error.take() {
-                return Err(ShipError::Sink(SinkError::Blob(crate::blob_api::BlobError::malformed(
-                    "compress",
-                    Some(&item.blob),
-                    e.to_string(),
-                ))));
-            }
+            let summary = result.map_err(|e| compress_error(item, e))?;
             // commit every batch the splitter closed, in order
-            for (range, tail, digest, len) in closed.drain(..) {
+            for (range, tail) in closed.drain(..) {
                 if range.records == 0 {
                     // only rejected or empty lines: nothing to write, but the bytes are consumed
                     drop(open.take());
-                    self.checkpoint(item, &mut version, range.end, 0, range.rejected).await?;
+                    self.checkpoint(item, &mut version, range.end, 0, range.rejected)
+                        .await?;
                     checkpointed = true;
                     out.rejected += range.rejected;
                     continue;
@@ -299,17 +324,25 @@ impl SourceContext {
                     Some(o) => o,
                     None => self.open_object(item, range.start, compression),
                 };
-                obj.write(&tail).await?;
+                obj.write(&tail.tail).await?;
                 if stop.is_cancelled() {
                     return Err(ShipError::Stopped);
                 }
                 let opts = UploadOptions {
-                    content_type: Some("application/x-ndjson".into()),
-                    content_encoding: RecordEncoder::content_encoding_of(compression).map(str::to_string),
-                    metadata: self.metadata(item, range.start, range.end, Some(range.records), &digest, len),
+                    content_type: Some(JSONL_CONTENT_TYPE.into()),
+                    content_encoding: content_encoding(compression).map(str::to_string),
+                    metadata: self.metadata(
+                        item,
+                        range.start,
+                        range.end,
+                        Some(range.records),
+                        &tail.plaintext_sha256,
+                        tail.plaintext_len,
+                    ),
                 };
                 let info = obj.commit(opts).await?;
-                self.checkpoint(item, &mut version, range.end, range.records, range.rejected).await?;
+                self.checkpoint(item, &mut version, range.end, range.records, range.rejected)
+                    .await?;
                 checkpointed = true;
                 out.objects += 1;
                 out.bytes_written += info.bytes;
@@ -337,6 +370,6 @@ impl SourceContext {
 
     fn open_object(&self, item: &WorkItem, start: u64, compression: Compression) -> ObjectUpload {
         self.dest
-            .begin(self.name_for(item, Some(start), RecordEncoder::extension_of(compression)))
+            .begin(self.name_for(item, Some(start), extension(compression)))
     }
 }

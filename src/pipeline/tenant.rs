@@ -42,7 +42,11 @@ impl BlobFilter {
             }
             let mut b = globset::GlobSetBuilder::new();
             for p in pats {
-                b.add(globset::GlobBuilder::new(p).literal_separator(false).build()?);
+                b.add(
+                    globset::GlobBuilder::new(p)
+                        .literal_separator(false)
+                        .build()?,
+                );
             }
             Ok(Some(b.build()?))
         };
@@ -54,7 +58,8 @@ impl BlobFilter {
 
     /// True when the blob name passes.
     pub fn accepts(&self, name: &str) -> bool {
-        self.include.as_ref().is_none_or(|s| s.is_match(name)) && !self.exclude.as_ref().is_some_and(|s| s.is_match(name))
+        self.include.as_ref().is_none_or(|s| s.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|s| s.is_match(name))
     }
 }
 
@@ -176,11 +181,17 @@ fn list_error(e: SourceError) -> ShipError {
 
 impl TenantSupervisor {
     fn source_names(&self) -> Vec<String> {
-        self.sources.iter().map(|s| s.ctx.cfg.name.clone()).collect()
+        self.sources
+            .iter()
+            .map(|s| s.ctx.cfg.name.clone())
+            .collect()
     }
 
     fn set_state(&self, state: TenantState, reason: Option<String>, fix: Option<String>) {
-        if let Some(previous) = self.board.set_state(&self.name, state, reason.clone(), fix.clone()) {
+        if let Some(previous) = self
+            .board
+            .set_state(&self.name, state, reason.clone(), fix.clone())
+        {
             let reason = reason.unwrap_or_default();
             let fix = fix.unwrap_or_default();
             if state.is_blocked() {
@@ -193,7 +204,12 @@ impl TenantSupervisor {
 
     /// Runs until `stops.drain` fires (or, with `once`, until every source made one pass).
     pub async fn run(self: Arc<Self>, stops: Stops, once: bool) -> TenantTotals {
-        self.board.register(&self.name, &self.tenant_id, &self.source_names(), TenantState::Starting);
+        self.board.register(
+            &self.name,
+            &self.tenant_id,
+            &self.source_names(),
+            TenantState::Starting,
+        );
         let mut totals = TenantTotals::default();
         loop {
             if stops.drain.is_cancelled() {
@@ -244,7 +260,12 @@ impl TenantSupervisor {
             }
             if let Err(e) = s.ctx.reader.list_page(s.prefix.as_deref(), None, 1).await {
                 let e = list_error(e);
-                return Err(blocking_state(&e, &self.consent_url, s.ctx.reader.container().container()).unwrap_or(Blocked {
+                return Err(blocking_state(
+                    &e,
+                    &self.consent_url,
+                    s.ctx.reader.container().container(),
+                )
+                .unwrap_or(Blocked {
                     state: TenantState::Throttled,
                     reason: e.to_string(),
                     fix: String::new(),
@@ -255,7 +276,11 @@ impl TenantSupervisor {
     }
 
     /// One stretch of shipping, until a blocking refusal, the drain signal, or (once) one pass.
-    async fn run_until_blocked(self: Arc<Self>, stops: &Stops, once: bool) -> (Option<Blocked>, TenantTotals) {
+    async fn run_until_blocked(
+        self: Arc<Self>,
+        stops: &Stops,
+        once: bool,
+    ) -> (Option<Blocked>, TenantTotals) {
         let tenant_stop = stops.abort.child_token();
         let tenant_drain = stops.drain.child_token();
         let (work_tx, work_rx) = flume::bounded::<Job>(self.concurrency * 2);
@@ -273,7 +298,9 @@ impl TenantSupervisor {
                         let _ = job.done.send((job.ctx, job.item, Err(ShipError::Stopped)));
                         continue;
                     }
-                    let Ok(_slot) = slots.acquire().await else { return };
+                    let Ok(_slot) = slots.acquire().await else {
+                        return;
+                    };
                     let result = job.ctx.ship(&job.item, &stop).await;
                     let _ = job.done.send((job.ctx, job.item, result));
                 }
@@ -287,7 +314,10 @@ impl TenantSupervisor {
             let work_tx = work_tx.clone();
             let block_tx = block_tx.clone();
             let drain = tenant_drain.clone();
-            loops.spawn(async move { this.source_loop(index, work_tx, block_tx, drain, once).await });
+            loops.spawn(async move {
+                this.source_loop(index, work_tx, block_tx, drain, once)
+                    .await
+            });
         }
         drop(work_tx);
         drop(block_tx);
@@ -342,8 +372,16 @@ impl TenantSupervisor {
                 Ok(t) => {
                     totals.shipped = add(totals.shipped, t.shipped);
                     totals.failed += t.failed;
-                    let state = if t.failed > 0 { TenantState::Throttled } else { TenantState::Active };
-                    if self.board.state(&self.name).is_some_and(|s| !s.is_blocked()) {
+                    let state = if t.failed > 0 {
+                        TenantState::Throttled
+                    } else {
+                        TenantState::Active
+                    };
+                    if self
+                        .board
+                        .state(&self.name)
+                        .is_some_and(|s| !s.is_blocked())
+                    {
                         self.set_state(state, None, None);
                     }
                 }
@@ -396,8 +434,15 @@ impl TenantSupervisor {
                     let key = crate::state::ObjectKey::new(&self.name, &ctx.cfg.name, &blob.name);
                     let prior = store.load(&key)?;
                     if let Some(item) = plan(&blob, prior) {
-                        if let Some(t) = item.last_modified.as_deref().and_then(|t| httpdate::parse_http_date(t).ok()) {
-                            let t = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+                        if let Some(t) = item
+                            .last_modified
+                            .as_deref()
+                            .and_then(|t| httpdate::parse_http_date(t).ok())
+                        {
+                            let t = t
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_secs() as i64)
+                                .unwrap_or(0);
                             oldest_pending = Some(oldest_pending.map_or(t, |o: i64| o.min(t)));
                         }
                         let job = Job {
@@ -476,7 +521,11 @@ impl TenantSupervisor {
         }
         match listed {
             Ok(oldest) => {
-                let lag = if totals.failed > 0 { oldest.map(|o| (unix_now() - o).max(0) as u64).unwrap_or(0) } else { 0 };
+                let lag = if totals.failed > 0 {
+                    oldest.map(|o| (unix_now() - o).max(0) as u64).unwrap_or(0)
+                } else {
+                    0
+                };
                 self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                     st.last_poll = Some(unix_now());
                     st.lag_seconds = lag;
@@ -509,7 +558,14 @@ impl TenantSupervisor {
 fn error_class(e: &ShipError) -> (&'static str, &'static str) {
     match e {
         ShipError::Sink(s @ SinkError::Blob(_)) if !s.is_transient() => ("destination", s.fix()),
-        ShipError::Sink(s) => (if s.is_transient() { "transient" } else { "destination" }, s.fix()),
+        ShipError::Sink(s) => (
+            if s.is_transient() {
+                "transient"
+            } else {
+                "destination"
+            },
+            s.fix(),
+        ),
         ShipError::Source(s) if s.is_transient() => ("transient", ""),
         ShipError::Source(_) => ("source", ""),
         ShipError::State(_) => ("state", "check agent.state_dir: disk space and permissions"),

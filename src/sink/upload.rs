@@ -101,7 +101,11 @@ impl Destination {
 
     /// A bearer header value for the destination.
     pub async fn bearer(&self) -> Result<String, SinkError> {
-        Ok(self.tokens.token(&self.principal, &self.resource).await?.bearer())
+        Ok(self
+            .tokens
+            .token(&self.principal, &self.resource)
+            .await?
+            .bearer())
     }
 
     /// Starts an object; nothing is visible until `commit`.
@@ -134,7 +138,10 @@ impl Destination {
             info.requests += 1 + stats.retries;
             info.retries += stats.retries;
             match result {
-                Err(e) if e.class == crate::blob_api::BlobErrorClass::Unauthorized && !unauthorized_once => {
+                Err(e)
+                    if e.class == crate::blob_api::BlobErrorClass::Unauthorized
+                        && !unauthorized_once =>
+                {
                     // an expired or revoked token: get a new one once
                     unauthorized_once = true;
                     self.tokens.invalidate(&self.principal, &self.resource);
@@ -193,7 +200,8 @@ impl ObjectUpload {
         let mut info = std::mem::take(&mut self.info);
         let res = dest
             .retried(&mut info, |bearer| {
-                let (dest, name, id, block) = (dest.clone(), name.clone(), id.clone(), block.clone());
+                let (dest, name, id, block) =
+                    (dest.clone(), name.clone(), id.clone(), block.clone());
                 async move { dest.container.put_block(&bearer, &name, &id, block).await }
             })
             .await;
@@ -212,7 +220,8 @@ impl ObjectUpload {
             dest.limits.bytes(body.len() as u64).await;
             let mut info = std::mem::take(&mut self.info);
             dest.retried(&mut info, |bearer| {
-                let (dest, name, body, opts) = (dest.clone(), name.clone(), body.clone(), opts.clone());
+                let (dest, name, body, opts) =
+                    (dest.clone(), name.clone(), body.clone(), opts.clone());
                 async move { dest.container.put_blob(&bearer, &name, body, &opts).await }
             })
             .await?;
@@ -226,8 +235,13 @@ impl ObjectUpload {
         let blocks = std::mem::take(&mut self.blocks);
         let mut info = std::mem::take(&mut self.info);
         dest.retried(&mut info, |bearer| {
-            let (dest, name, blocks, opts) = (dest.clone(), name.clone(), blocks.clone(), opts.clone());
-            async move { dest.container.put_block_list(&bearer, &name, &blocks, &opts).await }
+            let (dest, name, blocks, opts) =
+                (dest.clone(), name.clone(), blocks.clone(), opts.clone());
+            async move {
+                dest.container
+                    .put_block_list(&bearer, &name, &blocks, &opts)
+                    .await
+            }
         })
         .await?;
         info.bytes = self.written;

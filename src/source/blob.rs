@@ -88,7 +88,11 @@ impl BlobSource {
     }
 
     async fn bearer(&self) -> Result<String, SourceError> {
-        Ok(self.tokens.app_token(&self.tenant_id, &self.resource).await?.bearer())
+        Ok(self
+            .tokens
+            .app_token(&self.tenant_id, &self.resource)
+            .await?
+            .bearer())
     }
 
     /// Runs one request with the tenant's request limit, retries, and one token renewal on 401.
@@ -125,11 +129,19 @@ impl BlobSource {
     }
 
     /// One page of the listing.
-    pub async fn list_page(&self, prefix: Option<&str>, marker: Option<&str>, max: u32) -> Result<ListPage, SourceError> {
+    pub async fn list_page(
+        &self,
+        prefix: Option<&str>,
+        marker: Option<&str>,
+        max: u32,
+    ) -> Result<ListPage, SourceError> {
         self.call(|bearer| {
             let c = self.container.clone();
             let (prefix, marker) = (prefix.map(str::to_string), marker.map(str::to_string));
-            async move { c.list_page(&bearer, prefix.as_deref(), marker.as_deref(), max).await }
+            async move {
+                c.list_page(&bearer, prefix.as_deref(), marker.as_deref(), max)
+                    .await
+            }
         })
         .await
     }
@@ -146,7 +158,13 @@ impl BlobSource {
 
     /// Streams bytes `[start, end)` of a blob. `etag` locks every request (and every resume) to
     /// one version of the blob.
-    pub fn read_range(&self, name: &str, start: u64, end: u64, etag: Option<String>) -> RangeReader {
+    pub fn read_range(
+        &self,
+        name: &str,
+        start: u64,
+        end: u64,
+        etag: Option<String>,
+    ) -> RangeReader {
         RangeReader {
             source: self.clone(),
             name: name.to_string(),
@@ -200,13 +218,17 @@ impl RangeReader {
                 return Ok(None);
             }
             if self.body.is_none() {
-                let (pos, end, etag, name) = (self.pos, self.end, self.etag.clone(), self.name.clone());
+                let (pos, end, etag, name) =
+                    (self.pos, self.end, self.etag.clone(), self.name.clone());
                 let resp = self
                     .source
                     .call(|bearer| {
                         let c = self.source.container.clone();
                         let (etag, name) = (etag.clone(), name.clone());
-                        async move { c.get_range(&bearer, &name, pos, Some(end), etag.as_deref()).await }
+                        async move {
+                            c.get_range(&bearer, &name, pos, Some(end), etag.as_deref())
+                                .await
+                        }
                     })
                     .await?;
                 match resp {
@@ -217,7 +239,9 @@ impl RangeReader {
                             blob: Some(self.name.clone()),
                             status: Some(416),
                             code: Some("InvalidRange".into()),
-                            message: format!("no bytes at offset {pos}: the blob shrank or was replaced"),
+                            message: format!(
+                                "no bytes at offset {pos}: the blob shrank or was replaced"
+                            ),
                             class: BlobErrorClass::Changed,
                             retry_after: None,
                         }));
@@ -225,14 +249,20 @@ impl RangeReader {
                     Some(r) => self.body = Some(r.bytes_stream().boxed()),
                 }
             }
-            let Some(body) = self.body.as_mut() else { continue };
+            let Some(body) = self.body.as_mut() else {
+                continue;
+            };
             match body.next().await {
                 Some(Ok(chunk)) => {
                     if chunk.is_empty() {
                         continue;
                     }
                     let room = (self.end - self.pos) as usize;
-                    let chunk = if chunk.len() > room { chunk.slice(..room) } else { chunk };
+                    let chunk = if chunk.len() > room {
+                        chunk.slice(..room)
+                    } else {
+                        chunk
+                    };
                     self.source.limits.bytes(chunk.len() as u64).await;
                     self.pos += chunk.len() as u64;
                     self.resumes = 0;

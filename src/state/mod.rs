@@ -27,7 +27,7 @@ pub use types::{
 /// Durable progress of a source, per object, with optimistic concurrency.
 ///
 /// All methods block; from async code call them inside `tokio::task::spawn_blocking`.
-pub trait CheckpointStore: Send + Sync {
+pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     /// The checkpoint of one source object and its version, or `None` when it was never committed.
     fn load(&self, key: &ObjectKey) -> Result<Option<Versioned<Checkpoint>>, StateError>;
 

@@ -188,6 +188,12 @@ pub enum StateError {
         /// Largest value accepted.
         limit: u64,
     },
+    /// The blocking task that ran a store operation died (a bug): the operation's outcome is unknown.
+    #[error("checkpoint store task failed ({detail}); the checkpoint is re-read on the next poll")]
+    TaskFailed {
+        /// What the runtime said.
+        detail: String,
+    },
     /// Any other database failure (disk full, I/O error): retry later or check the disk.
     #[error("state database {} failed during {op}: {source}; check the disk under the state directory", path.display())]
     Database {

@@ -3,6 +3,7 @@
 //!
 //! Owns: how Ferry reports. Must not: make decisions about tenants or data.
 
+pub mod logging;
 pub mod status;
 
 pub use status::{StatusBoard, TenantState};

@@ -180,7 +180,13 @@ impl StatusBoard {
     }
 
     /// Sets a tenant's state; returns the previous state when it changed.
-    pub fn set_state(&self, tenant: &str, state: TenantState, reason: Option<String>, fix: Option<String>) -> Option<TenantState> {
+    pub fn set_state(
+        &self,
+        tenant: &str,
+        state: TenantState,
+        reason: Option<String>,
+        fix: Option<String>,
+    ) -> Option<TenantState> {
         let mut t = lock(&self.tenants);
         let entry = t.get_mut(tenant)?;
         let previous = entry.state;
@@ -220,8 +226,14 @@ mod tests {
     fn state_changes_are_reported_once() {
         let b = StatusBoard::new();
         b.register("contoso", "t", &["audit".into()], TenantState::Starting);
-        assert_eq!(b.set_state("contoso", TenantState::Active, None, None), Some(TenantState::Starting));
-        assert_eq!(b.set_state("contoso", TenantState::Active, None, None), None);
+        assert_eq!(
+            b.set_state("contoso", TenantState::Active, None, None),
+            Some(TenantState::Starting)
+        );
+        assert_eq!(
+            b.set_state("contoso", TenantState::Active, None, None),
+            None
+        );
         b.update_source("contoso", "audit", |s| s.objects_shipped += 2);
         assert_eq!(b.snapshot()["contoso"].sources["audit"].objects_shipped, 2);
         b.register("contoso", "t", &[], TenantState::Starting);

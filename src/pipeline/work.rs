@@ -115,8 +115,12 @@ mod tests {
             value: Checkpoint {
                 etag: identity.into(),
                 offset,
+                blob_kind: state::BlobKind::Block,
                 size_seen,
-                ..Default::default()
+                records_shipped: 0,
+                rejected_records: 0,
+                last_shipped_at: 0,
+                first_unshipped_at: None,
             },
         })
     }

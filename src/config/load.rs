@@ -738,3 +738,206 @@ fn resolve_paths(mut config: Config, base: &Path) -> Config {
     }
     config
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    const LOCAL: &str = include_str!("../../config/local.toml");
+    const EXAMPLE: &str = include_str!("../../config/ferry.example.toml");
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        match load_str(text, "t.toml") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors,
+        }
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let loaded = match load_str(LOCAL, "config/local.toml") {
+            Ok(l) => l,
+            Err(e) => panic!("local.toml does not load:\n{e}"),
+        };
+        assert!(loaded.base_dir.is_absolute());
+        assert!(loaded.base_dir.ends_with("config"));
+        let c = &loaded.config;
+        assert_eq!(c.agent.state_dir, loaded.base_dir.join("../.sandbox/state"));
+        assert_eq!(
+            c.agent.ca_file,
+            Some(loaded.base_dir.join("../.sandbox/ca.pem"))
+        );
+        match &c.app.credential {
+            AppCredential::Secret {
+                file: Some(f),
+                env: None,
+            } => assert_eq!(f, &loaded.base_dir.join("../.sandbox/app-secret")),
+            other => panic!("unexpected credential {other:?}"),
+        }
+        match &c.agent.managed_identity {
+            Some(ManagedIdentityEndpoint::AppService { header, .. }) => {
+                assert_eq!(
+                    header.file,
+                    Some(loaded.base_dir.join("../.sandbox/identity-header"))
+                )
+            }
+            other => panic!("unexpected managed identity {other:?}"),
+        }
+        assert_eq!(
+            loaded.endpoints.authority_host,
+            "https://login.sandbox.test"
+        );
+        assert_eq!(
+            loaded.endpoints.managed_hsm_resource,
+            "https://managedhsm.sandbox.test"
+        );
+        let contoso = loaded.tenant("contoso").map(|t| loaded.consent_url(t));
+        assert_eq!(
+            contoso.as_deref(),
+            Some("https://login.sandbox.test/33333333-3333-4333-8333-333333333333/adminconsent?client_id=11111111-1111-4111-8111-111111111111")
+        );
+    }
+
+    #[test]
+    fn absolute_paths_stay_as_written() {
+        let loaded = load_str(EXAMPLE, "/etc/ferry/ferry.toml").map_err(|e| e.to_string());
+        let loaded = loaded.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            loaded.config.agent.state_dir,
+            PathBuf::from("/var/lib/ferry")
+        );
+        assert_eq!(loaded.base_dir, PathBuf::from("/etc/ferry"));
+        assert_eq!(
+            loaded.endpoints.authority_host,
+            "https://login.microsoftonline.com"
+        );
+    }
+
+    #[test]
+    fn every_broken_tenant_and_source_reports() {
+        let text = LOCAL
+            .replace("container = \"exports\"", "contianer = \"exports\"")
+            .replace(
+                "name = \"fabrikam\"",
+                "name = \"fabrikam\"\nmax_concurrent_fetches = \"8\"",
+            )
+            .replace(
+                "container = \"insights-logs-signinlogs\"",
+                "container = \"insights-logs-signinlogs\"\nprefix = 60",
+            );
+        let found = errors(&text);
+        let paths: Vec<&str> = found.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "tenant[contoso].source[exports].contianer",
+                "tenant[fabrikam].max_concurrent_fetches",
+                "tenant[fabrikam].source[signins].prefix",
+            ],
+            "{found:#?}"
+        );
+        assert!(
+            found[2]
+                .message
+                .contains("invalid type: integer `60`, expected a string"),
+            "{}",
+            found[2].message
+        );
+        let text = LOCAL.replace("recheck_interval = \"30s\"", "recheck_interval = 30");
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].path, "agent.recheck_interval");
+        assert!(
+            found[0]
+                .message
+                .contains("a duration needs a unit and quotes: write \"30s\""),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_keys_and_tables() {
+        let text = LOCAL.replace("[destination]", "[destinaton]");
+        let found = errors(&text);
+        assert!(
+            found.iter().any(|e| e.path == "destinaton"
+                && e.help
+                    .as_deref()
+                    .is_some_and(|h| h.contains("did you mean \"destination\"?"))),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.path == "destination"
+                    && e.message.contains("missing table [destination]")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_single_tenant_table_is_explained() {
+        let text = "[app]\nclient_id = \"11111111-1111-4111-8111-111111111111\"\ncredential = { kind = \"workload_identity\" }\n[destination]\naccount_url = \"https://p.blob.core.windows.net\"\ncontainer = \"shipped\"\n[tenant]\nname = \"a\"\n";
+        let found = errors(text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0]
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("[[tenant]]")));
+        assert_eq!((found[0].line, found[0].col), (7, 1));
+    }
+
+    #[test]
+    fn header_written_inline_is_a_secret_error_reported_once() {
+        let text = LOCAL.replace(
+            "header = { file = \"../.sandbox/identity-header\" }",
+            "header = \"abc-123\"",
+        );
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].path, "agent.managed_identity.header");
+        assert!(found[0]
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("env = \"IDENTITY_HEADER\"")));
+        assert!(!found.iter().any(|e| e.to_string().contains("abc-123")));
+    }
+
+    /// Whatever the bytes, loading returns; it never panics.
+    #[test]
+    fn never_panics_on_garbage_truncation_or_mutation() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        for _ in 0..300 {
+            let len = rng.gen_range(0..400);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            let _ = load_bytes(&bytes, Path::new("garbage.toml"));
+        }
+        for text in [LOCAL, EXAMPLE] {
+            for (cut, _) in text.char_indices().step_by(7) {
+                let _ = load_str(&text[..cut], "cut.toml");
+            }
+        }
+        let tokens = [
+            "[", "]", "[[", "=", "\"", "{", "}", ",", "\n", "0", "-1", "1e999", "true", "'''",
+            "\\u0000", "é", "tenant", "source", "kind", ".",
+        ];
+        let bytes = LOCAL.as_bytes();
+        for _ in 0..1500 {
+            let mut text = LOCAL.to_string();
+            for _ in 0..rng.gen_range(1..4) {
+                let mut at = rng.gen_range(0..bytes.len());
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let token = tokens[rng.gen_range(0..tokens.len())];
+                text.insert_str(at, token);
+            }
+            match load_str(&text, "mutated.toml") {
+                Ok(_) => {}
+                Err(e) => assert!(!e.is_empty(), "an error result always carries an error"),
+            }
+        }
+    }
+}

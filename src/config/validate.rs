@@ -536,3 +536,185 @@ fn last_key(p: &ConfigPath) -> String {
         _ => "value".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[app]
+client_id = "11111111-1111-4111-8111-111111111111"
+credential = { kind = "secret", env = "FERRY_APP_SECRET" }
+
+[destination]
+account_url = "https://providerlogs.blob.core.windows.net"
+container = "shipped"
+
+[[tenant]]
+name = "contoso"
+tenant_id = "33333333-3333-4333-8333-333333333333"
+
+[[tenant.source]]
+name = "audit"
+kind = "blob"
+account_url = "https://contosologs.blob.core.windows.net"
+container = "insights-logs-auditevent"
+"#;
+
+    fn minimal() -> Config {
+        match toml::from_str(MINIMAL) {
+            Ok(c) => c,
+            Err(e) => panic!("the minimal config does not parse: {e}"),
+        }
+    }
+
+    fn issues(c: &Config) -> Vec<(String, String)> {
+        c.validate()
+            .into_iter()
+            .map(|i| (i.path.to_string(), i.message))
+            .collect()
+    }
+
+    fn blob(c: &mut Config) -> &mut BlobSourceConfig {
+        match c.tenants[0].sources.get_mut(0) {
+            Some(SourceConfig::Blob(b)) => b,
+            _ => panic!("the minimal config's first source is a blob source"),
+        }
+    }
+
+    #[test]
+    fn the_minimal_config_is_valid() {
+        assert_eq!(issues(&minimal()), vec![]);
+    }
+
+    #[test]
+    fn tenant_ids_are_unique_whatever_their_case() {
+        let mut c = minimal();
+        let mut second = c.tenants[0].clone();
+        second.name = "fabrikam".into();
+        second.tenant_id = second.tenant_id.to_uppercase();
+        c.tenants.push(second);
+        let found = issues(&c);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "tenant[fabrikam].tenant_id");
+        assert!(found[0].1.contains("also used by tenant \"contoso\""));
+    }
+
+    #[test]
+    fn secret_references_name_exactly_one_place() {
+        let mut c = minimal();
+        c.app.credential = AppCredential::Secret {
+            env: Some("A".into()),
+            file: Some("/x".into()),
+        };
+        assert!(issues(&c)[0].1.contains("both env and file"));
+        c.app.credential = AppCredential::Secret {
+            env: None,
+            file: None,
+        };
+        assert!(issues(&c)[0].1.contains("must name env or file"));
+        c.app.credential = AppCredential::Secret {
+            env: Some("not a var=1".into()),
+            file: None,
+        };
+        assert!(issues(&c)[0]
+            .1
+            .contains("is not an environment variable name"));
+    }
+
+    #[test]
+    fn key_vault_secret_and_app_destination_need_the_home_tenant() {
+        let mut c = minimal();
+        c.app.credential = AppCredential::KeyVaultSecret {
+            vault: "https://provider-kv.vault.azure.net".into(),
+            name: "ferry-app".into(),
+            identity: None,
+        };
+        c.destination.credential = ProviderCredential::App;
+        let found = issues(&c);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found
+            .iter()
+            .any(|(p, m)| p == "app.credential" && m.contains("home_tenant_id")));
+        assert!(found
+            .iter()
+            .any(|(p, m)| p == "destination.credential" && m.contains("home_tenant_id")));
+        c.app.home_tenant_id = Some("22222222-2222-4222-8222-222222222222".into());
+        assert_eq!(issues(&c), vec![]);
+    }
+
+    #[test]
+    fn customer_key_at_rest_needs_decrypt() {
+        let mut c = minimal();
+        blob(&mut c).at_rest = AtRest::CustomerKey;
+        assert_eq!(issues(&c)[0].0, "tenant[contoso].source[audit].at_rest");
+        blob(&mut c).decrypt = Some(DecryptConfig {
+            key: "https://contoso-kv.vault.azure.net/keys/ferry-cmk".into(),
+            content_key_ttl: HumanDuration::from_secs(300),
+            unencrypted: UnencryptedPolicy::Refuse,
+            resolve: Some("10.1.2.3:443".into()),
+        });
+        assert_eq!(issues(&c), vec![]);
+    }
+
+    #[test]
+    fn pins_and_globs_are_checked() {
+        let mut c = minimal();
+        blob(&mut c).resolve = Some("contoso.internal".into());
+        blob(&mut c).include = vec!["[".into()];
+        c.destination.resolve = Some("10.0.0.1:443".into());
+        let found = issues(&c);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, "tenant[contoso].source[audit].include[0]");
+        assert_eq!(found[1].0, "tenant[contoso].source[audit].resolve");
+    }
+
+    #[test]
+    fn named_clouds_refuse_a_custom_cloud_table() {
+        let mut c = minimal();
+        c.agent.custom_cloud = Some(CustomCloudConfig {
+            authority_host: "https://login.sandbox.test".into(),
+            blob_suffix: "blob.sandbox.test".into(),
+            vault_suffix: "vault.sandbox.test".into(),
+            storage_resource: "https://storage.azure.com".into(),
+            vault_resource: "https://vault.sandbox.test".into(),
+            managed_hsm_resource: None,
+            log_analytics_endpoint: "https://api.loganalytics.sandbox.test".into(),
+            log_analytics_resource: "https://api.loganalytics.io".into(),
+        });
+        assert_eq!(issues(&c)[0].0, "agent.custom_cloud");
+        c.agent.cloud = CloudName::Custom;
+        assert_eq!(issues(&c), vec![]);
+        if let Some(cc) = &mut c.agent.custom_cloud {
+            cc.authority_host = "http://login.sandbox.test".into();
+            cc.blob_suffix = "https://blob.sandbox.test".into();
+        }
+        let found = issues(&c);
+        assert_eq!(found.len(), 2, "{found:?}");
+    }
+
+    #[test]
+    fn log_analytics_sources_need_a_workspace_guid_and_a_query() {
+        let mut c = minimal();
+        c.tenants[0]
+            .sources
+            .push(SourceConfig::LogAnalytics(LogAnalyticsSourceConfig {
+                name: "signins".into(),
+                workspace_id: "workspace".into(),
+                query: " ".into(),
+                lag: HumanDuration::from_secs(600),
+                poll_interval: HumanDuration::from_secs(60),
+                compression: Compression::Zstd,
+                resolve: None,
+                require_private_endpoint: false,
+            }));
+        let paths: Vec<String> = issues(&c).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "tenant[contoso].source[signins].workspace_id",
+                "tenant[contoso].source[signins].query"
+            ]
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! `docs/configuration.md` cannot drift from the schema: every key and every enumerated value of
+//! the JSON Schema that `ferry config schema` prints must appear in the doc as `code`.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+fn collect(v: &serde_json::Value, names: &mut BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                names.extend(props.keys().cloned());
+            }
+            if let Some(serde_json::Value::Array(values)) = map.get("enum") {
+                names.extend(values.iter().filter_map(|v| v.as_str().map(str::to_string)));
+            }
+            for child in map.values() {
+                collect(child, names);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect(i, names)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_schema_key_and_value_is_documented() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["config", "schema"])
+        .output()
+        .expect("ferry runs");
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the schema is JSON");
+    let mut names = BTreeSet::new();
+    collect(&schema, &mut names);
+    assert!(
+        names.len() > 60,
+        "the schema walk found too little: {names:?}"
+    );
+    let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+    let doc = std::fs::read_to_string(doc_path).expect("docs/configuration.md exists");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !doc.contains(&format!("`{n}`")) && !doc.contains(&format!("\"{n}\"")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md does not mention: {missing:?}"
+    );
+}

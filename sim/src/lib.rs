@@ -37,5 +37,5 @@ pub mod state;
 pub use admin_client::{sandbox_http_client, AdminClient, AdminClientError};
 pub use faults::{FaultSpec, HostKind};
 pub use jwt::{verify_access_token, AccessClaims, AccessTokenError};
-pub use server::{serve, RequestHost, RunningSim, ServeConfig, ServeError};
+pub use server::{serve, serve_ephemeral, RequestHost, RunningSim, ServeConfig, ServeError};
 pub use state::{Settings, SimConfig, SimState};

@@ -39,6 +39,9 @@ pub enum ServeError {
     /// The server certificate or key is unusable.
     #[error("server certificate or key unusable: {0}; regenerate with `ferry-sim ca generate`")]
     Tls(String),
+    /// Test certificates could not be made.
+    #[error("cannot make test certificates: {0}")]
+    Certificates(#[from] crate::ca::CaError),
     /// Generating the token-signing key failed.
     #[error("cannot generate the token-signing key: {0}")]
     SigningKey(#[from] rsa::Error),
@@ -164,6 +167,13 @@ struct Routes {
     vault: Router,
     blob: Router,
     admin: Router,
+}
+
+/// Starts a sim for a test: fresh in-memory CA and certificates, loopback, free ports (https
+/// and IMDS), default settings, no Azurite.
+pub async fn serve_ephemeral() -> Result<RunningSim, ServeError> {
+    let (certs, _ca) = crate::ca::SandboxCertificates::generate()?;
+    serve(ServeConfig::ephemeral(&certs)).await
 }
 
 /// Starts the sim: binds the listeners and returns at once.

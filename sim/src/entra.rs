@@ -327,9 +327,7 @@ fn issue(state: &SimState, host: &RequestHost, tenant: &str, req: &TokenRequest)
             || jwt.str_claim("sub").is_some_and(|s| s.eq_ignore_ascii_case(&app_id));
         if is_certificate {
             let audiences = [
-                format!("https://{}/{tenant}/oauth2/v2.0/token", host.authority),
                 format!("https://{}/{tenant}/oauth2/v2.0/token", host.host),
-                format!("https://{}/{tid}/oauth2/v2.0/token", host.authority),
                 format!("https://{}/{tid}/oauth2/v2.0/token", host.host),
             ];
             check_certificate_assertion(&jwt, &app, &audiences, now)?;

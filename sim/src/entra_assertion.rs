@@ -66,8 +66,18 @@ fn audiences(jwt: &UnverifiedJwt) -> Vec<String> {
     }
 }
 
+/// `https://host:port/path` -> `https://host/path` (the port a client used does not matter).
+fn without_port(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    format!("{scheme}://{host}/{path}")
+}
+
 /// Checks a certificate assertion for `app`; `expected_audiences` are the token endpoint URLs the
-/// caller may have used.
+/// caller may have used (without port).
 pub fn check_certificate_assertion(
     jwt: &UnverifiedJwt,
     app: &App,
@@ -108,7 +118,7 @@ pub fn check_certificate_assertion(
         ));
     }
     let aud = audiences(jwt);
-    if !aud.iter().any(|a| expected_audiences.iter().any(|e| e.eq_ignore_ascii_case(a))) {
+    if !aud.iter().any(|a| expected_audiences.iter().any(|e| e.eq_ignore_ascii_case(&without_port(a)))) {
         return Err(EntraError::invalid_client(
             700027,
             format!(

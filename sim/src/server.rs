@@ -352,6 +352,9 @@ fn truncate(response: Response<Body>, fault: &FaultAction) -> Response<Body> {
             return None;
         }
         if left == 0 {
+            // Let the bytes already sent (and the headers) reach the wire first: an HTTP/2 reset
+            // discards frames still queued for the stream.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             return Some((Err(InjectedReset(limit)), (inner, 0, true)));
         }
         match inner.next().await {
@@ -361,7 +364,10 @@ fn truncate(response: Response<Body>, fault: &FaultAction) -> Response<Body> {
                 Some((Ok(piece), (inner, left - take as u64, false)))
             }
             // The real body ended (or failed) before the limit: reset anyway.
-            _ => Some((Err(InjectedReset(limit)), (inner, 0, true))),
+            _ => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                Some((Err(InjectedReset(limit)), (inner, 0, true)))
+            }
         }
     });
     Response::from_parts(parts, Body::from_stream(stream))

@@ -10,19 +10,21 @@
 //! - `server`: the https listener, routing by `Host`, the plain-http IMDS listener.
 //! - `state`: `SimState`, shared by every route.
 //! - `jwt`: RS256 signing and verification of the tokens the sim issues.
-//! - `directory` / `entra`: tenants, apps, service principals; the token endpoint.
+//! - `directory` / `entra` / `entra_assertion`: tenants, apps, service principals; the token endpoint.
 //! - `msi`: managed identity endpoints.
 //! - `keyvault`: Key Vault keys and secrets, challenge auth, permissions.
 //! - `gateway`: the storage gateway (reverse proxy to Azurite, role checks).
 //! - `faults`: fault injection per route.
-//! - `admin`: the admin API.
+//! - `admin` / `admin_client`: the admin API and its typed client (plus the pinned sandbox http client).
 //! - `sandbox`: starts Azurite and the sim together for tests and the demo; seeds data.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_client;
 pub mod ca;
 pub mod directory;
 pub mod entra;
+pub mod entra_assertion;
 pub mod faults;
 pub mod gateway;
 pub mod jwt;
@@ -31,3 +33,9 @@ pub mod msi;
 pub mod sandbox;
 pub mod server;
 pub mod state;
+
+pub use admin_client::{sandbox_http_client, AdminClient, AdminClientError};
+pub use faults::{FaultSpec, HostKind};
+pub use jwt::{verify_access_token, AccessClaims, AccessTokenError};
+pub use server::{serve, serve_ephemeral, RequestHost, RunningSim, ServeConfig, ServeError};
+pub use state::{Settings, SimConfig, SimState};

@@ -1,1 +1,0 @@
-//! Owned by sim-kv-gateway (see lib.rs).

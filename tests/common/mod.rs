@@ -1,0 +1,283 @@
+//! Shared harness of Ferry's integration tests: a sandbox (Azurite + ferry-sim on free ports)
+//! with the provider and customers onboarded, a Ferry config written for it, the `ferry` binary
+//! run against it, and the destination read back.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ferry_sim::sandbox::{Customer, CustomerSpec, Provider, ProviderSpec, Sandbox, SandboxOptions};
+
+/// A sandbox with a provider and customers, and a directory for Ferry's files.
+pub struct World {
+    /// Azurite + sim.
+    pub sandbox: Sandbox,
+    /// The provider (app, identity, destination).
+    pub provider: Provider,
+    /// Customers by name.
+    pub customers: BTreeMap<String, Customer>,
+    /// Directory for configs, secrets and state.
+    pub dir: tempfile::TempDir,
+}
+
+/// Customer names and their tenant ids used by the tests.
+pub const CUSTOMERS: [(&str, &str); 3] = [
+    ("contoso", "33333333-3333-4333-8333-333333333333"),
+    ("fabrikam", "44444444-4444-4444-8444-444444444444"),
+    ("tailspin", "66666666-6666-4666-8666-666666666666"),
+];
+
+/// Starts a sandbox with `n` customers (accounts `<name>logs`, vault `<name>-kv`).
+pub async fn world(n: usize) -> World {
+    let mut accounts: Vec<String> = CUSTOMERS[..n]
+        .iter()
+        .map(|(name, _)| format!("{name}logs"))
+        .collect();
+    accounts.push("providerlogs".into());
+    let sandbox = Sandbox::start(SandboxOptions {
+        accounts,
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("sandbox did not start: {e}"));
+    let provider = sandbox
+        .onboard_provider(&ProviderSpec {
+            account: "providerlogs".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("provider onboarding failed: {e}"));
+    let mut customers = BTreeMap::new();
+    for (name, tid) in &CUSTOMERS[..n] {
+        let spec = CustomerSpec::new(name, tid, &format!("{name}logs"), &format!("{name}-kv"));
+        let c = sandbox
+            .onboard_customer(&provider.app_client_id, &spec)
+            .await
+            .unwrap_or_else(|e| panic!("onboarding {name} failed: {e}"));
+        customers.insert(name.to_string(), c);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("app-secret"), &provider.app_secret).expect("write secret");
+    std::fs::write(
+        dir.path().join("identity-header"),
+        sandbox.state().settings().identity_header,
+    )
+    .expect("write header");
+    std::fs::write(dir.path().join("ca.pem"), sandbox.ca_pem()).expect("write ca");
+    World {
+        sandbox,
+        provider,
+        customers,
+        dir,
+    }
+}
+
+/// How each tenant's sources are written into the config.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// Source name.
+    pub name: String,
+    /// Container.
+    pub container: String,
+    /// `records` or `copy`.
+    pub mode: String,
+    /// Extra TOML lines for the source table.
+    pub extra: String,
+}
+
+impl SourceSpec {
+    /// A records-mode source on the customer's default container.
+    pub fn records(name: &str) -> SourceSpec {
+        SourceSpec {
+            name: name.into(),
+            container: "insights-logs-auditevent".into(),
+            mode: "records".into(),
+            extra: String::new(),
+        }
+    }
+    /// A copy-mode source.
+    pub fn copy(name: &str, container: &str) -> SourceSpec {
+        SourceSpec {
+            name: name.into(),
+            container: container.into(),
+            mode: "copy".into(),
+            extra: String::new(),
+        }
+    }
+}
+
+impl World {
+    /// Writes a Ferry config for these tenants (name -> sources) and returns its path.
+    pub fn config(&self, tenants: &[(&str, Vec<SourceSpec>)], agent_extra: &str) -> PathBuf {
+        let port = self.sandbox.https_addr().port();
+        let mut toml = format!(
+            r#"[agent]
+state_dir = "state"
+status_listen = "127.0.0.1:0"
+cloud = "custom"
+ca_file = "ca.pem"
+resolve = [{{ host = "*.sandbox.test", address = "127.0.0.1:{port}" }}]
+recheck_interval = "2s"
+shutdown_grace = "5s"
+log_format = "json"
+{agent_extra}
+
+[agent.custom_cloud]
+authority_host = "https://login.sandbox.test"
+blob_suffix = "blob.sandbox.test"
+vault_suffix = "vault.sandbox.test"
+vault_resource = "https://vault.sandbox.test"
+storage_resource = "https://storage.azure.com"
+log_analytics_endpoint = "https://api.loganalytics.sandbox.test"
+
+[agent.managed_identity]
+shape = "app_service"
+endpoint = "https://identity.sandbox.test/msi/token"
+header = {{ file = "identity-header" }}
+
+[app]
+client_id = "{app}"
+home_tenant_id = "{home}"
+credential = {{ kind = "secret", file = "app-secret" }}
+
+[destination]
+account_url = "https://providerlogs.blob.sandbox.test"
+container = "shipped"
+credential = {{ kind = "managed_identity", client_id = "{mi}" }}
+"#,
+            app = self.provider.app_client_id,
+            home = self.provider.tenant_id,
+            mi = self.provider.managed_identity_client_id,
+        );
+        for (name, sources) in tenants {
+            let c = &self.customers[*name];
+            toml.push_str(&format!(
+                "\n[[tenant]]\nname = \"{name}\"\ntenant_id = \"{}\"\n",
+                c.spec.tenant_id
+            ));
+            for s in sources {
+                toml.push_str(&format!(
+                    "\n  [[tenant.source]]\n  name = \"{}\"\n  kind = \"blob\"\n  account_url = \"https://{}.blob.sandbox.test\"\n  container = \"{}\"\n  mode = \"{}\"\n  poll_interval = \"1s\"\n{}\n",
+                    s.name, c.spec.account, s.container, s.mode, s.extra
+                ));
+            }
+        }
+        let path = self.dir.path().join("ferry.toml");
+        std::fs::write(&path, toml).expect("write config");
+        path
+    }
+
+    /// Runs the ferry binary with `args` and returns its output.
+    pub fn ferry(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .env("FERRY_LOG", "info")
+            .output()
+            .expect("run ferry")
+    }
+
+    /// Every object in the destination container: name -> (metadata, content), read with the
+    /// provider identity's role through the gateway.
+    pub async fn destination(&self) -> BTreeMap<String, (BTreeMap<String, String>, Vec<u8>)> {
+        let token = self
+            .sandbox
+            .mint_token(
+                &self.provider.tenant_id,
+                "https://storage.azure.com",
+                &self.provider.managed_identity_object_id,
+                Some(&self.provider.managed_identity_client_id),
+            )
+            .await
+            .expect("mint token");
+        read_container(
+            &self.sandbox,
+            &format!("Bearer {token}"),
+            "https://providerlogs.blob.sandbox.test",
+            "shipped",
+        )
+        .await
+    }
+
+    /// A seeder for a customer's account.
+    pub async fn seeder(&self, customer: &str) -> ferry_sim::sandbox::BlobSeeder {
+        self.sandbox
+            .seeder(&self.customers[customer].spec.account)
+            .await
+            .expect("seeder")
+    }
+}
+
+/// Reads a whole container with Ferry's own blob client.
+pub async fn read_container(
+    sandbox: &Sandbox,
+    bearer: &str,
+    account_url: &str,
+    container: &str,
+) -> BTreeMap<String, (BTreeMap<String, String>, Vec<u8>)> {
+    let client =
+        ferry::blob_api::ContainerClient::new(sandbox.http().clone(), account_url, container);
+    let mut out = BTreeMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = client
+            .list_page(bearer, None, marker.as_deref(), 5000)
+            .await
+            .expect("list destination");
+        for b in page.blobs {
+            let (props, body) = client.get_all(bearer, &b.name).await.expect("get object");
+            out.insert(b.name, (props.metadata, body.to_vec()));
+        }
+        marker = page.next_marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    out
+}
+
+/// Decompresses a records object (zstd, gzip or plain) by its name.
+pub fn decode_records(name: &str, body: &[u8]) -> Vec<String> {
+    let text = if name.ends_with(".zst") {
+        zstd::decode_all(body).expect("zstd")
+    } else if name.ends_with(".gz") {
+        let mut d = flate2::read::GzDecoder::new(body);
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut d, &mut v).expect("gzip");
+        v
+    } else {
+        body.to_vec()
+    };
+    String::from_utf8(text)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `n` diagnostic-log-shaped JSON lines tagged with `tag`.
+pub fn log_lines(tag: &str, from: usize, n: usize) -> String {
+    let mut s = String::new();
+    for i in from..from + n {
+        s.push_str(&format!(
+            "{{\"time\":\"2026-11-27T10:{:02}:00Z\",\"resourceId\":\"/SUBSCRIPTIONS/S/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/{tag}\",\"category\":\"AuditEvent\",\"operationName\":\"VaultGet\",\"resultType\":\"Success\",\"properties\":{{\"seq\":\"{tag}-{i}\"}}}}\n",
+            i % 60
+        ));
+    }
+    s
+}
+
+/// stdout + stderr as text, for assertion messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status: {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Path helper.
+pub fn p(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

@@ -17,7 +17,9 @@ use crate::identity::{FailureClass, Principal, TokenProvider};
 use crate::sink::SinkError;
 use crate::source::SourceError;
 use crate::state::CheckpointStore;
-use crate::telemetry::status::{unix_now, LastError};
+use crate::telemetry::events::{SourceWorkFailed, TenantRefused, TenantStateChanged};
+use crate::telemetry::metrics::in_scope;
+use crate::telemetry::status::unix_now;
 use crate::telemetry::{StatusBoard, TenantState};
 
 use super::ship::{ShipError, Shipped, SourceContext};
@@ -192,13 +194,14 @@ impl TenantSupervisor {
             .board
             .set_state(&self.name, state, reason.clone(), fix.clone())
         {
-            let reason = reason.unwrap_or_default();
-            let fix = fix.unwrap_or_default();
-            if state.is_blocked() {
-                tracing::warn!(tenant = %self.name, from = previous.as_str(), to = state.as_str(), reason = %reason, fix = %fix, "Tenant stopped shipping");
-            } else {
-                tracing::info!(tenant = %self.name, from = previous.as_str(), to = state.as_str(), "Tenant state changed");
+            TenantStateChanged {
+                tenant: &self.name,
+                from: previous,
+                to: state,
+                reason: reason.as_deref().unwrap_or_default(),
+                fix: fix.as_deref().unwrap_or_default(),
             }
+            .emit();
         }
     }
 
@@ -292,8 +295,10 @@ impl TenantSupervisor {
             let slots = self.fetch_slots.clone();
             let stop = tenant_stop.clone();
             let drain = tenant_drain.clone();
+            let (board, name) = (self.board.clone(), self.name.clone());
             workers.spawn(async move {
                 while let Ok(job) = rx.recv_async().await {
+                    board.update_tenant(&name, |t| t.queue_depth = rx.len() as u64);
                     if drain.is_cancelled() || stop.is_cancelled() {
                         let _ = job.done.send((job.ctx, job.item, Err(ShipError::Stopped)));
                         continue;
@@ -301,7 +306,8 @@ impl TenantSupervisor {
                     let Ok(_slot) = slots.acquire().await else {
                         return;
                     };
-                    let result = job.ctx.ship(&job.item, &stop).await;
+                    let result =
+                        in_scope(&name, &job.ctx.cfg.name, job.ctx.ship(&job.item, &stop)).await;
                     let _ = job.done.send((job.ctx, job.item, result));
                 }
             });
@@ -368,7 +374,12 @@ impl TenantSupervisor {
             return totals;
         }
         loop {
-            match self.poll_cycle(source, &work_tx, &block_tx, &drain).await {
+            let cycle = self.poll_cycle(source, &work_tx, &block_tx, &drain);
+            let cycle = in_scope(&self.name, &source.ctx.cfg.name, cycle).await;
+            let waited = source.ctx.reader.limits().waited().as_secs_f64();
+            self.board
+                .update_tenant(&self.name, |t| t.rate_limit_wait_seconds = waited);
+            match cycle {
                 Ok(t) => {
                     totals.shipped = add(totals.shipped, t.shipped);
                     totals.failed += t.failed;
@@ -493,7 +504,15 @@ impl TenantSupervisor {
                         if let Some(b) = blocking_state(&e, &self.consent_url, &container) {
                             if !blocked {
                                 blocked = true;
-                                tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, error = %e, "Refused by the customer's tenant; stopping this tenant now");
+                                TenantRefused {
+                                    tenant: &self.name,
+                                    source: &ctx.cfg.name,
+                                    blob: Some(&item.blob),
+                                    state: b.state,
+                                    error: &e,
+                                    fix: &b.fix,
+                                }
+                                .emit(&self.board);
                                 // the tenant cancels its in-flight work at once; the remaining
                                 // jobs come back Stopped
                                 let _ = block_tx.try_send(b);
@@ -501,15 +520,15 @@ impl TenantSupervisor {
                             continue;
                         }
                         let (class, fix) = error_class(&e);
-                        tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, class, error = %e, "Shipping failed; it is retried next poll");
-                        self.board.update_source(&self.name, &ctx.cfg.name, |st| {
-                            st.last_error = Some(LastError {
-                                at: unix_now(),
-                                class: class.to_string(),
-                                message: e.to_string(),
-                                fix: fix.to_string(),
-                            })
-                        });
+                        SourceWorkFailed {
+                            tenant: &self.name,
+                            source: &ctx.cfg.name,
+                            blob: Some(&item.blob),
+                            class,
+                            error: &e,
+                            fix,
+                        }
+                        .emit(&self.board);
                     }
                 }
             }
@@ -533,18 +552,29 @@ impl TenantSupervisor {
                 Ok(totals)
             }
             Err(e) => match blocking_state(&e, &self.consent_url, &container) {
-                Some(b) => Err(b),
+                Some(b) => {
+                    TenantRefused {
+                        tenant: &self.name,
+                        source: &ctx.cfg.name,
+                        blob: None,
+                        state: b.state,
+                        error: &e,
+                        fix: &b.fix,
+                    }
+                    .emit(&self.board);
+                    Err(b)
+                }
                 None => {
                     let (class, fix) = error_class(&e);
-                    tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, class, error = %e, "Listing failed; retried next poll");
-                    self.board.update_source(&self.name, &ctx.cfg.name, |st| {
-                        st.last_error = Some(LastError {
-                            at: unix_now(),
-                            class: class.to_string(),
-                            message: e.to_string(),
-                            fix: fix.to_string(),
-                        })
-                    });
+                    SourceWorkFailed {
+                        tenant: &self.name,
+                        source: &ctx.cfg.name,
+                        blob: None,
+                        class,
+                        error: &e,
+                        fix,
+                    }
+                    .emit(&self.board);
                     Ok(TenantTotals {
                         shipped: totals.shipped,
                         failed: totals.failed + 1,

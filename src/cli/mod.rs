@@ -14,6 +14,7 @@ mod cat;
 mod check;
 mod config_schema;
 mod consent_url;
+mod readiness;
 mod run;
 mod status;
 mod validate;

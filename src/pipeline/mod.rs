@@ -7,6 +7,7 @@
 pub mod ship;
 pub mod supervisor;
 pub mod tenant;
+pub mod reload;
 pub mod work;
 
 pub use supervisor::{RunOptions, RunSummary, StartError, Supervisor};

@@ -62,6 +62,8 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
     assert!(sample(&m, "ferry_tenant_queue_depth", r#"tenant="contoso""#).is_some(), "{m}");
     assert!(!m.contains("PT1H.json"), "blob names must never be labels:\n{m}");
     assert_eq!(d.get("/healthz").await.0, 200);
+    let out = w.ferry(&["status", "--url", &d.base, "--healthz"]);
+    assert!(out.status.success(), "{}", output_text(&out));
     let (code, body) = d.get("/readyz").await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("destination_reachable"), "{body}");

@@ -15,7 +15,7 @@ use crate::telemetry::status::unix_now;
 /// Arguments of `ferry status`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  ferry status --url http://127.0.0.1:9464\n  ferry status -c /etc/ferry/ferry.toml --json\n\n\
+    after_help = "Examples:\n  ferry status --url http://127.0.0.1:9464\n  ferry status -c /etc/ferry/ferry.toml --json\n  ferry status --url http://127.0.0.1:9464 --healthz\n\n\
 With -c, the status server address is agent.status_listen of that config.\n\
 Exit codes: 0 the status was shown; 1 no Ferry answered; 2 bad config or usage."
 )]
@@ -34,6 +34,9 @@ pub struct StatusArgs {
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only ask /healthz: exit 0 when the process answers (container health checks).
+    #[arg(long, conflicts_with = "json")]
+    pub healthz: bool,
 }
 
 /// Runs `ferry status`.
@@ -65,7 +68,16 @@ pub fn run(args: StatusArgs) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let body = match runtime.block_on(fetch(&base)) {
+    if args.healthz {
+        return match runtime.block_on(fetch(&base, "/healthz")) {
+            Ok(_) => ExitCode::from(EXIT_OK),
+            Err(msg) => {
+                eprintln!("ferry status: {msg}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        };
+    }
+    let body = match runtime.block_on(fetch(&base, "/status")) {
         Ok(b) => b,
         Err(msg) => {
             eprintln!("ferry status: {msg}");
@@ -88,12 +100,12 @@ pub fn run(args: StatusArgs) -> ExitCode {
     }
 }
 
-async fn fetch(base: &str) -> Result<String, String> {
+async fn fetch(base: &str, path: &str) -> Result<String, String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let url = format!("{base}/status");
+    let url = format!("{base}{path}");
     let resp = client.get(&url).send().await.map_err(|e| {
         if e.is_connect() || e.is_timeout() {
             format!("no ferry is listening on {base}: is it running? (`ferry run -c FILE` serves agent.status_listen)")

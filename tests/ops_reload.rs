@@ -46,29 +46,53 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
         "",
     );
     d.signal("HUP");
-    d.wait_for(60, "tailspin added and shipping, fabrikam removed", || async {
-        let s = d.status().await;
-        objects_of(&s, "tailspin", "audit") >= 1 && s["tenants"].get("fabrikam").is_none()
-    })
+    d.wait_for(
+        60,
+        "tailspin added and shipping, fabrikam removed",
+        || async {
+            let s = d.status().await;
+            objects_of(&s, "tailspin", "audit") >= 1 && s["tenants"].get("fabrikam").is_none()
+        },
+    )
     .await;
     let after = d.status().await;
-    assert_eq!(after["tenants"]["contoso"]["since"], contoso_since, "contoso was restarted: {after}");
-    assert_eq!(state_of(&after, "contoso").as_deref(), Some("active"), "{after}");
-    let m = d.metrics().await;
-    assert_eq!(sample(&m, "ferry_config_reloads_total", r#"result="ok""#), Some(1.0), "{m}");
     assert_eq!(
-        sample(&m, "ferry_records_shipped_total", r#"tenant="tailspin",source="audit""#),
+        after["tenants"]["contoso"]["since"], contoso_since,
+        "contoso was restarted: {after}"
+    );
+    assert_eq!(
+        state_of(&after, "contoso").as_deref(),
+        Some("active"),
+        "{after}"
+    );
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "ferry_config_reloads_total", r#"result="ok""#),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_records_shipped_total",
+            r#"tenant="tailspin",source="audit""#
+        ),
         Some(10.0),
         "{m}"
     );
-    assert!(!m.contains(r#"tenant="fabrikam",state="#), "a removed tenant has no state gauge:\n{m}");
+    assert!(
+        !m.contains(r#"tenant="fabrikam",state="#),
+        "a removed tenant has no state gauge:\n{m}"
+    );
     let out = d.output();
     assert!(out.contains("Config reloaded"), "{out}");
 
     // a broken file: refused with its errors, the running config keeps shipping
     std::fs::write(
         &cfg,
-        std::fs::read_to_string(&cfg).unwrap().replace("[destination]", "[destination\nbogus = ")
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[destination]", "[destination\nbogus = ")
             + "\n[[tenant]]\nname = \"x\"\ntenant_id = \"not-a-guid\"\n",
     )
     .unwrap();
@@ -81,21 +105,35 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
     let out = d.output();
     assert!(out.contains("Config reload refused"), "{out}");
     assert!(
-        out.lines().any(|l| l.contains("Config reload refused") && l.contains("ferry.toml:")),
+        out.lines()
+            .any(|l| l.contains("Config reload refused") && l.contains("ferry.toml:")),
         "each error names the file and line:\n{out}"
     );
     let c_before = objects_of(&d.status().await, "contoso", "audit");
     w.seeder("contoso")
         .await
-        .put_block_blob("insights-logs-auditevent", "resourceId=/AFTER/PT1H.json", log_lines("c2", 0, 5))
+        .put_block_blob(
+            "insights-logs-auditevent",
+            "resourceId=/AFTER/PT1H.json",
+            log_lines("c2", 0, 5),
+        )
         .await
         .unwrap();
-    d.wait_for(30, "contoso still shipping under the old config", || async {
-        let s = d.status().await;
-        objects_of(&s, "contoso", "audit") > c_before && objects_of(&s, "tailspin", "audit") >= 1
-    })
+    d.wait_for(
+        30,
+        "contoso still shipping under the old config",
+        || async {
+            let s = d.status().await;
+            objects_of(&s, "contoso", "audit") > c_before
+                && objects_of(&s, "tailspin", "audit") >= 1
+        },
+    )
     .await;
 
     let output = d.stop();
-    assert_no_secrets(&output, &w.provider.app_secret, &w.sandbox.state().settings().identity_header);
+    assert_no_secrets(
+        &output,
+        &w.provider.app_secret,
+        &w.sandbox.state().settings().identity_header,
+    );
 }

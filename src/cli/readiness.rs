@@ -59,7 +59,10 @@ impl ReadinessCheck for DestinationReachable {
 /// The checks of `/readyz`, by name.
 pub fn checks(supervisor: &Supervisor) -> Vec<(String, Arc<dyn ReadinessCheck>)> {
     vec![
-        ("config_loaded".into(), Arc::new(ConfigLoaded) as Arc<dyn ReadinessCheck>),
+        (
+            "config_loaded".into(),
+            Arc::new(ConfigLoaded) as Arc<dyn ReadinessCheck>,
+        ),
         (
             "state_store_open".into(),
             Arc::new(StateStoreOpen(supervisor.store().clone())),

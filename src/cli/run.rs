@@ -123,7 +123,8 @@ async fn start_status_server(
     let dest = supervisor.destination().clone();
     Metrics::set_destination_waited(move || dest.waited());
     let addr = supervisor.config().agent.status_listen;
-    let server = StatusServer::bind(addr, board.clone(), super::readiness::checks(supervisor)).await?;
+    let server =
+        StatusServer::bind(addr, board.clone(), super::readiness::checks(supervisor)).await?;
     Ok(server.spawn(shutdown))
 }
 

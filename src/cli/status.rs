@@ -249,7 +249,10 @@ mod tests {
         assert!(table.contains("contoso"), "{table}");
         assert!(table.contains("2.0 KiB"), "{table}");
         assert!(table.contains("access_denied"), "{table}");
-        assert!(table.contains("fix: assign Storage Blob Data Reader"), "{table}");
+        assert!(
+            table.contains("fix: assign Storage Blob Data Reader"),
+            "{table}"
+        );
     }
 
     #[test]

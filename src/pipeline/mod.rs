@@ -4,10 +4,10 @@
 //! Owns: ordering of work and the rule that a checkpoint advances only after the destination
 //! commit succeeded. Must not: parse wire formats (that is `source`, `cmk`, `sink`).
 
+pub mod reload;
 pub mod ship;
 pub mod supervisor;
 pub mod tenant;
-pub mod reload;
 pub mod work;
 
 pub use supervisor::{RunOptions, RunSummary, StartError, Supervisor};

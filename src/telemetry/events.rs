@@ -177,6 +177,9 @@ mod tests {
         .emit(&b);
         let s = &b.snapshot()["ev-test"].sources["audit"];
         assert_eq!(s.quarantined, 1);
-        assert_eq!(s.last_error.as_ref().map(|e| e.class.as_str()), Some("transient"));
+        assert_eq!(
+            s.last_error.as_ref().map(|e| e.class.as_str()),
+            Some("transient")
+        );
     }
 }

@@ -278,15 +278,13 @@ impl Derived<'_> {
         let integer = !matches!(self.unit, Some(Unit::Seconds));
         let mut d = enc.encode_descriptor(self.name, self.help, self.unit.as_ref(), kind)?;
         for (labels, v) in &self.values {
-            let one = |e: prometheus_client::encoding::MetricEncoder<'_>| match (
-                self.counter,
-                integer,
-            ) {
-                (true, true) => ConstCounter::new(*v as u64).encode(e),
-                (true, false) => ConstCounter::new(*v).encode(e),
-                (false, true) => ConstGauge::new(*v as i64).encode(e),
-                (false, false) => ConstGauge::new(*v).encode(e),
-            };
+            let one =
+                |e: prometheus_client::encoding::MetricEncoder<'_>| match (self.counter, integer) {
+                    (true, true) => ConstCounter::new(*v as u64).encode(e),
+                    (true, false) => ConstCounter::new(*v).encode(e),
+                    (false, true) => ConstGauge::new(*v as i64).encode(e),
+                    (false, false) => ConstGauge::new(*v).encode(e),
+                };
             if labels.is_empty() {
                 one(d)?;
                 return Ok(());

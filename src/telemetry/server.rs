@@ -191,9 +191,11 @@ mod tests {
     async fn get_text(addr: SocketAddr, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         let code = out[9..12].parse().unwrap();
@@ -207,7 +209,10 @@ mod tests {
         let server = StatusServer::bind(
             "127.0.0.1:0".parse().unwrap(),
             board,
-            vec![("destination_reachable".into(), Arc::new(Fails) as Arc<dyn ReadinessCheck>)],
+            vec![(
+                "destination_reachable".into(),
+                Arc::new(Fails) as Arc<dyn ReadinessCheck>,
+            )],
         )
         .await
         .unwrap();
@@ -223,7 +228,10 @@ mod tests {
         assert!(body.contains("\"srv-test\""), "{body}");
         let (code, body) = get_text(addr, "/metrics").await;
         assert_eq!(code, 200);
-        assert!(body.contains("ferry_tenant_state{tenant=\"srv-test\",state=\"active\"} 1"), "{body}");
+        assert!(
+            body.contains("ferry_tenant_state{tenant=\"srv-test\",state=\"active\"} 1"),
+            "{body}"
+        );
         stop.cancel();
         task.await.unwrap();
     }

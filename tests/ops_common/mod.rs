@@ -51,9 +51,16 @@ impl Daemon {
                 return d;
             }
             if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("ferry run exited with {status} before its status server listened:\n{}", d.output());
+                panic!(
+                    "ferry run exited with {status} before its status server listened:\n{}",
+                    d.output()
+                );
             }
-            assert!(Instant::now() < deadline, "no 'status server listening on' line within 60 s:\n{}", d.output());
+            assert!(
+                Instant::now() < deadline,
+                "no 'status server listening on' line within 60 s:\n{}",
+                d.output()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -99,7 +106,11 @@ impl Daemon {
             if let Ok(Some(_)) = self.child.try_wait() {
                 break;
             }
-            assert!(Instant::now() < deadline, "ferry did not stop within 30 s of SIGTERM:\n{}", self.output());
+            assert!(
+                Instant::now() < deadline,
+                "ferry did not stop within 30 s of SIGTERM:\n{}",
+                self.output()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         // let the reader threads drain the pipes
@@ -138,7 +149,12 @@ impl Daemon {
     {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !cond().await {
-            assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}\n--- status:\n{}\n--- output:\n{}", self.get("/status").await.1, self.output());
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs} s waiting for {what}\n--- status:\n{}\n--- output:\n{}",
+                self.get("/status").await.1,
+                self.output()
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -166,7 +182,9 @@ pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
 
 /// A tenant's state in a `/status` document.
 pub fn state_of(status: &serde_json::Value, tenant: &str) -> Option<String> {
-    status["tenants"][tenant]["state"].as_str().map(str::to_string)
+    status["tenants"][tenant]["state"]
+        .as_str()
+        .map(str::to_string)
 }
 
 /// Objects shipped by a tenant's source, from `/status`.
@@ -179,7 +197,10 @@ pub fn objects_of(status: &serde_json::Value, tenant: &str, source: &str) -> u64
 /// Fails when `output` holds a secret: the app secret, the identity header, or anything shaped
 /// like a JWT (`eyJ`).
 pub fn assert_no_secrets(output: &str, app_secret: &str, identity_header: &str) {
-    assert!(!app_secret.is_empty() && !identity_header.is_empty(), "the scan needs the secrets to look for");
+    assert!(
+        !app_secret.is_empty() && !identity_header.is_empty(),
+        "the scan needs the secrets to look for"
+    );
     for (what, needle) in [
         ("the app secret", app_secret),
         ("the identity header", identity_header),

@@ -516,6 +516,7 @@ impl TenantSupervisor {
             (totals, blocked)
         };
         let (listed, (totals, blocked)) = tokio::join!(lister, collector);
+        tracing::debug!(tenant = %self.name, source = %ctx.cfg.name, objects = totals.shipped.objects, failed = totals.failed, blocked, "Poll finished");
         if blocked {
             return Ok(totals);
         }

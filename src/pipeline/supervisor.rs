@@ -281,21 +281,14 @@ impl Supervisor {
             }
             tokio::select! {
                 r = fleet.tasks.join_next(), if !fleet.tasks.is_empty() => match r {
-                    Some(Ok((name, generation, totals))) => {
-                        let state = self.board.state(&name).unwrap_or(TenantState::Starting);
-                        summary.tenants.insert(name.clone(), (state, totals));
-                        if fleet.running.get(&name).is_some_and(|r| r.generation == generation) {
-                            fleet.running.remove(&name);
-                        }
-                        if let Some(t) = fleet.pending.remove(&name) {
-                            if !global.drain.is_cancelled() {
-                                self.start_tenant(&current, &t, &global, &mut fleet, opts.once).await?;
-                            }
-                        } else if !fleet.running.contains_key(&name) && !current.config.tenants.iter().any(|t| t.name == name) {
-                            self.board.remove(&name);
-                        }
+                    Some(Ok(ended)) => {
+                        self.tenant_ended(ended, &current, &global, &mut fleet, &mut summary, opts.once)
+                            .await?;
                     }
-                    Some(Err(_)) | None => {}
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "A tenant task ended abnormally; restart ferry to run that tenant again");
+                    }
+                    None => {}
                 },
                 Some(()) = reloads.recv(), if !opts.once && !global.drain.is_cancelled() => {
                     if let Some(next) = super::reload::reload(&current) {
@@ -311,6 +304,38 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// A tenant task ended: record its totals, start its pending restart, or forget a removed
+    /// tenant.
+    async fn tenant_ended(
+        &self,
+        (name, generation, totals): (String, u64, TenantTotals),
+        current: &LoadedConfig,
+        global: &Stops,
+        fleet: &mut Fleet,
+        summary: &mut RunSummary,
+        once: bool,
+    ) -> Result<(), StartError> {
+        let state = self.board.state(&name).unwrap_or(TenantState::Starting);
+        summary.tenants.insert(name.clone(), (state, totals));
+        if fleet
+            .running
+            .get(&name)
+            .is_some_and(|r| r.generation == generation)
+        {
+            fleet.running.remove(&name);
+        }
+        if let Some(t) = fleet.pending.remove(&name) {
+            if !global.drain.is_cancelled() {
+                self.start_tenant(current, &t, global, fleet, once).await?;
+            }
+        } else if !fleet.running.contains_key(&name)
+            && !current.config.tenants.iter().any(|t| t.name == name)
+        {
+            self.board.remove(&name);
+        }
+        Ok(())
     }
 
     /// Starts one tenant (or registers it as disabled), as its own task with its own stops.

@@ -125,7 +125,6 @@ fn commands_not_built_yet_say_so_and_exit_1() {
             "contoso",
             "--json",
         ],
-        vec!["status", "--url", "http://127.0.0.1:9464", "--json"],
         vec![
             "cat",
             "https://providerlogs.blob.sandbox.test/shipped/x",

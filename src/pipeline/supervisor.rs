@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::blob_api::ContainerClient;
 use crate::config::{LoadedConfig, SourceConfig, TenantConfig};
@@ -367,9 +368,11 @@ impl Supervisor {
             },
         );
         let name = t.name.clone();
-        fleet
-            .tasks
-            .spawn(async move { (name, generation, tenant.run(stops, once).await) });
+        // every line logged inside the tenant's own task carries its name in the span
+        let span = tracing::info_span!("tenant", tenant = %t.name);
+        fleet.tasks.spawn(
+            async move { (name, generation, tenant.run(stops, once).await) }.instrument(span),
+        );
         Ok(())
     }
 

@@ -351,6 +351,9 @@ impl Supervisor {
         if !t.enabled {
             self.board
                 .register(&t.name, &t.tenant_id, &[], TenantState::Disabled);
+            // a tenant disabled by a reload was registered before, in another state
+            self.board
+                .set_state(&t.name, TenantState::Disabled, None, None);
             return Ok(());
         }
         let tenant = self.tenant(loaded, t).await?;

@@ -130,6 +130,55 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
     )
     .await;
 
+    // a fixed file again: contoso's section changed (restarted), tailspin disabled
+    let mut changed = SourceSpec::records("audit");
+    changed.extra = "  prefix = \"resourceId=\"".into();
+    let path = w.config(
+        &[
+            ("contoso", vec![changed]),
+            ("tailspin", vec![SourceSpec::records("audit")]),
+        ],
+        "",
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "name = \"tailspin\"\n",
+        "name = \"tailspin\"\nenabled = false\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    d.signal("HUP");
+    d.wait_for(30, "the second reload applied", || async {
+        let s = d.status().await;
+        state_of(&s, "tailspin").as_deref() == Some("disabled")
+    })
+    .await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "ferry_config_reloads_total", r#"result="ok""#),
+        Some(2.0),
+        "{m}"
+    );
+    let out = d.output();
+    assert!(
+        out.lines().any(|l| l.contains("Config reloaded")
+            && l.contains("restarted")
+            && l.contains("contoso")),
+        "{out}"
+    );
+    let c_before = objects_of(&d.status().await, "contoso", "audit");
+    w.seeder("contoso")
+        .await
+        .put_block_blob(
+            "insights-logs-auditevent",
+            "resourceId=/RESTARTED/PT1H.json",
+            log_lines("c3", 0, 5),
+        )
+        .await
+        .unwrap();
+    d.wait_for(30, "contoso shipping after its restart", || async {
+        objects_of(&d.status().await, "contoso", "audit") > c_before
+    })
+    .await;
+
     let output = d.stop();
     assert_no_secrets(
         &output,

@@ -32,22 +32,19 @@ pub struct DemoData {
 fn lines(resource: &str, category: &str, hour: u32, n: usize) -> String {
     let mut s = String::new();
     for i in 0..n {
-        s.push_str(
-            &json!({
-                "time": format!("2026-11-27T{hour:02}:{:02}:{:02}Z", i % 60, (i * 7) % 60),
-                "resourceId": resource,
-                "category": category,
-                "operationName": if i % 3 == 0 { "SecretGet" } else { "VaultGet" },
-                "resultType": "Success",
-                "durationMs": (i * 13) % 250,
-                "callerIpAddress": format!("10.0.{}.{}", i % 200, (i * 3) % 250),
-                "correlationId": uuid::Uuid::new_v4().to_string(),
-                "level": "Informational",
-                "location": "westeurope",
-                "properties": {"seq": i, "hour": hour},
-            })
-            .to_string(),
-        );
+        s.push_str(&json!({
+            "time": format!("2026-11-27T{hour:02}:{:02}:{:02}Z", i % 60, (i * 7) % 60),
+            "resourceId": resource,
+            "category": category,
+            "operationName": if i % 3 == 0 { "SecretGet" } else { "VaultGet" },
+            "resultType": "Success",
+            "durationMs": (i * 13) % 250,
+            "callerIpAddress": format!("10.0.{}.{}", i % 200, (i * 3) % 250),
+            "correlationId": uuid::Uuid::new_v4().to_string(),
+            "level": "Informational",
+            "location": "westeurope",
+            "properties": {"seq": i, "hour": hour},
+        }).to_string());
         s.push('\n');
     }
     s
@@ -82,11 +79,7 @@ fn cse_v2(plain: &[u8], kid: &str, n: &[u8], e: &[u8]) -> Result<(Vec<u8>, Strin
     let mut payload = b"2.0\0\0\0\0\0".to_vec();
     payload.extend_from_slice(&cek);
     let wrapped = public
-        .encrypt(
-            &mut rand::rngs::OsRng,
-            rsa::Oaep::new::<sha1::Sha1>(),
-            &payload,
-        )
+        .encrypt(&mut rand::rngs::OsRng, rsa::Oaep::new::<sha1::Sha1>(), &payload)
         .map_err(|e| fail(e.to_string()))?;
     let meta = json!({
         "WrappedContentKey": {"KeyId": kid, "EncryptedKey": base64::engine::general_purpose::STANDARD.encode(wrapped), "Algorithm": "RSA-OAEP"},
@@ -99,12 +92,7 @@ fn cse_v2(plain: &[u8], kid: &str, n: &[u8], e: &[u8]) -> Result<(Vec<u8>, Strin
 }
 
 /// The public half of a vault key, read through the vault with a customer-admin token.
-async fn vault_public_key(
-    sandbox: &Sandbox,
-    tenant: &str,
-    vault: &str,
-    key: &str,
-) -> Result<(String, Vec<u8>, Vec<u8>), SandboxError> {
+async fn vault_public_key(sandbox: &Sandbox, tenant: &str, vault: &str, key: &str) -> Result<(String, Vec<u8>, Vec<u8>), SandboxError> {
     let fail = |m: String| SandboxError::Setup(format!("reading {vault}/{key}: {m}"));
     sandbox
         .admin_json(
@@ -114,12 +102,7 @@ async fn vault_public_key(
         )
         .await?;
     let token = sandbox
-        .mint_token(
-            tenant,
-            "https://vault.sandbox.test",
-            CUSTOMER_ADMIN_OBJECT_ID,
-            Some(CUSTOMER_ADMIN_APP_ID),
-        )
+        .mint_token(tenant, "https://vault.sandbox.test", CUSTOMER_ADMIN_OBJECT_ID, Some(CUSTOMER_ADMIN_APP_ID))
         .await?;
     let url = format!("{}/keys/{key}?api-version=7.5", sandbox.vault_url(vault));
     let resp = sandbox
@@ -137,17 +120,10 @@ async fn vault_public_key(
     let b64 = |f: &str| {
         v["key"][f]
             .as_str()
-            .and_then(|s| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(s.trim_end_matches('='))
-                    .ok()
-            })
+            .and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok())
             .ok_or_else(|| fail(format!("key has no {f}")))
     };
-    let kid = v["key"]["kid"]
-        .as_str()
-        .ok_or_else(|| fail("key has no kid".into()))?
-        .to_string();
+    let kid = v["key"]["kid"].as_str().ok_or_else(|| fail("key has no kid".into()))?.to_string();
     Ok((kid, b64("n")?, b64("e")?))
 }
 
@@ -157,40 +133,20 @@ pub async fn seed_demo_data(sandbox: &Sandbox, round: u32) -> Result<DemoData, S
     let hour = 9 + round;
     // contoso: encrypted hourly archives of three vaults' audit events
     let contoso = sandbox.seeder("contosologs").await?;
-    contoso
-        .create_container("insights-logs-auditevent")
-        .await
-        .ok();
+    contoso.create_container("insights-logs-auditevent").await.ok();
     contoso.create_container("exports").await.ok();
-    let (kid, n, e) = vault_public_key(
-        sandbox,
-        super::demo::CONTOSO_TENANT,
-        "contoso-kv",
-        "ferry-cmk",
-    )
-    .await?;
+    let (kid, n, e) = vault_public_key(sandbox, super::demo::CONTOSO_TENANT, "contoso-kv", "ferry-cmk").await?;
     for (i, name) in ["billing-kv", "payments-kv", "hr-kv"].iter().enumerate() {
         let resource = format!("/SUBSCRIPTIONS/0B1F6471-1BF0-4DDA-AEC3-CB9272F09590/RESOURCEGROUPS/PROD/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/{}", name.to_uppercase());
         let records = 200 + 150 * i;
         let plain = lines(&resource, "AuditEvent", hour, records);
         let (body, meta) = cse_v2(plain.as_bytes(), &kid, &n, &e)?;
         let blob = archive_path(&resource, hour);
+        contoso.put_block_blob("insights-logs-auditevent", &blob, body).await?;
         contoso
-            .put_block_blob("insights-logs-auditevent", &blob, body)
+            .set_metadata("insights-logs-auditevent", &blob, &[("encryptiondata", &meta)])
             .await?;
-        contoso
-            .set_metadata(
-                "insights-logs-auditevent",
-                &blob,
-                &[("encryptiondata", &meta)],
-            )
-            .await?;
-        out.blobs.push((
-            "contosologs".into(),
-            "insights-logs-auditevent".into(),
-            blob,
-            records as u64,
-        ));
+        out.blobs.push(("contosologs".into(), "insights-logs-auditevent".into(), blob, records as u64));
     }
     // contoso: byte-exact exports
     let size = 3 * 1024 * 1024 + 12345;
@@ -198,35 +154,20 @@ pub async fn seed_demo_data(sandbox: &Sandbox, round: u32) -> Result<DemoData, S
     rand::rngs::OsRng.fill_bytes(&mut data);
     let blob = format!("daily/2026-11-27/export-{round:02}.parquet");
     contoso.put_block_blob("exports", &blob, data).await?;
-    out.blobs
-        .push(("contosologs".into(), "exports".into(), blob, size as u64));
+    out.blobs.push(("contosologs".into(), "exports".into(), blob, size as u64));
     // fabrikam: growing append-blob archives (the current hour keeps growing each round)
     let fabrikam = sandbox.seeder("fabrikamlogs").await?;
-    fabrikam
-        .create_container("insights-logs-signinlogs")
-        .await
-        .ok();
+    fabrikam.create_container("insights-logs-signinlogs").await.ok();
     let resource = "/TENANTS/44444444-4444-4444-8444-444444444444/PROVIDERS/MICROSOFT.AADIAM";
     let blob = archive_path(resource, 9);
     if round == 0 {
-        fabrikam
-            .create_append_blob("insights-logs-signinlogs", &blob)
-            .await?;
+        fabrikam.create_append_blob("insights-logs-signinlogs", &blob).await?;
     }
     for _ in 0..3 {
         fabrikam
-            .append_block(
-                "insights-logs-signinlogs",
-                &blob,
-                lines(resource, "SignInLogs", 9, 120),
-            )
+            .append_block("insights-logs-signinlogs", &blob, lines(resource, "SignInLogs", 9, 120))
             .await?;
     }
-    out.blobs.push((
-        "fabrikamlogs".into(),
-        "insights-logs-signinlogs".into(),
-        blob,
-        360,
-    ));
+    out.blobs.push(("fabrikamlogs".into(), "insights-logs-signinlogs".into(), blob, 360));
     Ok(out)
 }

@@ -14,10 +14,10 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use rand::RngCore;
-use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{Sandbox, SandboxError, CUSTOMER_ADMIN_APP_ID, CUSTOMER_ADMIN_OBJECT_ID};
+use super::{SandboxError, CUSTOMER_ADMIN_APP_ID, CUSTOMER_ADMIN_OBJECT_ID};
+use crate::admin_client::AdminClient;
 
 /// Region size of CSE v2 as the SDKs write it.
 const REGION: usize = 4 * 1024 * 1024;
@@ -91,83 +91,151 @@ fn cse_v2(plain: &[u8], kid: &str, n: &[u8], e: &[u8]) -> Result<(Vec<u8>, Strin
     Ok((body, meta.to_string()))
 }
 
-/// The public half of a vault key, read through the vault with a customer-admin token.
-async fn vault_public_key(sandbox: &Sandbox, tenant: &str, vault: &str, key: &str) -> Result<(String, Vec<u8>, Vec<u8>), SandboxError> {
-    let fail = |m: String| SandboxError::Setup(format!("reading {vault}/{key}: {m}"));
-    sandbox
-        .admin_json(
-            Method::PUT,
-            &format!("/admin/vaults/{vault}/access"),
-            Some(&json!({"object_id": CUSTOMER_ADMIN_OBJECT_ID, "keys": ["get"], "secrets": []})),
-        )
-        .await?;
-    let token = sandbox
-        .mint_token(tenant, "https://vault.sandbox.test", CUSTOMER_ADMIN_OBJECT_ID, Some(CUSTOMER_ADMIN_APP_ID))
-        .await?;
-    let url = format!("{}/keys/{key}?api-version=7.5", sandbox.vault_url(vault));
-    let resp = sandbox
-        .http()
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let status = resp.status();
-    let v: Value = resp.json().await.map_err(|e| fail(e.to_string()))?;
-    if !status.is_success() {
-        return Err(fail(format!("HTTP {status}: {v}")));
-    }
-    let b64 = |f: &str| {
-        v["key"][f]
-            .as_str()
-            .and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok())
-            .ok_or_else(|| fail(format!("key has no {f}")))
-    };
-    let kid = v["key"]["kid"].as_str().ok_or_else(|| fail("key has no kid".into()))?.to_string();
-    Ok((kid, b64("n")?, b64("e")?))
+/// Writes demo data over HTTP through the sim (admin API for tokens, gateway for blobs), so it
+/// works from another process than the one running the sandbox.
+pub struct DemoSeeder<'a> {
+    admin: &'a AdminClient,
 }
 
-/// Seeds the demo customers' containers; `round` > 0 appends another hour of data (growth).
-pub async fn seed_demo_data(sandbox: &Sandbox, round: u32) -> Result<DemoData, SandboxError> {
-    let mut out = DemoData::default();
-    let hour = 9 + round;
-    // contoso: encrypted hourly archives of three vaults' audit events
-    let contoso = sandbox.seeder("contosologs").await?;
-    contoso.create_container("insights-logs-auditevent").await.ok();
-    contoso.create_container("exports").await.ok();
-    let (kid, n, e) = vault_public_key(sandbox, super::demo::CONTOSO_TENANT, "contoso-kv", "ferry-cmk").await?;
-    for (i, name) in ["billing-kv", "payments-kv", "hr-kv"].iter().enumerate() {
-        let resource = format!("/SUBSCRIPTIONS/0B1F6471-1BF0-4DDA-AEC3-CB9272F09590/RESOURCEGROUPS/PROD/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/{}", name.to_uppercase());
-        let records = 200 + 150 * i;
-        let plain = lines(&resource, "AuditEvent", hour, records);
-        let (body, meta) = cse_v2(plain.as_bytes(), &kid, &n, &e)?;
-        let blob = archive_path(&resource, hour);
-        contoso.put_block_blob("insights-logs-auditevent", &blob, body).await?;
-        contoso
-            .set_metadata("insights-logs-auditevent", &blob, &[("encryptiondata", &meta)])
+fn setup_err(what: &str, e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Setup(format!("demo data: {what}: {e}"))
+}
+
+impl<'a> DemoSeeder<'a> {
+    /// A seeder using `admin` (whose HTTP client trusts the CA and pins `*.sandbox.test`).
+    pub fn new(admin: &'a AdminClient) -> Self {
+        DemoSeeder { admin }
+    }
+
+    async fn storage_token(&self, account: &str, tenant: &str) -> Result<String, SandboxError> {
+        self.admin
+            .put(
+                "/role-assignments",
+                json!({"account": account, "container": "*", "object_id": CUSTOMER_ADMIN_OBJECT_ID, "role": "Storage Blob Data Owner"}),
+            )
+            .await
+            .map_err(|e| setup_err("owner role", e))?;
+        self.admin
+            .mint_token(tenant, "https://storage.azure.com", CUSTOMER_ADMIN_OBJECT_ID, Some(CUSTOMER_ADMIN_APP_ID))
+            .await
+            .map_err(|e| setup_err("storage token", e))
+    }
+
+    async fn blob_put(&self, token: &str, url: String, headers: &[(&str, &str)], body: Vec<u8>) -> Result<(), SandboxError> {
+        let mut req = self
+            .admin
+            .http()
+            .put(&url)
+            .bearer_auth(token)
+            .header("x-ms-version", "2024-11-04")
+            .header("content-length", body.len());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.body(body).send().await.map_err(|e| setup_err(&url, e))?;
+        let status = resp.status();
+        if status.is_success() || status.as_u16() == 409 {
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(setup_err(&url, format!("HTTP {status}: {text}")))
+    }
+
+    /// The public half of a vault key, read through the vault with a customer-admin token.
+    async fn vault_public_key(&self, tenant: &str, vault: &str, key: &str) -> Result<(String, Vec<u8>, Vec<u8>), SandboxError> {
+        let fail = |m: String| SandboxError::Setup(format!("reading {vault}/{key}: {m}"));
+        self.admin
+            .put(
+                &format!("/vaults/{vault}/access"),
+                json!({"object_id": CUSTOMER_ADMIN_OBJECT_ID, "keys": ["get"], "secrets": []}),
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let token = self
+            .admin
+            .mint_token(tenant, "https://vault.sandbox.test", CUSTOMER_ADMIN_OBJECT_ID, Some(CUSTOMER_ADMIN_APP_ID))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let url = format!("https://{vault}.vault.sandbox.test/keys/{key}?api-version=7.5");
+        let resp = self.admin.http().get(&url).bearer_auth(token).send().await.map_err(|e| fail(e.to_string()))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.map_err(|e| fail(e.to_string()))?;
+        if !status.is_success() {
+            return Err(fail(format!("HTTP {status}: {v}")));
+        }
+        let b64 = |f: &str| {
+            v["key"][f]
+                .as_str()
+                .and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok())
+                .ok_or_else(|| fail(format!("key has no {f}")))
+        };
+        let kid = v["key"]["kid"].as_str().ok_or_else(|| fail("key has no kid".into()))?.to_string();
+        Ok((kid, b64("n")?, b64("e")?))
+    }
+
+    /// Seeds the demo customers' containers; `round` > 0 adds another hour of encrypted
+    /// archives and export, and appends to the growing archive.
+    pub async fn seed(&self, round: u32) -> Result<DemoData, SandboxError> {
+        let mut out = DemoData::default();
+        let hour = 9 + round;
+        // the demo config (config/local.toml) reads these containers too: Reader for the app on each
+        for (account, container, tenant) in [
+            ("contosologs", "exports", super::demo::CONTOSO_TENANT),
+            ("fabrikamlogs", "insights-logs-signinlogs", super::demo::FABRIKAM_TENANT),
+        ] {
+            self.admin
+                .put(
+                    "/role-assignments",
+                    json!({"account": account, "container": container, "tenant_id": tenant, "app_id": super::demo::APP_CLIENT_ID, "role": "Storage Blob Data Reader"}),
+                )
+                .await
+                .map_err(|e| setup_err("reader role", e))?;
+        }
+        let contoso = "https://contosologs.blob.sandbox.test";
+        let token = self.storage_token("contosologs", super::demo::CONTOSO_TENANT).await?;
+        for c in ["insights-logs-auditevent", "exports"] {
+            self.blob_put(&token, format!("{contoso}/{c}?restype=container"), &[], Vec::new()).await?;
+        }
+        let (kid, n, e) = self.vault_public_key(super::demo::CONTOSO_TENANT, "contoso-kv", "ferry-cmk").await?;
+        for (i, name) in ["billing-kv", "payments-kv", "hr-kv"].iter().enumerate() {
+            let resource = format!(
+                "/SUBSCRIPTIONS/0B1F6471-1BF0-4DDA-AEC3-CB9272F09590/RESOURCEGROUPS/PROD/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/{}",
+                name.to_uppercase()
+            );
+            let records = 200 + 150 * i;
+            let plain = lines(&resource, "AuditEvent", hour, records);
+            let (body, meta) = cse_v2(plain.as_bytes(), &kid, &n, &e)?;
+            let blob = archive_path(&resource, hour);
+            self.blob_put(
+                &token,
+                format!("{contoso}/insights-logs-auditevent/{blob}"),
+                &[("x-ms-blob-type", "BlockBlob"), ("x-ms-meta-encryptiondata", &meta)],
+                body,
+            )
             .await?;
-        out.blobs.push(("contosologs".into(), "insights-logs-auditevent".into(), blob, records as u64));
+            out.blobs.push(("contosologs".into(), "insights-logs-auditevent".into(), blob, records as u64));
+        }
+        let size = 3 * 1024 * 1024 + 12345;
+        let mut data = vec![0u8; size];
+        rand::rngs::OsRng.fill_bytes(&mut data);
+        let blob = format!("daily/2026-11-27/export-{round:02}.parquet");
+        self.blob_put(&token, format!("{contoso}/exports/{blob}"), &[("x-ms-blob-type", "BlockBlob")], data).await?;
+        out.blobs.push(("contosologs".into(), "exports".into(), blob, size as u64));
+
+        let fabrikam = "https://fabrikamlogs.blob.sandbox.test";
+        let token = self.storage_token("fabrikamlogs", super::demo::FABRIKAM_TENANT).await?;
+        self.blob_put(&token, format!("{fabrikam}/insights-logs-signinlogs?restype=container"), &[], Vec::new()).await?;
+        let resource = "/TENANTS/44444444-4444-4444-8444-444444444444/PROVIDERS/MICROSOFT.AADIAM";
+        let blob = archive_path(resource, 9);
+        let url = format!("{fabrikam}/insights-logs-signinlogs/{blob}");
+        if round == 0 {
+            self.blob_put(&token, url.clone(), &[("x-ms-blob-type", "AppendBlob")], Vec::new()).await?;
+        }
+        for _ in 0..3 {
+            let body = lines(resource, "SignInLogs", 9, 120).into_bytes();
+            self.blob_put(&token, format!("{url}?comp=appendblock"), &[], body).await?;
+        }
+        out.blobs.push(("fabrikamlogs".into(), "insights-logs-signinlogs".into(), blob, 360));
+        Ok(out)
     }
-    // contoso: byte-exact exports
-    let size = 3 * 1024 * 1024 + 12345;
-    let mut data = vec![0u8; size];
-    rand::rngs::OsRng.fill_bytes(&mut data);
-    let blob = format!("daily/2026-11-27/export-{round:02}.parquet");
-    contoso.put_block_blob("exports", &blob, data).await?;
-    out.blobs.push(("contosologs".into(), "exports".into(), blob, size as u64));
-    // fabrikam: growing append-blob archives (the current hour keeps growing each round)
-    let fabrikam = sandbox.seeder("fabrikamlogs").await?;
-    fabrikam.create_container("insights-logs-signinlogs").await.ok();
-    let resource = "/TENANTS/44444444-4444-4444-8444-444444444444/PROVIDERS/MICROSOFT.AADIAM";
-    let blob = archive_path(resource, 9);
-    if round == 0 {
-        fabrikam.create_append_blob("insights-logs-signinlogs", &blob).await?;
-    }
-    for _ in 0..3 {
-        fabrikam
-            .append_block("insights-logs-signinlogs", &blob, lines(resource, "SignInLogs", 9, 120))
-            .await?;
-    }
-    out.blobs.push(("fabrikamlogs".into(), "insights-logs-signinlogs".into(), blob, 360));
-    Ok(out)
 }

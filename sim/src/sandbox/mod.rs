@@ -27,7 +27,7 @@ use crate::state::{lock, Settings, SimConfig, SimState};
 
 pub use azurite::{azurite_bin, repo_root, AzuritePersistence};
 pub use demo::{run_demo_sandbox, DemoIds};
-pub use demo_data::{DemoData, DemoSeeder};
+pub use demo_data::{admin_from_dir, list_container, DemoData, DemoSeeder};
 pub use onboard::{Customer, CustomerSpec, Provider, ProviderSpec};
 pub use seed::{BlobSeeder, CUSTOMER_ADMIN_APP_ID, CUSTOMER_ADMIN_OBJECT_ID};
 

@@ -25,7 +25,7 @@ use crate::server::{serve, RunningSim, ServeConfig};
 use crate::state::{lock, Settings, SimConfig, SimState};
 
 pub use azurite::{azurite_bin, repo_root, AzuritePersistence};
-pub use demo::{run_demo_sandbox, DemoIds};
+pub use demo::{run_demo_sandbox, start_demo_sandbox, DemoIds, DemoPorts};
 pub use onboard::{Customer, CustomerSpec, Provider, ProviderSpec};
 pub use seed::BlobSeeder;
 
@@ -122,6 +122,8 @@ pub struct SandboxOptions {
     pub azurite_port: Option<u16>,
     /// Initial sim settings.
     pub settings: Settings,
+    /// The `azurite-blob` executable; None: `FERRY_AZURITE_BIN`, else the repo's `node_modules`.
+    pub azurite_bin: Option<PathBuf>,
 }
 
 impl Default for SandboxOptions {
@@ -134,6 +136,7 @@ impl Default for SandboxOptions {
             imds_port: Some(0),
             azurite_port: None,
             settings: Settings::default(),
+            azurite_bin: None,
         }
     }
 }
@@ -173,7 +176,20 @@ impl std::fmt::Debug for Sandbox {
 impl Sandbox {
     /// Makes certificates, starts Azurite and waits for it, then starts the sim pointed at it.
     pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
-        let bin = azurite_bin()?;
+        let bin = match &options.azurite_bin {
+            Some(bin) if bin.is_file() => bin.clone(),
+            Some(bin) => {
+                let root = std::env::current_dir()
+                    .ok()
+                    .and_then(|d| repo_root(&d))
+                    .unwrap_or_default();
+                return Err(SandboxError::AzuriteMissing {
+                    path: bin.clone(),
+                    root,
+                });
+            }
+            None => azurite_bin()?,
+        };
         if options.accounts.is_empty() {
             return Err(SandboxError::Setup(
                 "no azurite accounts given; name at least one in SandboxOptions.accounts".into(),
@@ -313,6 +329,11 @@ impl Sandbox {
     /// Azurite's own URL (`https://127.0.0.1:PORT`); tests should go through the gateway.
     pub fn azurite_url(&self) -> &str {
         &self.azurite.url
+    }
+
+    /// Azurite's process id (it is killed and reaped when the sandbox drops).
+    pub fn azurite_pid(&self) -> u32 {
+        self.azurite.pid()
     }
 
     /// Azurite's accounts.

@@ -53,7 +53,12 @@ type AdminResult = Result<Json<Value>, AdminError>;
 /// Parses a JSON request body, naming the route on failure (shared with the other admin routers).
 pub fn parse_body<T: DeserializeOwned>(route: &str, body: &Bytes) -> Result<T, AdminError> {
     let text: &[u8] = if body.is_empty() { b"{}" } else { body };
-    serde_json::from_slice(text).map_err(|e| AdminError(StatusCode::BAD_REQUEST, format!("{route}: bad json body: {e}")))
+    serde_json::from_slice(text).map_err(|e| {
+        AdminError(
+            StatusCode::BAD_REQUEST,
+            format!("{route}: bad json body: {e}"),
+        )
+    })
 }
 
 /// The Entra/MI/settings/tokens/requests/faults admin routes (relative to `/admin`).
@@ -65,19 +70,31 @@ pub fn router() -> Router<Arc<SimState>> {
         .route("/apps/{app}/secrets/{id}", delete(remove_secret))
         .route("/apps/{app}/secrets/{id}/expire", post(expire_secret))
         .route("/apps/{app}/certificates", post(add_certificate))
-        .route("/apps/{app}/certificates/{thumbprint}", delete(remove_certificate))
+        .route(
+            "/apps/{app}/certificates/{thumbprint}",
+            delete(remove_certificate),
+        )
         .route("/apps/{app}/federated-credentials", post(add_federated))
-        .route("/apps/{app}/federated-credentials/{id}", delete(remove_federated))
+        .route(
+            "/apps/{app}/federated-credentials/{id}",
+            delete(remove_federated),
+        )
         .route("/apps/{app}/disable", post(disable_app))
         .route("/apps/{app}/enable", post(enable_app))
-        .route("/tenants/{tid}/consent/{app}", put(consent).delete(revoke_consent))
+        .route(
+            "/tenants/{tid}/consent/{app}",
+            put(consent).delete(revoke_consent),
+        )
         .route("/tenants/{tid}/consent/{app}/orphan", post(orphan))
         .route("/managed-identities", post(add_managed_identity))
         .route("/settings", put(update_settings).get(get_settings))
         .route("/workload-tokens", post(workload_token))
         .route("/tokens", post(mint_token))
         .route("/requests", get(requests))
-        .route("/faults", post(add_fault).get(list_faults).delete(clear_faults))
+        .route(
+            "/faults",
+            post(add_fault).get(list_faults).delete(clear_faults),
+        )
         .route("/faults/{id}", delete(remove_fault))
 }
 
@@ -104,7 +121,11 @@ struct NewApp {
 
 async fn add_app(State(s): State<Arc<SimState>>, body: Bytes) -> AdminResult {
     let b: NewApp = parse_body("POST /admin/apps", &body)?;
-    let id = lock(&s.directory).add_app(b.client_id.as_deref(), &b.home_tenant_id, b.display_name.as_deref())?;
+    let id = lock(&s.directory).add_app(
+        b.client_id.as_deref(),
+        &b.home_tenant_id,
+        b.display_name.as_deref(),
+    )?;
     Ok(Json(json!({"client_id": id})))
 }
 
@@ -115,19 +136,29 @@ struct NewSecret {
     expires_in_secs: Option<i64>,
 }
 
-async fn add_secret(State(s): State<Arc<SimState>>, Path(app): Path<String>, body: Bytes) -> AdminResult {
+async fn add_secret(
+    State(s): State<Arc<SimState>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> AdminResult {
     let b: NewSecret = parse_body("POST /admin/apps/{app}/secrets", &body)?;
     let expires_at = b.expires_in_secs.map(|secs| now_unix() + secs);
     let (id, value) = lock(&s.directory).add_secret(&app, b.value, expires_at)?;
     Ok(Json(json!({"id": id, "value": value})))
 }
 
-async fn remove_secret(State(s): State<Arc<SimState>>, Path((app, id)): Path<(String, String)>) -> AdminResult {
+async fn remove_secret(
+    State(s): State<Arc<SimState>>,
+    Path((app, id)): Path<(String, String)>,
+) -> AdminResult {
     lock(&s.directory).remove_secret(&app, &id)?;
     Ok(Json(json!({})))
 }
 
-async fn expire_secret(State(s): State<Arc<SimState>>, Path((app, id)): Path<(String, String)>) -> AdminResult {
+async fn expire_secret(
+    State(s): State<Arc<SimState>>,
+    Path((app, id)): Path<(String, String)>,
+) -> AdminResult {
     lock(&s.directory).expire_secret(&app, &id, now_unix())?;
     Ok(Json(json!({})))
 }
@@ -138,13 +169,22 @@ struct NewCertificate {
     pem: String,
 }
 
-async fn add_certificate(State(s): State<Arc<SimState>>, Path(app): Path<String>, body: Bytes) -> AdminResult {
+async fn add_certificate(
+    State(s): State<Arc<SimState>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> AdminResult {
     let b: NewCertificate = parse_body("POST /admin/apps/{app}/certificates", &body)?;
     let c = lock(&s.directory).add_certificate(&app, &b.pem)?;
-    Ok(Json(json!({"thumbprint_sha1": c.thumbprint_sha1, "thumbprint_sha256": c.thumbprint_sha256})))
+    Ok(Json(
+        json!({"thumbprint_sha1": c.thumbprint_sha1, "thumbprint_sha256": c.thumbprint_sha256}),
+    ))
 }
 
-async fn remove_certificate(State(s): State<Arc<SimState>>, Path((app, t)): Path<(String, String)>) -> AdminResult {
+async fn remove_certificate(
+    State(s): State<Arc<SimState>>,
+    Path((app, t)): Path<(String, String)>,
+) -> AdminResult {
     lock(&s.directory).remove_certificate(&app, &t)?;
     Ok(Json(json!({})))
 }
@@ -157,13 +197,20 @@ struct NewFederated {
     audiences: Vec<String>,
 }
 
-async fn add_federated(State(s): State<Arc<SimState>>, Path(app): Path<String>, body: Bytes) -> AdminResult {
+async fn add_federated(
+    State(s): State<Arc<SimState>>,
+    Path(app): Path<String>,
+    body: Bytes,
+) -> AdminResult {
     let b: NewFederated = parse_body("POST /admin/apps/{app}/federated-credentials", &body)?;
     let id = lock(&s.directory).add_federated(&app, &b.issuer, &b.subject, b.audiences)?;
     Ok(Json(json!({"id": id})))
 }
 
-async fn remove_federated(State(s): State<Arc<SimState>>, Path((app, id)): Path<(String, String)>) -> AdminResult {
+async fn remove_federated(
+    State(s): State<Arc<SimState>>,
+    Path((app, id)): Path<(String, String)>,
+) -> AdminResult {
     lock(&s.directory).remove_federated(&app, &id)?;
     Ok(Json(json!({})))
 }
@@ -178,17 +225,26 @@ async fn enable_app(State(s): State<Arc<SimState>>, Path(app): Path<String>) -> 
     Ok(Json(json!({})))
 }
 
-async fn consent(State(s): State<Arc<SimState>>, Path((tid, app)): Path<(String, String)>) -> AdminResult {
+async fn consent(
+    State(s): State<Arc<SimState>>,
+    Path((tid, app)): Path<(String, String)>,
+) -> AdminResult {
     let object_id = lock(&s.directory).consent(&tid, &app)?;
     Ok(Json(json!({"object_id": object_id})))
 }
 
-async fn revoke_consent(State(s): State<Arc<SimState>>, Path((tid, app)): Path<(String, String)>) -> AdminResult {
+async fn revoke_consent(
+    State(s): State<Arc<SimState>>,
+    Path((tid, app)): Path<(String, String)>,
+) -> AdminResult {
     lock(&s.directory).revoke_consent(&tid, &app)?;
     Ok(Json(json!({})))
 }
 
-async fn orphan(State(s): State<Arc<SimState>>, Path((tid, app)): Path<(String, String)>) -> AdminResult {
+async fn orphan(
+    State(s): State<Arc<SimState>>,
+    Path((tid, app)): Path<(String, String)>,
+) -> AdminResult {
     lock(&s.directory).orphan(&tid, &app)?;
     Ok(Json(json!({})))
 }
@@ -203,7 +259,9 @@ struct NewManagedIdentity {
 async fn add_managed_identity(State(s): State<Arc<SimState>>, body: Bytes) -> AdminResult {
     let b: NewManagedIdentity = parse_body("POST /admin/managed-identities", &body)?;
     let mi = lock(&s.directory).add_managed_identity(&b.tenant_id, b.client_id.as_deref())?;
-    Ok(Json(json!({"client_id": mi.client_id, "object_id": mi.object_id})))
+    Ok(Json(
+        json!({"client_id": mi.client_id, "object_id": mi.object_id}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -218,7 +276,10 @@ async fn update_settings(State(s): State<Arc<SimState>>, body: Bytes) -> AdminRe
     let mut settings = lock(&s.settings);
     if let Some(secs) = b.token_lifetime_secs {
         if secs == 0 {
-            return Err(AdminError(StatusCode::BAD_REQUEST, "token_lifetime_secs must be at least 1".into()));
+            return Err(AdminError(
+                StatusCode::BAD_REQUEST,
+                "token_lifetime_secs must be at least 1".into(),
+            ));
         }
         settings.token_lifetime_secs = secs;
     }
@@ -266,7 +327,15 @@ async fn mint_token(State(s): State<Arc<SimState>>, body: Bytes) -> AdminResult 
     let tid = crate::directory::parse_guid("tenant_id", &b.tenant_id)?;
     let app_id = b.app_id.unwrap_or_else(|| b.object_id.clone());
     let lifetime = s.settings().token_lifetime_secs;
-    let token = mint_access_token(&s, &tid, &b.resource, &b.object_id, &app_id, ClientAuth::Secret, lifetime);
+    let token = mint_access_token(
+        &s,
+        &tid,
+        &b.resource,
+        &b.object_id,
+        &app_id,
+        ClientAuth::Secret,
+        lifetime,
+    );
     Ok(Json(json!({"access_token": token, "expires_in": lifetime})))
 }
 
@@ -276,7 +345,9 @@ async fn requests(State(s): State<Arc<SimState>>) -> AdminResult {
 
 async fn add_fault(State(s): State<Arc<SimState>>, body: Bytes) -> AdminResult {
     let spec: FaultSpec = parse_body("POST /admin/faults", &body)?;
-    let id = lock(&s.faults).add(spec).map_err(|e| AdminError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let id = lock(&s.faults)
+        .add(spec)
+        .map_err(|e| AdminError(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Json(json!({"id": id})))
 }
 
@@ -288,7 +359,10 @@ async fn remove_fault(State(s): State<Arc<SimState>>, Path(id): Path<String>) ->
     if lock(&s.faults).remove(&id) {
         Ok(Json(json!({})))
     } else {
-        Err(AdminError(StatusCode::NOT_FOUND, format!("fault {id} does not exist (count-limited faults vanish once used)")))
+        Err(AdminError(
+            StatusCode::NOT_FOUND,
+            format!("fault {id} does not exist (count-limited faults vanish once used)"),
+        ))
     }
 }
 

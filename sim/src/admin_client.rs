@@ -84,7 +84,10 @@ impl Resolve for SandboxResolver {
 }
 
 /// A reqwest client trusting only `ca_pem` and pinning sim host names to `sim`.
-pub fn sandbox_http_client(ca_pem: &str, sim: SocketAddr) -> Result<reqwest::Client, AdminClientError> {
+pub fn sandbox_http_client(
+    ca_pem: &str,
+    sim: SocketAddr,
+) -> Result<reqwest::Client, AdminClientError> {
     let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(AdminClientError::Client)?;
     reqwest::Client::builder()
         .tls_certs_only([ca])
@@ -133,13 +136,19 @@ fn field(route: &str, v: &Value, name: &str) -> Result<String, AdminClientError>
     v.get(name)
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| AdminClientError::Decode { route: route.to_string(), detail: format!("no {name} in {v}") })
+        .ok_or_else(|| AdminClientError::Decode {
+            route: route.to_string(),
+            detail: format!("no {name} in {v}"),
+        })
 }
 
 impl AdminClient {
     /// A client for the sim at `sim` whose CA is `ca_pem`.
     pub fn new(ca_pem: &str, sim: SocketAddr) -> Result<Self, AdminClientError> {
-        Ok(Self { http: sandbox_http_client(ca_pem, sim)?, base: "https://admin.sandbox.test/admin".into() })
+        Ok(Self {
+            http: sandbox_http_client(ca_pem, sim)?,
+            base: "https://admin.sandbox.test/admin".into(),
+        })
     }
 
     /// The underlying pinned http client (also good for data-plane calls).
@@ -147,22 +156,46 @@ impl AdminClient {
         &self.http
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, AdminClientError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, AdminClientError> {
         let route = format!("{method} /admin{path}");
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|source| AdminClientError::Request { route: route.clone(), source })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| AdminClientError::Request {
+                route: route.clone(),
+                source,
+            })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|source| AdminClientError::Request { route: route.clone(), source })?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|source| AdminClientError::Request {
+                route: route.clone(),
+                source,
+            })?;
         if !status.is_success() {
-            return Err(AdminClientError::Status { route, status: status.as_u16(), body: text });
+            return Err(AdminClientError::Status {
+                route,
+                status: status.as_u16(),
+                body: text,
+            });
         }
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(&text).map_err(|e| AdminClientError::Decode { route, detail: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| AdminClientError::Decode {
+            route,
+            detail: e.to_string(),
+        })
     }
 
     /// `POST /admin{path}` with a JSON body (any admin route, including sim-kv-gateway's).
@@ -186,8 +219,17 @@ impl AdminClient {
     }
 
     /// `POST /admin/tenants`.
-    pub async fn add_tenant(&self, tenant_id: &str, display_name: Option<&str>) -> Result<(), AdminClientError> {
-        self.post("/tenants", json!({"tenant_id": tenant_id, "display_name": display_name})).await.map(drop)
+    pub async fn add_tenant(
+        &self,
+        tenant_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<(), AdminClientError> {
+        self.post(
+            "/tenants",
+            json!({"tenant_id": tenant_id, "display_name": display_name}),
+        )
+        .await
+        .map(drop)
     }
 
     /// `POST /admin/apps`; returns the client id.
@@ -210,29 +252,56 @@ impl AdminClient {
         value: Option<&str>,
         expires_in_secs: Option<i64>,
     ) -> Result<AddedSecret, AdminClientError> {
-        let v = self.post(&format!("/apps/{app}/secrets"), json!({"value": value, "expires_in_secs": expires_in_secs})).await?;
-        serde_json::from_value(v).map_err(|e| AdminClientError::Decode { route: "POST secrets".into(), detail: e.to_string() })
+        let v = self
+            .post(
+                &format!("/apps/{app}/secrets"),
+                json!({"value": value, "expires_in_secs": expires_in_secs}),
+            )
+            .await?;
+        serde_json::from_value(v).map_err(|e| AdminClientError::Decode {
+            route: "POST secrets".into(),
+            detail: e.to_string(),
+        })
     }
 
     /// `DELETE /admin/apps/{app}/secrets/{id}`.
     pub async fn remove_secret(&self, app: &str, id: &str) -> Result<(), AdminClientError> {
-        self.delete(&format!("/apps/{app}/secrets/{id}"), None).await.map(drop)
+        self.delete(&format!("/apps/{app}/secrets/{id}"), None)
+            .await
+            .map(drop)
     }
 
     /// `POST /admin/apps/{app}/secrets/{id}/expire`.
     pub async fn expire_secret(&self, app: &str, id: &str) -> Result<(), AdminClientError> {
-        self.post(&format!("/apps/{app}/secrets/{id}/expire"), json!({})).await.map(drop)
+        self.post(&format!("/apps/{app}/secrets/{id}/expire"), json!({}))
+            .await
+            .map(drop)
     }
 
     /// `POST /admin/apps/{app}/certificates`.
-    pub async fn add_certificate(&self, app: &str, pem: &str) -> Result<CertificateThumbprints, AdminClientError> {
-        let v = self.post(&format!("/apps/{app}/certificates"), json!({"pem": pem})).await?;
-        serde_json::from_value(v).map_err(|e| AdminClientError::Decode { route: "POST certificates".into(), detail: e.to_string() })
+    pub async fn add_certificate(
+        &self,
+        app: &str,
+        pem: &str,
+    ) -> Result<CertificateThumbprints, AdminClientError> {
+        let v = self
+            .post(&format!("/apps/{app}/certificates"), json!({"pem": pem}))
+            .await?;
+        serde_json::from_value(v).map_err(|e| AdminClientError::Decode {
+            route: "POST certificates".into(),
+            detail: e.to_string(),
+        })
     }
 
     /// `DELETE /admin/apps/{app}/certificates/{thumbprint_sha1}`.
-    pub async fn remove_certificate(&self, app: &str, thumbprint_sha1: &str) -> Result<(), AdminClientError> {
-        self.delete(&format!("/apps/{app}/certificates/{thumbprint_sha1}"), None).await.map(drop)
+    pub async fn remove_certificate(
+        &self,
+        app: &str,
+        thumbprint_sha1: &str,
+    ) -> Result<(), AdminClientError> {
+        self.delete(&format!("/apps/{app}/certificates/{thumbprint_sha1}"), None)
+            .await
+            .map(drop)
     }
 
     /// `POST /admin/apps/{app}/federated-credentials`; returns the credential id.
@@ -244,39 +313,64 @@ impl AdminClient {
         audiences: &[&str],
     ) -> Result<String, AdminClientError> {
         let body = json!({"issuer": issuer, "subject": subject, "audiences": audiences});
-        let v = self.post(&format!("/apps/{app}/federated-credentials"), body).await?;
+        let v = self
+            .post(&format!("/apps/{app}/federated-credentials"), body)
+            .await?;
         field("POST federated-credentials", &v, "id")
     }
 
     /// `DELETE /admin/apps/{app}/federated-credentials/{id}`.
-    pub async fn remove_federated_credential(&self, app: &str, id: &str) -> Result<(), AdminClientError> {
-        self.delete(&format!("/apps/{app}/federated-credentials/{id}"), None).await.map(drop)
+    pub async fn remove_federated_credential(
+        &self,
+        app: &str,
+        id: &str,
+    ) -> Result<(), AdminClientError> {
+        self.delete(&format!("/apps/{app}/federated-credentials/{id}"), None)
+            .await
+            .map(drop)
     }
 
     /// `POST /admin/apps/{app}/disable`.
     pub async fn disable_app(&self, app: &str) -> Result<(), AdminClientError> {
-        self.post(&format!("/apps/{app}/disable"), json!({})).await.map(drop)
+        self.post(&format!("/apps/{app}/disable"), json!({}))
+            .await
+            .map(drop)
     }
 
     /// `POST /admin/apps/{app}/enable`.
     pub async fn enable_app(&self, app: &str) -> Result<(), AdminClientError> {
-        self.post(&format!("/apps/{app}/enable"), json!({})).await.map(drop)
+        self.post(&format!("/apps/{app}/enable"), json!({}))
+            .await
+            .map(drop)
     }
 
     /// `PUT /admin/tenants/{tid}/consent/{app}`; returns the service principal's object id.
     pub async fn consent(&self, tenant_id: &str, app: &str) -> Result<String, AdminClientError> {
-        let v = self.put(&format!("/tenants/{tenant_id}/consent/{app}"), json!({})).await?;
+        let v = self
+            .put(&format!("/tenants/{tenant_id}/consent/{app}"), json!({}))
+            .await?;
         field("PUT consent", &v, "object_id")
     }
 
     /// `DELETE /admin/tenants/{tid}/consent/{app}`.
     pub async fn revoke_consent(&self, tenant_id: &str, app: &str) -> Result<(), AdminClientError> {
-        self.delete(&format!("/tenants/{tenant_id}/consent/{app}"), None).await.map(drop)
+        self.delete(&format!("/tenants/{tenant_id}/consent/{app}"), None)
+            .await
+            .map(drop)
     }
 
     /// `POST /admin/tenants/{tid}/consent/{app}/orphan`.
-    pub async fn orphan_service_principal(&self, tenant_id: &str, app: &str) -> Result<(), AdminClientError> {
-        self.post(&format!("/tenants/{tenant_id}/consent/{app}/orphan"), json!({})).await.map(drop)
+    pub async fn orphan_service_principal(
+        &self,
+        tenant_id: &str,
+        app: &str,
+    ) -> Result<(), AdminClientError> {
+        self.post(
+            &format!("/tenants/{tenant_id}/consent/{app}/orphan"),
+            json!({}),
+        )
+        .await
+        .map(drop)
     }
 
     /// `POST /admin/managed-identities`.
@@ -285,9 +379,16 @@ impl AdminClient {
         tenant_id: &str,
         client_id: Option<&str>,
     ) -> Result<ManagedIdentityIds, AdminClientError> {
-        let v = self.post("/managed-identities", json!({"tenant_id": tenant_id, "client_id": client_id})).await?;
-        serde_json::from_value(v)
-            .map_err(|e| AdminClientError::Decode { route: "POST managed-identities".into(), detail: e.to_string() })
+        let v = self
+            .post(
+                "/managed-identities",
+                json!({"tenant_id": tenant_id, "client_id": client_id}),
+            )
+            .await?;
+        serde_json::from_value(v).map_err(|e| AdminClientError::Decode {
+            route: "POST managed-identities".into(),
+            detail: e.to_string(),
+        })
     }
 
     /// `PUT /admin/settings`.
@@ -296,7 +397,8 @@ impl AdminClient {
         token_lifetime_secs: Option<u64>,
         identity_header: Option<&str>,
     ) -> Result<(), AdminClientError> {
-        let body = json!({"token_lifetime_secs": token_lifetime_secs, "identity_header": identity_header});
+        let body =
+            json!({"token_lifetime_secs": token_lifetime_secs, "identity_header": identity_header});
         self.put("/settings", body).await.map(drop)
     }
 
@@ -332,14 +434,21 @@ impl AdminClient {
     }
 
     /// The number of token requests for (tenant, resource) seen so far.
-    pub async fn token_request_count(&self, tenant_id: &str, resource: &str) -> Result<u64, AdminClientError> {
+    pub async fn token_request_count(
+        &self,
+        tenant_id: &str,
+        resource: &str,
+    ) -> Result<u64, AdminClientError> {
         let v = self.requests().await?;
         Ok(v["token"][tenant_id][resource].as_u64().unwrap_or(0))
     }
 
     /// `POST /admin/faults`; returns the rule id.
     pub async fn add_fault(&self, spec: &FaultSpec) -> Result<String, AdminClientError> {
-        let body = serde_json::to_value(spec).map_err(|e| AdminClientError::Decode { route: "POST faults".into(), detail: e.to_string() })?;
+        let body = serde_json::to_value(spec).map_err(|e| AdminClientError::Decode {
+            route: "POST faults".into(),
+            detail: e.to_string(),
+        })?;
         let v = self.post("/faults", body).await?;
         field("POST faults", &v, "id")
     }

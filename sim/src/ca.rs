@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use rsa::pkcs8::{EncodePrivateKey as _, LineEnding};
 use rsa::RsaPrivateKey;
@@ -96,13 +97,25 @@ impl TestCa {
     pub fn generate() -> Result<Self, CaError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, "ferry-sim test CA");
-        params.distinguished_name.push(DnType::OrganizationName, "ferry sandbox");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ferry-sim test CA");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "ferry sandbox");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         validity(&mut params, 3650);
         let cert = params.self_signed(&key)?;
-        Ok(Self { cert_pem: cert.pem(), key, cert })
+        Ok(Self {
+            cert_pem: cert.pem(),
+            key,
+            cert,
+        })
     }
 
     /// Loads a CA from its certificate and key PEM.
@@ -110,7 +123,11 @@ impl TestCa {
         let key = KeyPair::from_pem(key_pem)?;
         let params = CertificateParams::from_ca_cert_pem(cert_pem)?;
         let cert = params.self_signed(&key)?;
-        Ok(Self { cert_pem: cert_pem.to_string(), key, cert })
+        Ok(Self {
+            cert_pem: cert_pem.to_string(),
+            key,
+            cert,
+        })
     }
 
     /// The CA key, PEM (to write `ca-key.pem`).
@@ -121,15 +138,26 @@ impl TestCa {
     /// Issues a server leaf for `names` (DNS names, wildcards or IP addresses), valid two years.
     pub fn issue_server(&self, names: &[&str]) -> Result<LeafCertificate, CaError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("ferry-sim"));
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("ferry-sim"),
+        );
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         validity(&mut params, 730);
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
         let cert_pem = cert.pem();
-        Ok(LeafCertificate { chain_pem: format!("{cert_pem}{}", self.cert_pem), cert_pem, key_pem: key.serialize_pem() })
+        Ok(LeafCertificate {
+            chain_pem: format!("{cert_pem}{}", self.cert_pem),
+            cert_pem,
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 
@@ -145,20 +173,29 @@ pub struct ClientCertificatePair {
 
 impl std::fmt::Debug for ClientCertificatePair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCertificatePair").finish_non_exhaustive()
+        f.debug_struct("ClientCertificatePair")
+            .finish_non_exhaustive()
     }
 }
 
 /// Makes a self-signed RSA client certificate with common name `cn`, valid one year.
 pub fn client_certificate(cn: &str) -> Result<ClientCertificatePair, CaError> {
-    let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).map_err(|e| CaError::Rsa(e.to_string()))?;
-    let key_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| CaError::Rsa(e.to_string()))?.to_string();
+    let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+        .map_err(|e| CaError::Rsa(e.to_string()))?;
+    let key_pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| CaError::Rsa(e.to_string()))?
+        .to_string();
     let signing = KeyPair::from_pem(&key_pem)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, cn);
     validity(&mut params, 365);
     let cert = params.self_signed(&signing)?;
-    Ok(ClientCertificatePair { cert_pem: cert.pem(), key_pem, key })
+    Ok(ClientCertificatePair {
+        cert_pem: cert.pem(),
+        key_pem,
+        key,
+    })
 }
 
 /// Everything a sandbox directory holds.
@@ -178,13 +215,23 @@ impl SandboxCertificates {
         let ca = TestCa::generate()?;
         let server = ca.issue_server(SIM_SERVER_NAMES)?;
         let azurite = ca.issue_server(AZURITE_NAMES)?;
-        Ok((Self { ca_pem: ca.cert_pem.clone(), server, azurite }, ca))
+        Ok((
+            Self {
+                ca_pem: ca.cert_pem.clone(),
+                server,
+                azurite,
+            },
+            ca,
+        ))
     }
 
     /// Generates everything and writes it into `dir` (created if missing), replacing what is there.
     pub fn generate_into(dir: &Path) -> Result<Self, CaError> {
         let (certs, ca) = Self::generate()?;
-        std::fs::create_dir_all(dir).map_err(|source| CaError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| CaError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let files = [
             ("ca.pem", certs.ca_pem.as_str()),
             ("ca-key.pem", &ca.key_pem()),
@@ -209,8 +256,16 @@ impl SandboxCertificates {
         let ca_pem = read("ca.pem")?;
         let leaf = |cert: &str, key: &str| -> Result<LeafCertificate, CaError> {
             let chain_pem = read(cert)?;
-            let cert_pem = chain_pem.split_inclusive("-----END CERTIFICATE-----").next().unwrap_or("").to_string();
-            Ok(LeafCertificate { chain_pem, cert_pem, key_pem: read(key)? })
+            let cert_pem = chain_pem
+                .split_inclusive("-----END CERTIFICATE-----")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            Ok(LeafCertificate {
+                chain_pem,
+                cert_pem,
+                key_pem: read(key)?,
+            })
         };
         Ok(Self {
             server: leaf("server.pem", "server-key.pem")?,
@@ -240,7 +295,10 @@ mod tests {
         let loaded = SandboxCertificates::load(dir.path()).expect("load");
         assert_eq!(made.ca_pem, loaded.ca_pem);
         assert_eq!(made.server.key_pem, loaded.server.key_pem);
-        assert!(loaded.server.cert_pem.ends_with("-----END CERTIFICATE-----"));
+        assert!(loaded
+            .server
+            .cert_pem
+            .ends_with("-----END CERTIFICATE-----"));
         let key = std::fs::read_to_string(dir.path().join("ca-key.pem")).expect("key");
         let ca = TestCa::from_pem(&loaded.ca_pem, &key).expect("ca loads");
         ca.issue_server(&["x.sandbox.test"]).expect("issues");
@@ -249,7 +307,8 @@ mod tests {
     #[test]
     fn client_certificates_are_rsa() {
         let pair = client_certificate("ferry app").expect("cert");
-        let parsed = crate::directory::ClientCertificate::from_pem(&pair.cert_pem).expect("rsa cert");
+        let parsed =
+            crate::directory::ClientCertificate::from_pem(&pair.cert_pem).expect("rsa cert");
         assert_eq!(parsed.thumbprint_sha1.len(), 40);
     }
 }

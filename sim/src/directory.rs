@@ -64,7 +64,10 @@ pub enum DirectoryError {
 pub fn parse_guid(what: &'static str, value: &str) -> Result<String, DirectoryError> {
     uuid::Uuid::try_parse(value)
         .map(|u| u.hyphenated().to_string())
-        .map_err(|_| DirectoryError::NotAGuid { what, value: value.to_string() })
+        .map_err(|_| DirectoryError::NotAGuid {
+            what,
+            value: value.to_string(),
+        })
 }
 
 /// A new random GUID.
@@ -201,13 +204,23 @@ pub struct Directory {
 
 impl Directory {
     /// Creates a tenant (idempotent: an existing tenant keeps its state, the name is updated).
-    pub fn add_tenant(&mut self, tenant_id: &str, display_name: Option<&str>) -> Result<String, DirectoryError> {
+    pub fn add_tenant(
+        &mut self,
+        tenant_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<String, DirectoryError> {
         let id = parse_guid("tenant_id", tenant_id)?;
-        let name = display_name.map(str::to_string).unwrap_or_else(|| format!("Tenant {id}"));
+        let name = display_name
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("Tenant {id}"));
         self.tenants
             .entry(id.clone())
             .and_modify(|t| t.display_name = name.clone())
-            .or_insert_with(|| Tenant { id: id.clone(), display_name: name, consents: BTreeMap::new() });
+            .or_insert_with(|| Tenant {
+                id: id.clone(),
+                display_name: name,
+                consents: BTreeMap::new(),
+            });
         Ok(id)
     }
 
@@ -232,7 +245,9 @@ impl Directory {
         let app = App {
             client_id: client_id.clone(),
             home_tenant_id: home.clone(),
-            display_name: display_name.map(str::to_string).unwrap_or_else(|| format!("App {client_id}")),
+            display_name: display_name
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("App {client_id}")),
             disabled: false,
             secrets: Vec::new(),
             certificates: Vec::new(),
@@ -251,7 +266,9 @@ impl Directory {
 
     fn tenant_mut(&mut self, tenant_id: &str) -> Result<&mut Tenant, DirectoryError> {
         let id = parse_guid("tenant", tenant_id)?;
-        self.tenants.get_mut(&id).ok_or(DirectoryError::UnknownTenant(id))
+        self.tenants
+            .get_mut(&id)
+            .ok_or(DirectoryError::UnknownTenant(id))
     }
 
     /// Admin consent: creates (or keeps) the app's service principal in the tenant; returns its object id.
@@ -266,16 +283,26 @@ impl Directory {
             return Ok(object_id.clone());
         }
         let object_id = new_guid();
-        *entry = Consent::ServicePrincipal { object_id: object_id.clone() };
+        *entry = Consent::ServicePrincipal {
+            object_id: object_id.clone(),
+        };
         Ok(object_id)
     }
 
     /// Consent withdrawn: the service principal is gone (AADSTS700016 afterwards).
-    pub fn revoke_consent(&mut self, tenant_id: &str, client_id: &str) -> Result<(), DirectoryError> {
+    pub fn revoke_consent(
+        &mut self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Result<(), DirectoryError> {
         let app = parse_guid("app", client_id)?;
         let tenant = self.tenant_mut(tenant_id)?;
         let tid = tenant.id.clone();
-        tenant.consents.remove(&app).map(|_| ()).ok_or(DirectoryError::NotConsented { tenant: tid, app })
+        tenant
+            .consents
+            .remove(&app)
+            .map(|_| ())
+            .ok_or(DirectoryError::NotConsented { tenant: tid, app })
     }
 
     /// Service principal removed but the app still referenced (AADSTS7000229 afterwards).
@@ -284,7 +311,9 @@ impl Directory {
         if !self.apps.contains_key(&app) {
             return Err(DirectoryError::UnknownApp(app));
         }
-        self.tenant_mut(tenant_id)?.consents.insert(app, Consent::Orphaned);
+        self.tenant_mut(tenant_id)?
+            .consents
+            .insert(app, Consent::Orphaned);
         Ok(())
     }
 
@@ -306,50 +335,80 @@ impl Directory {
         let app = self.app_mut(client_id)?;
         let id = new_guid();
         let value = value.unwrap_or_else(random_secret);
-        app.secrets.push(ClientSecret { id: id.clone(), value: value.clone(), expires_at });
+        app.secrets.push(ClientSecret {
+            id: id.clone(),
+            value: value.clone(),
+            expires_at,
+        });
         Ok((id, value))
     }
 
     /// Removes a secret.
-    pub fn remove_secret(&mut self, client_id: &str, secret_id: &str) -> Result<(), DirectoryError> {
+    pub fn remove_secret(
+        &mut self,
+        client_id: &str,
+        secret_id: &str,
+    ) -> Result<(), DirectoryError> {
         let app = self.app_mut(client_id)?;
         let before = app.secrets.len();
         app.secrets.retain(|s| s.id != secret_id);
         if app.secrets.len() == before {
-            return Err(DirectoryError::UnknownCredential { app: app.client_id.clone(), id: secret_id.into() });
+            return Err(DirectoryError::UnknownCredential {
+                app: app.client_id.clone(),
+                id: secret_id.into(),
+            });
         }
         Ok(())
     }
 
     /// Marks a secret as expired now.
-    pub fn expire_secret(&mut self, client_id: &str, secret_id: &str, now: i64) -> Result<(), DirectoryError> {
+    pub fn expire_secret(
+        &mut self,
+        client_id: &str,
+        secret_id: &str,
+        now: i64,
+    ) -> Result<(), DirectoryError> {
         let app = self.app_mut(client_id)?;
         let app_id = app.client_id.clone();
-        let secret = app
-            .secrets
-            .iter_mut()
-            .find(|s| s.id == secret_id)
-            .ok_or(DirectoryError::UnknownCredential { app: app_id, id: secret_id.into() })?;
+        let secret = app.secrets.iter_mut().find(|s| s.id == secret_id).ok_or(
+            DirectoryError::UnknownCredential {
+                app: app_id,
+                id: secret_id.into(),
+            },
+        )?;
         secret.expires_at = Some(now - 1);
         Ok(())
     }
 
     /// Registers a certificate; returns it (thumbprints included).
-    pub fn add_certificate(&mut self, client_id: &str, pem_text: &str) -> Result<ClientCertificate, DirectoryError> {
+    pub fn add_certificate(
+        &mut self,
+        client_id: &str,
+        pem_text: &str,
+    ) -> Result<ClientCertificate, DirectoryError> {
         let cert = ClientCertificate::from_pem(pem_text)?;
         let app = self.app_mut(client_id)?;
-        app.certificates.retain(|c| c.thumbprint_sha1 != cert.thumbprint_sha1);
+        app.certificates
+            .retain(|c| c.thumbprint_sha1 != cert.thumbprint_sha1);
         app.certificates.push(cert.clone());
         Ok(cert)
     }
 
     /// Removes a certificate by its SHA-1 thumbprint (hex, any case).
-    pub fn remove_certificate(&mut self, client_id: &str, thumbprint_sha1: &str) -> Result<(), DirectoryError> {
+    pub fn remove_certificate(
+        &mut self,
+        client_id: &str,
+        thumbprint_sha1: &str,
+    ) -> Result<(), DirectoryError> {
         let app = self.app_mut(client_id)?;
         let before = app.certificates.len();
-        app.certificates.retain(|c| !c.thumbprint_sha1.eq_ignore_ascii_case(thumbprint_sha1));
+        app.certificates
+            .retain(|c| !c.thumbprint_sha1.eq_ignore_ascii_case(thumbprint_sha1));
         if app.certificates.len() == before {
-            return Err(DirectoryError::UnknownCredential { app: app.client_id.clone(), id: thumbprint_sha1.into() });
+            return Err(DirectoryError::UnknownCredential {
+                app: app.client_id.clone(),
+                id: thumbprint_sha1.into(),
+            });
         }
         Ok(())
     }
@@ -364,7 +423,9 @@ impl Directory {
     ) -> Result<String, DirectoryError> {
         let app = self.app_mut(client_id)?;
         if app.federated.len() >= 20 {
-            return Err(DirectoryError::TooManyFederatedCredentials(app.client_id.clone()));
+            return Err(DirectoryError::TooManyFederatedCredentials(
+                app.client_id.clone(),
+            ));
         }
         let id = new_guid();
         app.federated.push(FederatedCredential {
@@ -382,7 +443,10 @@ impl Directory {
         let before = app.federated.len();
         app.federated.retain(|f| f.id != id);
         if app.federated.len() == before {
-            return Err(DirectoryError::UnknownCredential { app: app.client_id.clone(), id: id.into() });
+            return Err(DirectoryError::UnknownCredential {
+                app: app.client_id.clone(),
+                id: id.into(),
+            });
         }
         Ok(())
     }
@@ -402,9 +466,15 @@ impl Directory {
             None => new_guid(),
         };
         if self.managed_identities.contains_key(&client_id) {
-            return Err(DirectoryError::AlreadyExists(format!("managed identity {client_id}")));
+            return Err(DirectoryError::AlreadyExists(format!(
+                "managed identity {client_id}"
+            )));
         }
-        let mi = ManagedIdentity { client_id: client_id.clone(), object_id: new_guid(), tenant_id };
+        let mi = ManagedIdentity {
+            client_id: client_id.clone(),
+            object_id: new_guid(),
+            tenant_id,
+        };
         self.managed_identities.insert(client_id, mi.clone());
         Ok(mi)
     }
@@ -415,7 +485,9 @@ pub fn random_secret() -> String {
     use rand::Rng as _;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~._-";
     let mut rng = rand::thread_rng();
-    (0..40).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect()
+    (0..40)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -431,20 +503,33 @@ mod tests {
         d.add_tenant(H, None).expect("home");
         d.add_tenant(T, Some("Contoso")).expect("tenant");
         let app = d.add_app(None, H, None).expect("app");
-        assert!(d.service_principal(H, &app).is_some(), "home tenant consented automatically");
+        assert!(
+            d.service_principal(H, &app).is_some(),
+            "home tenant consented automatically"
+        );
         assert_eq!(d.service_principal(T, &app), None);
         let oid = d.consent(T, &app).expect("consent");
-        assert_eq!(d.consent(T, &app).expect("again"), oid, "consent is idempotent");
+        assert_eq!(
+            d.consent(T, &app).expect("again"),
+            oid,
+            "consent is idempotent"
+        );
         d.orphan(T, &app).expect("orphan");
         assert_eq!(d.tenants[T].consents[&app], Consent::Orphaned);
         d.revoke_consent(T, &app).expect("revoke");
         assert!(!d.tenants[T].consents.contains_key(&app));
-        assert!(matches!(d.revoke_consent(T, &app), Err(DirectoryError::NotConsented { .. })));
+        assert!(matches!(
+            d.revoke_consent(T, &app),
+            Err(DirectoryError::NotConsented { .. })
+        ));
     }
 
     #[test]
     fn guids_are_normalised_and_checked() {
-        assert_eq!(parse_guid("x", "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA").expect("guid"), "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
+        assert_eq!(
+            parse_guid("x", "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA").expect("guid"),
+            "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+        );
         assert!(parse_guid("x", "contoso.onmicrosoft.com").is_err());
     }
 

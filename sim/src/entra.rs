@@ -45,7 +45,13 @@ pub struct EntraError {
 impl EntraError {
     /// 400 with the given error and code.
     pub fn bad_request(error: &'static str, code: u64, description: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error, code, description: description.into(), correlation_id: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            code,
+            description: description.into(),
+            correlation_id: None,
+        }
     }
 
     /// 401 `invalid_client`.
@@ -70,7 +76,9 @@ impl EntraError {
 
 fn timestamp() -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
-    time::OffsetDateTime::now_utc().format(&fmt).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&fmt)
+        .unwrap_or_default()
 }
 
 /// The Entra error body: `error`, `error_description` (with trace and correlation ids and the
@@ -79,9 +87,16 @@ pub fn error_json(error: &str, code: u64, description: &str) -> Value {
     error_json_with(error, code, description, None)
 }
 
-fn error_json_with(error: &str, code: u64, description: &str, correlation_id: Option<&str>) -> Value {
+fn error_json_with(
+    error: &str,
+    code: u64,
+    description: &str,
+    correlation_id: Option<&str>,
+) -> Value {
     let trace_id = uuid::Uuid::new_v4().to_string();
-    let correlation_id = correlation_id.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let correlation_id = correlation_id
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let ts = timestamp();
     json!({
         "error": error,
@@ -96,9 +111,17 @@ fn error_json_with(error: &str, code: u64, description: &str, correlation_id: Op
 
 impl IntoResponse for EntraError {
     fn into_response(self) -> Response {
-        let body = error_json_with(self.error, self.code, &self.description, self.correlation_id.as_deref());
+        let body = error_json_with(
+            self.error,
+            self.code,
+            &self.description,
+            self.correlation_id.as_deref(),
+        );
         let mut r = (self.status, Json(body)).into_response();
-        r.headers_mut().insert("cache-control", HeaderValue::from_static("no-store, no-cache"));
+        r.headers_mut().insert(
+            "cache-control",
+            HeaderValue::from_static("no-store, no-cache"),
+        );
         r
     }
 }
@@ -107,7 +130,10 @@ impl IntoResponse for EntraError {
 pub fn router() -> Router<Arc<SimState>> {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(openid_configuration))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
         .route("/{tenant}/discovery/keys", get(jwks))
 }
@@ -181,14 +207,22 @@ struct TokenRequest {
 
 impl TokenRequest {
     fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get("authorization")?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded.
@@ -231,18 +265,27 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let correlation = headers.get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let correlation = headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let request = TokenRequest {
         fields: serde_urlencoded::from_bytes(&body).unwrap_or_default(),
         basic: basic_credentials(&headers),
     };
     let counted_tenant = parse_guid("tenant", &tenant).unwrap_or_else(|_| tenant.clone());
-    let counted_resource = request.get("scope").and_then(|s| resource_of_scope(s).ok()).unwrap_or_default();
+    let counted_resource = request
+        .get("scope")
+        .and_then(|s| resource_of_scope(s).ok())
+        .unwrap_or_default();
     state.count_request("token", &counted_tenant, &counted_resource);
     match issue(&state, &host, &tenant, &request) {
         Ok(body) => {
             let mut r = Json(body).into_response();
-            r.headers_mut().insert("cache-control", HeaderValue::from_static("no-store, no-cache"));
+            r.headers_mut().insert(
+                "cache-control",
+                HeaderValue::from_static("no-store, no-cache"),
+            );
             r
         }
         Err(mut e) => {
@@ -261,7 +304,12 @@ pub enum ClientAuth {
     Assertion,
 }
 
-fn issue(state: &SimState, host: &RequestHost, tenant: &str, req: &TokenRequest) -> Result<Value, EntraError> {
+fn issue(
+    state: &SimState,
+    host: &RequestHost,
+    tenant: &str,
+    req: &TokenRequest,
+) -> Result<Value, EntraError> {
     match req.get("grant_type") {
         None => return Err(EntraError::missing("grant_type")),
         Some("client_credentials") => {}
@@ -291,7 +339,10 @@ fn issue(state: &SimState, host: &RequestHost, tenant: &str, req: &TokenRequest)
     let (app, consent) = {
         let dir = lock(&state.directory);
         let app = dir.apps.get(&app_id).cloned().ok_or_else(not_found)?;
-        let consent = dir.tenants.get(&tid).and_then(|t| t.consents.get(&app_id).cloned());
+        let consent = dir
+            .tenants
+            .get(&tid)
+            .and_then(|t| t.consents.get(&app_id).cloned());
         (app, consent)
     };
     if app.disabled {
@@ -323,8 +374,12 @@ fn issue(state: &SimState, host: &RequestHost, tenant: &str, req: &TokenRequest)
         }
         let jwt = UnverifiedJwt::parse(assertion)
             .map_err(|_| EntraError::invalid_client(50027, "JWT token is invalid or malformed."))?;
-        let is_certificate = jwt.str_claim("iss").is_some_and(|i| i.eq_ignore_ascii_case(&app_id))
-            || jwt.str_claim("sub").is_some_and(|s| s.eq_ignore_ascii_case(&app_id));
+        let is_certificate = jwt
+            .str_claim("iss")
+            .is_some_and(|i| i.eq_ignore_ascii_case(&app_id))
+            || jwt
+                .str_claim("sub")
+                .is_some_and(|s| s.eq_ignore_ascii_case(&app_id));
         if is_certificate {
             let audiences = [
                 format!("https://{}/{tenant}/oauth2/v2.0/token", host.host),
@@ -364,8 +419,11 @@ fn issue(state: &SimState, host: &RequestHost, tenant: &str, req: &TokenRequest)
         ClientAuth::Secret
     };
     let lifetime = state.settings().token_lifetime_secs;
-    let access_token = mint_access_token(state, &tid, &resource, &object_id, &app_id, auth, lifetime);
-    Ok(json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}))
+    let access_token =
+        mint_access_token(state, &tid, &resource, &object_id, &app_id, auth, lifetime);
+    Ok(
+        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}),
+    )
 }
 
 /// Signs an access token as SANDBOX.md describes: v1 shape (`iss = https://sts.windows.net/{tid}/`)
@@ -406,10 +464,26 @@ mod tests {
 
     #[test]
     fn scopes_name_one_resource() {
-        assert_eq!(resource_of_scope("https://vault.azure.net/.default").expect("ok"), "https://vault.azure.net");
-        assert_eq!(resource_of_scope("https://storage.azure.com/.default openid").expect("ok"), "https://storage.azure.com");
-        assert_eq!(resource_of_scope("https://x/read").expect_err("not .default").code, 1002012);
-        assert_eq!(resource_of_scope("a/.default b/.default").expect_err("two").code, 70011);
+        assert_eq!(
+            resource_of_scope("https://vault.azure.net/.default").expect("ok"),
+            "https://vault.azure.net"
+        );
+        assert_eq!(
+            resource_of_scope("https://storage.azure.com/.default openid").expect("ok"),
+            "https://storage.azure.com"
+        );
+        assert_eq!(
+            resource_of_scope("https://x/read")
+                .expect_err("not .default")
+                .code,
+            1002012
+        );
+        assert_eq!(
+            resource_of_scope("a/.default b/.default")
+                .expect_err("two")
+                .code,
+            70011
+        );
         assert_eq!(resource_of_scope("").expect_err("none").code, 900144);
     }
 
@@ -420,7 +494,10 @@ mod tests {
         assert!(d.starts_with("AADSTS7000215: Invalid client secret provided.\r\nTrace ID: "));
         assert!(d.contains("\r\nCorrelation ID: ") && d.contains("\r\nTimestamp: "));
         assert_eq!(v["error_codes"], json!([7000215]));
-        assert_eq!(v["error_uri"], "https://login.microsoftonline.com/error?code=7000215");
+        assert_eq!(
+            v["error_uri"],
+            "https://login.microsoftonline.com/error?code=7000215"
+        );
         for f in ["timestamp", "trace_id", "correlation_id"] {
             assert!(v[f].is_string(), "{f}");
         }

@@ -24,12 +24,19 @@ const CERT_DOCS: &str =
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
 fn time_error(jwt: &UnverifiedJwt, now: i64, why: &str) -> EntraError {
-    let from = jwt.int_claim("nbf").or_else(|| jwt.int_claim("iat")).map(rfc3339).unwrap_or_default();
+    let from = jwt
+        .int_claim("nbf")
+        .or_else(|| jwt.int_claim("iat"))
+        .map(rfc3339)
+        .unwrap_or_default();
     let to = jwt.int_claim("exp").map(rfc3339).unwrap_or_default();
     EntraError::invalid_client(
         700024,
@@ -43,7 +50,13 @@ fn time_error(jwt: &UnverifiedJwt, now: i64, why: &str) -> EntraError {
 fn check_times(jwt: &UnverifiedJwt, now: i64, limit_lifetime: bool) -> Result<(), EntraError> {
     match jwt.check_times(now, SKEW_SECS) {
         Ok(()) => {}
-        Err(JwtError::Expired { .. }) => return Err(time_error(jwt, now, "The assertion has expired or has no exp claim.")),
+        Err(JwtError::Expired { .. }) => {
+            return Err(time_error(
+                jwt,
+                now,
+                "The assertion has expired or has no exp claim.",
+            ))
+        }
         Err(_) => return Err(time_error(jwt, now, "The assertion is not valid yet.")),
     }
     if limit_lifetime {
@@ -51,7 +64,11 @@ fn check_times(jwt: &UnverifiedJwt, now: i64, limit_lifetime: bool) -> Result<()
         let start = jwt.int_claim("iat").or_else(|| jwt.int_claim("nbf"));
         if let Some(start) = start {
             if exp - start > MAX_ASSERTION_LIFETIME_SECS {
-                return Err(time_error(jwt, now, "The assertion lifetime (exp - iat) is longer than 10 minutes."));
+                return Err(time_error(
+                    jwt,
+                    now,
+                    "The assertion lifetime (exp - iat) is longer than 10 minutes.",
+                ));
             }
         }
     }
@@ -61,7 +78,11 @@ fn check_times(jwt: &UnverifiedJwt, now: i64, limit_lifetime: bool) -> Result<()
 fn audiences(jwt: &UnverifiedJwt) -> Vec<String> {
     match jwt.claims.get("aud") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -85,7 +106,10 @@ pub fn check_certificate_assertion(
     now: i64,
 ) -> Result<(), EntraError> {
     let app_id = &app.client_id;
-    let same = |claim: &str| jwt.str_claim(claim).is_some_and(|v| v.eq_ignore_ascii_case(app_id));
+    let same = |claim: &str| {
+        jwt.str_claim(claim)
+            .is_some_and(|v| v.eq_ignore_ascii_case(app_id))
+    };
     if !same("iss") || !same("sub") {
         return Err(EntraError::invalid_client(
             700021,
@@ -118,7 +142,11 @@ pub fn check_certificate_assertion(
         ));
     }
     let aud = audiences(jwt);
-    if !aud.iter().any(|a| expected_audiences.iter().any(|e| e.eq_ignore_ascii_case(&without_port(a)))) {
+    if !aud.iter().any(|a| {
+        expected_audiences
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&without_port(a)))
+    }) {
         return Err(EntraError::invalid_client(
             700027,
             format!(
@@ -132,14 +160,18 @@ pub fn check_certificate_assertion(
 
 /// Checks a federated assertion for `app`: a matching federated credential (issuer, subject,
 /// audience), then the sim's signature, then the times.
-pub fn check_federated_assertion(state: &SimState, jwt: &UnverifiedJwt, app: &App, now: i64) -> Result<(), EntraError> {
+pub fn check_federated_assertion(
+    state: &SimState,
+    jwt: &UnverifiedJwt,
+    app: &App,
+    now: i64,
+) -> Result<(), EntraError> {
     let iss = jwt.str_claim("iss").unwrap_or("");
     let sub = jwt.str_claim("sub").unwrap_or("");
     let aud = audiences(jwt);
-    let matched = app
-        .federated
-        .iter()
-        .any(|f| f.issuer == iss && f.subject == sub && aud.iter().any(|a| f.audiences.contains(a)));
+    let matched = app.federated.iter().any(|f| {
+        f.issuer == iss && f.subject == sub && aud.iter().any(|a| f.audiences.contains(a))
+    });
     if !matched {
         return Err(EntraError::bad_request(
             "invalid_request",

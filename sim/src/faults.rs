@@ -38,13 +38,18 @@ impl HostKind {
     /// Classifies a host name (port already stripped, any case).
     pub fn of(host: &str) -> Self {
         let h = host.to_ascii_lowercase();
-        let sub_of = |suffix: &str| h.strip_suffix(suffix).is_some_and(|label| !label.is_empty() && !label.contains('.'));
+        let sub_of = |suffix: &str| {
+            h.strip_suffix(suffix)
+                .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+        };
         match h.as_str() {
             "login.sandbox.test" | "login.microsoftonline.com" | "login.windows.net" => Self::Login,
             "identity.sandbox.test" => Self::Identity,
             "admin.sandbox.test" => Self::Admin,
             _ if sub_of(".vault.sandbox.test") || sub_of(".vault.azure.net") => Self::Vault,
-            _ if sub_of(".managedhsm.sandbox.test") || sub_of(".managedhsm.azure.net") => Self::ManagedHsm,
+            _ if sub_of(".managedhsm.sandbox.test") || sub_of(".managedhsm.azure.net") => {
+                Self::ManagedHsm
+            }
             _ if sub_of(".blob.sandbox.test") || sub_of(".blob.core.windows.net") => Self::Blob,
             _ => Self::Unknown,
         }
@@ -114,16 +119,28 @@ impl FaultSpec {
         if self.count == Some(0) {
             return Err(FaultError::ZeroCount);
         }
-        if self.status.is_none() && self.latency_ms.is_none() && self.reset_after_bytes.is_none() && !self.outage {
+        if self.status.is_none()
+            && self.latency_ms.is_none()
+            && self.reset_after_bytes.is_none()
+            && !self.outage
+        {
             return Err(FaultError::NoEffect);
         }
         Ok(())
     }
 
     fn matches(&self, host: &str, method: &str, path: &str) -> bool {
-        self.host.as_deref().is_none_or(|g| glob_match(&g.to_ascii_lowercase(), &host.to_ascii_lowercase()))
-            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && self.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+        self.host
+            .as_deref()
+            .is_none_or(|g| glob_match(&g.to_ascii_lowercase(), &host.to_ascii_lowercase()))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
     }
 }
 
@@ -197,9 +214,15 @@ impl Faults {
         if HostKind::of(host) == HostKind::Admin {
             return None;
         }
-        let index = self.rules.iter().position(|(_, spec, _)| spec.matches(host, method, path))?;
+        let index = self
+            .rules
+            .iter()
+            .position(|(_, spec, _)| spec.matches(host, method, path))?;
         let (id, spec, remaining) = &mut self.rules[index];
-        let action = FaultAction { id: id.clone(), spec: spec.clone() };
+        let action = FaultAction {
+            id: id.clone(),
+            spec: spec.clone(),
+        };
         if let Some(n) = remaining {
             *n -= 1;
             if *n == 0 {
@@ -260,7 +283,9 @@ pub fn error_body(kind: HostKind, status: StatusCode, code: Option<&str>) -> Res
     };
     let (content_type, body) = match kind {
         HostKind::Blob => {
-            let stamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            let stamp = now
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
             (
                 "application/xml",
                 format!(
@@ -268,12 +293,17 @@ pub fn error_body(kind: HostKind, status: StatusCode, code: Option<&str>) -> Res
                 ),
             )
         }
-        HostKind::Vault | HostKind::ManagedHsm => {
-            ("application/json; charset=utf-8", json!({"error": {"code": code, "message": message}}).to_string())
-        }
+        HostKind::Vault | HostKind::ManagedHsm => (
+            "application/json; charset=utf-8",
+            json!({"error": {"code": code, "message": message}}).to_string(),
+        ),
         HostKind::Login => {
             let number: u64 = code.parse().unwrap_or(90033);
-            let error = if status.as_u16() == 429 || status.is_server_error() { "temporarily_unavailable" } else { "invalid_request" };
+            let error = if status.as_u16() == 429 || status.is_server_error() {
+                "temporarily_unavailable"
+            } else {
+                "invalid_request"
+            };
             let body = crate::entra::error_json(error, number, "The sim injected this fault.");
             ("application/json; charset=utf-8", body.to_string())
         }
@@ -303,9 +333,18 @@ mod tests {
 
     #[test]
     fn globs_match_hosts() {
-        assert!(glob_match("*.blob.sandbox.test", "contosologs.blob.sandbox.test"));
-        assert!(!glob_match("*.blob.sandbox.test", "contoso-kv.vault.sandbox.test"));
-        assert!(glob_match("contosologs.blob.sandbox.test", "contosologs.blob.sandbox.test"));
+        assert!(glob_match(
+            "*.blob.sandbox.test",
+            "contosologs.blob.sandbox.test"
+        ));
+        assert!(!glob_match(
+            "*.blob.sandbox.test",
+            "contoso-kv.vault.sandbox.test"
+        ));
+        assert!(glob_match(
+            "contosologs.blob.sandbox.test",
+            "contosologs.blob.sandbox.test"
+        ));
         assert!(glob_match("*", "anything"));
         assert!(glob_match("a*b*c", "aXXbYYc"));
         assert!(!glob_match("a*b*c", "aXXbYY"));
@@ -314,8 +353,14 @@ mod tests {
 
     #[test]
     fn host_kinds() {
-        assert_eq!(HostKind::of("contosologs.blob.core.windows.net"), HostKind::Blob);
-        assert_eq!(HostKind::of("contoso-kv.vault.sandbox.test"), HostKind::Vault);
+        assert_eq!(
+            HostKind::of("contosologs.blob.core.windows.net"),
+            HostKind::Blob
+        );
+        assert_eq!(
+            HostKind::of("contoso-kv.vault.sandbox.test"),
+            HostKind::Vault
+        );
         assert_eq!(HostKind::of("h.managedhsm.azure.net"), HostKind::ManagedHsm);
         assert_eq!(HostKind::of("LOGIN.sandbox.test"), HostKind::Login);
         assert_eq!(HostKind::of("a.b.blob.sandbox.test"), HostKind::Unknown);
@@ -324,9 +369,15 @@ mod tests {
     #[test]
     fn count_limits_and_admin_is_exempt() {
         let mut f = Faults::default();
-        let spec = FaultSpec { status: Some(503), count: Some(2), ..Default::default() };
+        let spec = FaultSpec {
+            status: Some(503),
+            count: Some(2),
+            ..Default::default()
+        };
         f.add(spec).expect("add");
-        assert!(f.take_match("admin.sandbox.test", "GET", "/admin/faults").is_none());
+        assert!(f
+            .take_match("admin.sandbox.test", "GET", "/admin/faults")
+            .is_none());
         assert!(f.take_match("a.blob.sandbox.test", "GET", "/").is_some());
         assert!(f.take_match("a.blob.sandbox.test", "GET", "/").is_some());
         assert!(f.take_match("a.blob.sandbox.test", "GET", "/").is_none());
@@ -336,7 +387,20 @@ mod tests {
     fn useless_rules_are_refused() {
         let mut f = Faults::default();
         assert_eq!(f.add(FaultSpec::default()), Err(FaultError::NoEffect));
-        assert_eq!(f.add(FaultSpec { status: Some(700), ..Default::default() }), Err(FaultError::BadStatus(700)));
-        assert_eq!(f.add(FaultSpec { outage: true, count: Some(0), ..Default::default() }), Err(FaultError::ZeroCount));
+        assert_eq!(
+            f.add(FaultSpec {
+                status: Some(700),
+                ..Default::default()
+            }),
+            Err(FaultError::BadStatus(700))
+        );
+        assert_eq!(
+            f.add(FaultSpec {
+                outage: true,
+                count: Some(0),
+                ..Default::default()
+            }),
+            Err(FaultError::ZeroCount)
+        );
     }
 }

@@ -73,8 +73,12 @@ impl UnverifiedJwt {
     /// Splits and decodes a compact JWT without checking anything but its shape.
     pub fn parse(token: &str) -> Result<Self, JwtError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(JwtError::Malformed("expected three dot-separated parts".into()));
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Malformed(
+                "expected three dot-separated parts".into(),
+            ));
         };
         let decode = |part: &str, what: &str| {
             URL_SAFE_NO_PAD
@@ -86,9 +90,16 @@ impl UnverifiedJwt {
         let claims: Value = serde_json::from_slice(&decode(p, "payload")?)
             .map_err(|e| JwtError::Malformed(format!("payload is not json: {e}")))?;
         if !header.is_object() || !claims.is_object() {
-            return Err(JwtError::Malformed("header and payload must be json objects".into()));
+            return Err(JwtError::Malformed(
+                "header and payload must be json objects".into(),
+            ));
         }
-        Ok(Self { header, claims, signing_input: format!("{h}.{p}"), signature: decode(s, "signature")? })
+        Ok(Self {
+            header,
+            claims,
+            signing_input: format!("{h}.{p}"),
+            signature: decode(s, "signature")?,
+        })
     }
 
     /// The header's `alg`.
@@ -108,8 +119,8 @@ impl UnverifiedJwt {
                     .map_err(|_| JwtError::BadSignature)
             }
             "PS256" => {
-                let sig =
-                    rsa::pss::Signature::try_from(self.signature.as_slice()).map_err(|_| JwtError::BadSignature)?;
+                let sig = rsa::pss::Signature::try_from(self.signature.as_slice())
+                    .map_err(|_| JwtError::BadSignature)?;
                 rsa::pss::VerifyingKey::<Sha256>::new(key.clone())
                     .verify(msg, &sig)
                     .map_err(|_| JwtError::BadSignature)
@@ -132,7 +143,9 @@ impl UnverifiedJwt {
     /// Checks `exp` (required, in the future) and `nbf` (if present, not in the future), with
     /// `skew_secs` of tolerance on both.
     pub fn check_times(&self, now: i64, skew_secs: i64) -> Result<(), JwtError> {
-        let exp = self.int_claim("exp").ok_or(JwtError::Expired { exp: 0, now })?;
+        let exp = self
+            .int_claim("exp")
+            .ok_or(JwtError::Expired { exp: 0, now })?;
         if exp + skew_secs <= now {
             return Err(JwtError::Expired { exp, now });
         }
@@ -155,7 +168,9 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,7 +195,11 @@ impl Signer {
     /// Signs `claims` as an RS256 JWT with this key's `kid`.
     pub fn sign(&self, claims: &Value) -> String {
         let header = json!({"typ": "JWT", "alg": "RS256", "kid": self.kid, "x5t": self.kid});
-        let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
         let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(self.key.clone()).sign(input.as_bytes());
         format!("{input}.{}", b64url(&sig.to_bytes()))
     }
@@ -215,9 +234,15 @@ pub fn sign_client_assertion(
 ) -> Result<String, JwtError> {
     let mut header = json!({"typ": "JWT", "alg": alg});
     header[thumbprint_header.0] = Value::String(thumbprint_header.1.to_string());
-    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
     let sig = match alg {
-        "RS256" => rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone()).sign(input.as_bytes()).to_vec(),
+        "RS256" => rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone())
+            .sign(input.as_bytes())
+            .to_vec(),
         "PS256" => rsa::pss::BlindedSigningKey::<Sha256>::new(key.clone())
             .sign_with_rng(&mut rand::thread_rng(), input.as_bytes())
             .to_vec(),
@@ -267,14 +292,26 @@ pub fn verify_access_token(
 ) -> Result<AccessClaims, AccessTokenError> {
     let claims = state.signer.verify(token)?;
     let get = |name: &'static str| {
-        claims.get(name).and_then(Value::as_str).map(str::to_string).ok_or(AccessTokenError::MissingClaim(name))
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(AccessTokenError::MissingClaim(name))
     };
     let aud = get("aud")?;
     if aud.trim_end_matches('/') != expected_aud.trim_end_matches('/') {
-        return Err(AccessTokenError::WrongAudience { actual: aud, expected: expected_aud.to_string() });
+        return Err(AccessTokenError::WrongAudience {
+            actual: aud,
+            expected: expected_aud.to_string(),
+        });
     }
     let appid = get("appid").or_else(|_| get("azp"))?;
-    Ok(AccessClaims { tid: get("tid")?, oid: get("oid")?, appid, aud })
+    Ok(AccessClaims {
+        tid: get("tid")?,
+        oid: get("oid")?,
+        appid,
+        aud,
+    })
 }
 
 #[cfg(test)]
@@ -302,9 +339,15 @@ mod tests {
     fn expired_and_future_tokens_are_refused() {
         let s = signer();
         let now = now_unix();
-        assert!(matches!(s.verify(&s.sign(&json!({"exp": now - 1}))), Err(JwtError::Expired { .. })));
+        assert!(matches!(
+            s.verify(&s.sign(&json!({"exp": now - 1}))),
+            Err(JwtError::Expired { .. })
+        ));
         let future = s.sign(&json!({"exp": now + 600, "nbf": now + 300}));
-        assert!(matches!(s.verify(&future), Err(JwtError::NotYetValid { .. })));
+        assert!(matches!(
+            s.verify(&future),
+            Err(JwtError::NotYetValid { .. })
+        ));
     }
 
     #[test]
@@ -315,9 +358,13 @@ mod tests {
             let t = sign_client_assertion(&key, alg, ("x5t", "abc"), &claims).expect("sign");
             let jwt = UnverifiedJwt::parse(&t).expect("parse");
             assert_eq!(jwt.header["x5t"], "abc");
-            jwt.verify_signature(&key.to_public_key()).expect("verifies");
+            jwt.verify_signature(&key.to_public_key())
+                .expect("verifies");
             let other = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("keygen");
-            assert_eq!(jwt.verify_signature(&other.to_public_key()), Err(JwtError::BadSignature));
+            assert_eq!(
+                jwt.verify_signature(&other.to_public_key()),
+                Err(JwtError::BadSignature)
+            );
         }
     }
 

@@ -236,14 +236,26 @@ enum FaultCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { dir, listen, imds_listen, azurite_url } => serve(&dir, listen, imds_listen, azurite_url).await,
-        Command::Ca { command: CaCommand::Generate { dir } } => {
+        Command::Serve {
+            dir,
+            listen,
+            imds_listen,
+            azurite_url,
+        } => serve(&dir, listen, imds_listen, azurite_url).await,
+        Command::Ca {
+            command: CaCommand::Generate { dir },
+        } => {
             SandboxCertificates::generate_into(&dir)?;
-            println!("wrote ca.pem, server.pem, azurite.pem and their keys to {}", dir.display());
+            println!(
+                "wrote ca.pem, server.pem, azurite.pem and their keys to {}",
+                dir.display()
+            );
             Ok(())
         }
         Command::Admin(args) => admin(args).await,
@@ -269,23 +281,33 @@ async fn serve(
     azurite_url: Option<String>,
 ) -> anyhow::Result<()> {
     let certs = SandboxCertificates::load_or_generate(dir)?;
-    let settings = Settings { identity_header: identity_header(dir)?, ..Settings::default() };
+    let settings = Settings {
+        identity_header: identity_header(dir)?,
+        ..Settings::default()
+    };
     let sim = ferry_sim::serve(ServeConfig {
         https_listen: listen,
         imds_listen,
         server_cert_pem: certs.server.chain_pem.clone(),
         server_key_pem: certs.server.key_pem.clone(),
         settings,
-        config: SimConfig { azurite_url, ca_pem: certs.ca_pem.clone() },
+        config: SimConfig {
+            azurite_url,
+            ca_pem: certs.ca_pem.clone(),
+        },
     })
     .await?;
     eprintln!(
         "ferry-sim serving https on {} (IMDS http on {}); CA {}; Ctrl-C stops",
         sim.https_addr(),
-        sim.imds_addr().map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+        sim.imds_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into()),
         dir.join("ca.pem").display()
     );
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     sim.shutdown().await;
     Ok(())
 }
@@ -297,21 +319,36 @@ fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
 
 async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let ca_path = args.dir.join("ca.pem");
-    let ca = std::fs::read_to_string(&ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
+    let ca = std::fs::read_to_string(&ca_path)
+        .with_context(|| format!("reading {}", ca_path.display()))?;
     let c = AdminClient::new(&ca, args.sim)?;
     match args.command {
         AdminCommand::AddTenant { tenant, name } => c.add_tenant(&tenant, name.as_deref()).await?,
-        AdminCommand::AddApp { home_tenant, client_id, name } => {
-            println!("{}", c.add_app(client_id.as_deref(), &home_tenant, name.as_deref()).await?)
+        AdminCommand::AddApp {
+            home_tenant,
+            client_id,
+            name,
+        } => {
+            println!(
+                "{}",
+                c.add_app(client_id.as_deref(), &home_tenant, name.as_deref())
+                    .await?
+            )
         }
         AdminCommand::Consent { tenant, app } => println!("{}", c.consent(&tenant, &app).await?),
         AdminCommand::RevokeConsent { tenant, app } => c.revoke_consent(&tenant, &app).await?,
         AdminCommand::OrphanSp { tenant, app } => c.orphan_service_principal(&tenant, &app).await?,
         AdminCommand::DisableApp { app } => c.disable_app(&app).await?,
         AdminCommand::EnableApp { app } => c.enable_app(&app).await?,
-        AdminCommand::RotateSecret { app, write, remove, expires_in_secs } => {
+        AdminCommand::RotateSecret {
+            app,
+            write,
+            remove,
+            expires_in_secs,
+        } => {
             let added = c.add_secret(&app, None, expires_in_secs).await?;
-            std::fs::write(&write, &added.value).with_context(|| format!("writing {}", write.display()))?;
+            std::fs::write(&write, &added.value)
+                .with_context(|| format!("writing {}", write.display()))?;
             for id in remove {
                 c.remove_secret(&app, &id).await?;
             }
@@ -319,20 +356,36 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::ExpireSecret { app, id } => c.expire_secret(&app, &id).await?,
         AdminCommand::AddCertificate { app, pem } => {
-            let text = std::fs::read_to_string(&pem).with_context(|| format!("reading {}", pem.display()))?;
+            let text = std::fs::read_to_string(&pem)
+                .with_context(|| format!("reading {}", pem.display()))?;
             let t = c.add_certificate(&app, &text).await?;
             println!("sha1 {} sha256 {}", t.thumbprint_sha1, t.thumbprint_sha256);
         }
-        AdminCommand::RemoveCertificate { app, thumbprint } => c.remove_certificate(&app, &thumbprint).await?,
-        AdminCommand::AddFederatedCredential { app, issuer, subject, audience } => {
+        AdminCommand::RemoveCertificate { app, thumbprint } => {
+            c.remove_certificate(&app, &thumbprint).await?
+        }
+        AdminCommand::AddFederatedCredential {
+            app,
+            issuer,
+            subject,
+            audience,
+        } => {
             let audiences: Vec<&str> = audience.iter().map(String::as_str).collect();
-            println!("{}", c.add_federated_credential(&app, &issuer, &subject, &audiences).await?);
+            println!(
+                "{}",
+                c.add_federated_credential(&app, &issuer, &subject, &audiences)
+                    .await?
+            );
         }
         AdminCommand::AddManagedIdentity { tenant, client_id } => {
-            let mi = c.add_managed_identity(&tenant, client_id.as_deref()).await?;
+            let mi = c
+                .add_managed_identity(&tenant, client_id.as_deref())
+                .await?;
             println!("client_id {} object_id {}", mi.client_id, mi.object_id);
         }
-        AdminCommand::Settings { token_lifetime_secs } => c.update_settings(token_lifetime_secs, None).await?,
+        AdminCommand::Settings {
+            token_lifetime_secs,
+        } => c.update_settings(token_lifetime_secs, None).await?,
         AdminCommand::Requests => print_json(&c.requests().await?)?,
         AdminCommand::Fault { command } => match command {
             FaultCommand::Add {

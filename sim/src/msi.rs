@@ -34,7 +34,12 @@ pub fn router() -> Router<Arc<SimState>> {
 fn select(state: &SimState, q: &HashMap<String, String>) -> Result<ManagedIdentity, &'static str> {
     let dir = lock(&state.directory);
     let mis = &dir.managed_identities;
-    let by = |f: &dyn Fn(&ManagedIdentity) -> bool| mis.values().find(|m| f(m)).cloned().ok_or("Identity not found");
+    let by = |f: &dyn Fn(&ManagedIdentity) -> bool| {
+        mis.values()
+            .find(|m| f(m))
+            .cloned()
+            .ok_or("Identity not found")
+    };
     if let Some(c) = q.get("client_id") {
         let c = c.to_ascii_lowercase();
         return by(&|m| m.client_id == c);
@@ -54,8 +59,15 @@ fn token_for(state: &SimState, mi: &ManagedIdentity, resource: &str) -> (String,
     state.count_request("msi", &mi.tenant_id, resource);
     let lifetime = state.settings().token_lifetime_secs;
     let resource = resource.strip_suffix("/.default").unwrap_or(resource);
-    let token =
-        mint_access_token(state, &mi.tenant_id, resource, &mi.object_id, &mi.client_id, ClientAuth::Assertion, lifetime);
+    let token = mint_access_token(
+        state,
+        &mi.tenant_id,
+        resource,
+        &mi.object_id,
+        &mi.client_id,
+        ClientAuth::Assertion,
+        lifetime,
+    );
     (token, now_unix(), lifetime)
 }
 
@@ -69,19 +81,35 @@ async fn app_service(
         (status, Json(body)).into_response()
     };
     let expected = state.settings().identity_header;
-    let given = headers.get("x-identity-header").and_then(|v| v.to_str().ok());
+    let given = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
     if given != Some(expected.as_str()) {
-        return fail(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER.");
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER.",
+        );
     }
     if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
-        return fail(StatusCode::BAD_REQUEST, "The api-version parameter is missing or not supported; use 2019-08-01.");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "The api-version parameter is missing or not supported; use 2019-08-01.",
+        );
     }
     let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
-        return fail(StatusCode::BAD_REQUEST, "The resource parameter is missing.");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "The resource parameter is missing.",
+        );
     };
     let mi = match select(&state, &q) {
         Ok(mi) => mi,
-        Err(_) => return fail(StatusCode::BAD_REQUEST, "Unable to load the proper Managed Identity."),
+        Err(_) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "Unable to load the proper Managed Identity.",
+            )
+        }
     };
     let (token, now, lifetime) = token_for(&state, &mi, resource);
     let expires_on = now + i64::try_from(lifetime).unwrap_or(3599);
@@ -101,16 +129,38 @@ async fn imds(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let fail = |status: StatusCode, error: &str, description: &str| {
-        (status, Json(json!({"error": error, "error_description": description}))).into_response()
+        (
+            status,
+            Json(json!({"error": error, "error_description": description})),
+        )
+            .into_response()
     };
-    if headers.get("metadata").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase).as_deref() != Some("true") {
-        return fail(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified");
+    if headers
+        .get("metadata")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+        != Some("true")
+    {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required metadata header not specified",
+        );
     }
     if q.get("api-version").is_none_or(|v| v.is_empty()) {
-        return fail(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'api-version' is missing");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required query variable 'api-version' is missing",
+        );
     }
     let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
-        return fail(StatusCode::BAD_REQUEST, "invalid_request", "Required audience parameter not specified");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required audience parameter not specified",
+        );
     };
     let mi = match select(&state, &q) {
         Ok(mi) => mi,

@@ -74,7 +74,10 @@ impl ServeConfig {
             server_cert_pem: certs.server.chain_pem.clone(),
             server_key_pem: certs.server.key_pem.clone(),
             settings: Settings::default(),
-            config: SimConfig { azurite_url: None, ca_pem: certs.ca_pem.clone() },
+            config: SimConfig {
+                azurite_url: None,
+                ca_pem: certs.ca_pem.clone(),
+            },
         }
     }
 }
@@ -106,7 +109,10 @@ pub struct RunningSim {
 
 impl std::fmt::Debug for RunningSim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningSim").field("https_addr", &self.https_addr).field("imds_addr", &self.imds_addr).finish()
+        f.debug_struct("RunningSim")
+            .field("https_addr", &self.https_addr)
+            .field("imds_addr", &self.imds_addr)
+            .finish()
     }
 }
 
@@ -137,7 +143,9 @@ impl RunningSim {
     }
 
     /// A typed admin API client for this sim.
-    pub fn admin(&self) -> Result<crate::admin_client::AdminClient, crate::admin_client::AdminClientError> {
+    pub fn admin(
+        &self,
+    ) -> Result<crate::admin_client::AdminClient, crate::admin_client::AdminClientError> {
         crate::admin_client::AdminClient::new(self.ca_pem(), self.https_addr)
     }
 
@@ -180,28 +188,54 @@ pub async fn serve_ephemeral() -> Result<RunningSim, ServeError> {
 pub async fn serve(config: ServeConfig) -> Result<RunningSim, ServeError> {
     let tls = tls_acceptor(&config.server_cert_pem, &config.server_key_pem)?;
     let state = Arc::new(SimState::new(config.settings, config.config)?);
-    let admin = crate::admin::router().merge(crate::keyvault::admin_router()).merge(crate::gateway::admin_router());
+    let admin = crate::admin::router()
+        .merge(crate::keyvault::admin_router())
+        .merge(crate::gateway::admin_router());
     let routes = Arc::new(Routes {
         state: Arc::clone(&state),
         login: crate::entra::router().with_state(Arc::clone(&state)),
         identity: crate::msi::router().with_state(Arc::clone(&state)),
         vault: crate::keyvault::router().with_state(Arc::clone(&state)),
         blob: crate::gateway::router().with_state(Arc::clone(&state)),
-        admin: Router::new().nest("/admin", admin).with_state(Arc::clone(&state)),
+        admin: Router::new()
+            .nest("/admin", admin)
+            .with_state(Arc::clone(&state)),
     });
     let (stop, stop_rx) = watch::channel(false);
-    let bind = |addr: SocketAddr| async move { TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source }) };
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
     let https = bind(config.https_listen).await?;
-    let https_addr = https.local_addr().map_err(|source| ServeError::Bind { addr: config.https_listen, source })?;
-    let mut tasks = vec![tokio::spawn(accept_loop(https, Some(tls), false, Arc::clone(&routes), stop_rx.clone()))];
+    let https_addr = https.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.https_listen,
+        source,
+    })?;
+    let mut tasks = vec![tokio::spawn(accept_loop(
+        https,
+        Some(tls),
+        false,
+        Arc::clone(&routes),
+        stop_rx.clone(),
+    ))];
     let mut imds_addr = None;
     if let Some(addr) = config.imds_listen {
         let imds = bind(addr).await?;
-        imds_addr = Some(imds.local_addr().map_err(|source| ServeError::Bind { addr, source })?);
+        imds_addr = Some(
+            imds.local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?,
+        );
         tasks.push(tokio::spawn(accept_loop(imds, None, true, routes, stop_rx)));
     }
     tracing::info!(%https_addr, ?imds_addr, "Sim listening");
-    Ok(RunningSim { https_addr, imds_addr, state, stop, tasks })
+    Ok(RunningSim {
+        https_addr,
+        imds_addr,
+        state,
+        stop,
+        tasks,
+    })
 }
 
 fn tls_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
@@ -209,7 +243,9 @@ fn tls_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAccept
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServeError::Tls(format!("certificate pem: {e}")))?;
     if certs.is_empty() {
-        return Err(ServeError::Tls("no CERTIFICATE block in the server certificate pem".into()));
+        return Err(ServeError::Tls(
+            "no CERTIFICATE block in the server certificate pem".into(),
+        ));
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
         .map_err(|e| ServeError::Tls(format!("key pem: {e}")))?
@@ -249,11 +285,16 @@ async fn accept_loop(
         let routes = Arc::clone(&routes);
         let tls = tls.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(Arc::clone(&routes), imds, req));
+            let service =
+                hyper::service::service_fn(move |req| handle(Arc::clone(&routes), imds, req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let result = match tls {
                 Some(tls) => match tls.accept(tcp).await {
-                    Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(stream) => {
+                        builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
                     Err(error) => {
                         tracing::debug!(%peer, %error, "TLS handshake failed");
                         return;
@@ -283,15 +324,28 @@ fn request_host<B>(req: &Request<B>, imds: bool) -> RequestHost {
         .uri()
         .authority()
         .map(|a| a.as_str().to_string())
-        .or_else(|| req.headers().get("host").and_then(|h| h.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            req.headers()
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     let host = match authority.rsplit_once(':') {
         Some((h, port)) if !h.ends_with(']') || port.chars().all(|c| c.is_ascii_digit()) => h,
         _ => authority.as_str(),
     }
     .to_ascii_lowercase();
-    let kind = if imds { HostKind::Identity } else { HostKind::of(&host) };
-    RequestHost { host, authority, kind }
+    let kind = if imds {
+        HostKind::Identity
+    } else {
+        HostKind::of(&host)
+    };
+    RequestHost {
+        host,
+        authority,
+        kind,
+    }
 }
 
 async fn handle(
@@ -301,7 +355,8 @@ async fn handle(
 ) -> Result<Response<Body>, InjectedOutage> {
     let mut req = req.map(Body::new);
     let host = request_host(&req, imds);
-    let fault = lock(&routes.state.faults).take_match(&host.host, req.method().as_str(), req.uri().path());
+    let fault =
+        lock(&routes.state.faults).take_match(&host.host, req.method().as_str(), req.uri().path());
     let kind = host.kind;
     req.extensions_mut().insert(host);
     let Some(fault) = fault else {
@@ -328,12 +383,15 @@ async fn route(routes: &Routes, kind: HostKind, req: Request<Body>) -> Response<
         HostKind::Blob => &routes.blob,
         HostKind::Admin => &routes.admin,
         HostKind::Unknown => {
-            let mut r = Response::new(Body::from("{\"error\":\"the sim serves no service at this host name\"}"));
+            let mut r = Response::new(Body::from(
+                "{\"error\":\"the sim serves no service at this host name\"}",
+            ));
             *r.status_mut() = StatusCode::MISDIRECTED_REQUEST;
             return r;
         }
     };
-    let result: Result<Response<Body>, Infallible> = TowerToHyperService::new(router.clone()).call(req).await;
+    let result: Result<Response<Body>, Infallible> =
+        TowerToHyperService::new(router.clone()).call(req).await;
     match result {
         Ok(r) => r,
         Err(never) => match never {},
@@ -347,28 +405,31 @@ fn truncate(response: Response<Body>, fault: &FaultAction) -> Response<Body> {
         return response;
     };
     let (parts, body) = response.into_parts();
-    let stream = futures::stream::unfold((body.into_data_stream(), limit, false), move |(mut inner, left, done)| async move {
-        if done {
-            return None;
-        }
-        if left == 0 {
-            // Let the bytes already sent (and the headers) reach the wire first: an HTTP/2 reset
-            // discards frames still queued for the stream.
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            return Some((Err(InjectedReset(limit)), (inner, 0, true)));
-        }
-        match inner.next().await {
-            Some(Ok(chunk)) => {
-                let take = usize::try_from(left).unwrap_or(usize::MAX).min(chunk.len());
-                let piece: Bytes = chunk.slice(..take);
-                Some((Ok(piece), (inner, left - take as u64, false)))
+    let stream = futures::stream::unfold(
+        (body.into_data_stream(), limit, false),
+        move |(mut inner, left, done)| async move {
+            if done {
+                return None;
             }
-            // The real body ended (or failed) before the limit: reset anyway.
-            _ => {
+            if left == 0 {
+                // Let the bytes already sent (and the headers) reach the wire first: an HTTP/2 reset
+                // discards frames still queued for the stream.
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                Some((Err(InjectedReset(limit)), (inner, 0, true)))
+                return Some((Err(InjectedReset(limit)), (inner, 0, true)));
             }
-        }
-    });
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(chunk.len());
+                    let piece: Bytes = chunk.slice(..take);
+                    Some((Ok(piece), (inner, left - take as u64, false)))
+                }
+                // The real body ended (or failed) before the limit: reset anyway.
+                _ => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    Some((Err(InjectedReset(limit)), (inner, 0, true)))
+                }
+            }
+        },
+    );
     Response::from_parts(parts, Body::from_stream(stream))
 }

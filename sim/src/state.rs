@@ -64,7 +64,12 @@ impl RequestCounters {
 
     /// The count of `kind / tenant / key` (0 if never seen).
     pub fn get(&self, kind: &str, tenant: &str, key: &str) -> u64 {
-        self.0.get(kind).and_then(|t| t.get(tenant)).and_then(|k| k.get(key)).copied().unwrap_or(0)
+        self.0
+            .get(kind)
+            .and_then(|t| t.get(tenant))
+            .and_then(|k| k.get(key))
+            .copied()
+            .unwrap_or(0)
     }
 }
 

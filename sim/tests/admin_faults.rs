@@ -28,42 +28,112 @@ async fn status_faults_in_each_services_shape() {
         })
         .await
         .expect("fault");
-    let resp = e.http.get("https://contosologs.blob.sandbox.test/logs?restype=container&comp=list").send().await.expect("blob");
+    let resp = e
+        .http
+        .get("https://contosologs.blob.sandbox.test/logs?restype=container&comp=list")
+        .send()
+        .await
+        .expect("blob");
     assert_eq!(resp.status(), 503);
     let h = resp.headers().clone();
-    assert_eq!(h.get("x-ms-error-code").and_then(|v| v.to_str().ok()), Some("ServerBusy"));
-    assert_eq!(h.get("retry-after").and_then(|v| v.to_str().ok()), Some("7"));
-    assert_eq!(h.get("x-ms-retry-after-ms").and_then(|v| v.to_str().ok()), Some("1500"));
+    assert_eq!(
+        h.get("x-ms-error-code").and_then(|v| v.to_str().ok()),
+        Some("ServerBusy")
+    );
+    assert_eq!(
+        h.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("7")
+    );
+    assert_eq!(
+        h.get("x-ms-retry-after-ms").and_then(|v| v.to_str().ok()),
+        Some("1500")
+    );
     let body = resp.text().await.expect("body");
-    assert!(body.contains("<Error><Code>ServerBusy</Code><Message>"), "{body}");
+    assert!(
+        body.contains("<Error><Code>ServerBusy</Code><Message>"),
+        "{body}"
+    );
 
     // Key Vault: JSON error.
     e.admin
-        .add_fault(&FaultSpec { host: Some("contoso-kv.vault.sandbox.test".into()), status: Some(429), retry_after_secs: Some(3), ..spec() })
+        .add_fault(&FaultSpec {
+            host: Some("contoso-kv.vault.sandbox.test".into()),
+            status: Some(429),
+            retry_after_secs: Some(3),
+            ..spec()
+        })
         .await
         .expect("fault");
-    let resp = e.http.get("https://contoso-kv.vault.sandbox.test/keys/k?api-version=7.5").send().await.expect("vault");
+    let resp = e
+        .http
+        .get("https://contoso-kv.vault.sandbox.test/keys/k?api-version=7.5")
+        .send()
+        .await
+        .expect("vault");
     assert_eq!(resp.status(), 429);
-    assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("3")
+    );
     let b: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(b["error"]["code"], "Throttled");
 
     // Login: the Entra error shape.
     e.admin
-        .add_fault(&FaultSpec { host: Some("login.sandbox.test".into()), method: Some("POST".into()), status: Some(503), ..spec() })
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            method: Some("POST".into()),
+            status: Some(503),
+            ..spec()
+        })
         .await
         .expect("fault");
-    let (s, b) = e.secret_token(CUSTOMER, APP, &e.secret, "https://storage.azure.com/.default").await;
-    assert_eq!((s, b["error"].as_str()), (503, Some("temporarily_unavailable")));
-    assert!(b["error_description"].as_str().unwrap_or("").contains("\r\nTrace ID: "));
+    let (s, b) = e
+        .secret_token(
+            CUSTOMER,
+            APP,
+            &e.secret,
+            "https://storage.azure.com/.default",
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    assert!(b["error_description"]
+        .as_str()
+        .unwrap_or("")
+        .contains("\r\nTrace ID: "));
     // GET on the login host is not matched by the POST rule.
-    let jwks = e.http.get(format!("https://login.sandbox.test/{CUSTOMER}/discovery/v2.0/keys")).send().await.expect("jwks");
+    let jwks = e
+        .http
+        .get(format!(
+            "https://login.sandbox.test/{CUSTOMER}/discovery/v2.0/keys"
+        ))
+        .send()
+        .await
+        .expect("jwks");
     assert_eq!(jwks.status(), 200);
 
     // The admin host is never faulted, and clearing restores service.
-    e.admin.add_fault(&FaultSpec { outage: true, ..spec() }).await.expect("catch-all outage");
+    e.admin
+        .add_fault(&FaultSpec {
+            outage: true,
+            ..spec()
+        })
+        .await
+        .expect("catch-all outage");
     e.admin.clear_faults().await.expect("clear");
-    let (s, _) = e.secret_token(CUSTOMER, APP, &e.secret, "https://storage.azure.com/.default").await;
+    let (s, _) = e
+        .secret_token(
+            CUSTOMER,
+            APP,
+            &e.secret,
+            "https://storage.azure.com/.default",
+        )
+        .await;
     assert_eq!(s, 200);
 }
 
@@ -91,7 +161,15 @@ async fn count_limited_faults_then_service_resumes() {
     // Used up: the rule is gone.
     assert!(e.admin.remove_fault(&id).await.is_err());
 
-    let id = e.admin.add_fault(&FaultSpec { host: Some("login.sandbox.test".into()), status: Some(500), ..spec() }).await.expect("fault");
+    let id = e
+        .admin
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            status: Some(500),
+            ..spec()
+        })
+        .await
+        .expect("fault");
     assert_eq!(e.secret_token(CUSTOMER, APP, &e.secret, scope).await.0, 500);
     e.admin.remove_fault(&id).await.expect("remove");
     assert_eq!(e.secret_token(CUSTOMER, APP, &e.secret, scope).await.0, 200);
@@ -102,24 +180,58 @@ async fn latency_reset_mid_body_and_outage() {
     let e = env().await;
     let jwks_url = format!("https://login.sandbox.test/{CUSTOMER}/discovery/v2.0/keys");
 
-    e.admin.add_fault(&FaultSpec { host: Some("login.sandbox.test".into()), latency_ms: Some(400), count: Some(1), ..spec() }).await.expect("latency");
+    e.admin
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            latency_ms: Some(400),
+            count: Some(1),
+            ..spec()
+        })
+        .await
+        .expect("latency");
     let start = Instant::now();
     let resp = e.http.get(&jwks_url).send().await.expect("delayed answer");
     assert_eq!(resp.status(), 200);
-    assert!(start.elapsed() >= Duration::from_millis(400), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
 
     e.admin
-        .add_fault(&FaultSpec { host: Some("login.sandbox.test".into()), reset_after_bytes: Some(20), count: Some(1), ..spec() })
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            reset_after_bytes: Some(20),
+            count: Some(1),
+            ..spec()
+        })
         .await
         .expect("reset");
     let resp = e.http.get(&jwks_url).send().await.expect("headers arrive");
     assert_eq!(resp.status(), 200);
-    assert!(resp.bytes().await.is_err(), "the body must break off after 20 bytes");
+    assert!(
+        resp.bytes().await.is_err(),
+        "the body must break off after 20 bytes"
+    );
 
     // Outage: no answer at all, then the next request works again.
-    e.admin.add_fault(&FaultSpec { host: Some("login.sandbox.test".into()), outage: true, count: Some(1), ..spec() }).await.expect("outage");
-    assert!(e.http.get(&jwks_url).send().await.is_err(), "outage closes the connection without a response");
-    assert_eq!(e.http.get(&jwks_url).send().await.expect("back").status(), 200);
+    e.admin
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            outage: true,
+            count: Some(1),
+            ..spec()
+        })
+        .await
+        .expect("outage");
+    assert!(
+        e.http.get(&jwks_url).send().await.is_err(),
+        "outage closes the connection without a response"
+    );
+    assert_eq!(
+        e.http.get(&jwks_url).send().await.expect("back").status(),
+        200
+    );
 
     // Over HTTP/1.1 too (the client above negotiates h2).
     let h1 = reqwest::Client::builder()
@@ -128,10 +240,23 @@ async fn latency_reset_mid_body_and_outage() {
         .resolve("login.sandbox.test", e.sim.https_addr())
         .build()
         .expect("h1 client");
-    e.admin.add_fault(&FaultSpec { host: Some("login.sandbox.test".into()), outage: true, count: Some(1), ..spec() }).await.expect("outage");
+    e.admin
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            outage: true,
+            count: Some(1),
+            ..spec()
+        })
+        .await
+        .expect("outage");
     assert!(h1.get(&jwks_url).send().await.is_err());
     e.admin
-        .add_fault(&FaultSpec { host: Some("login.sandbox.test".into()), reset_after_bytes: Some(5), count: Some(1), ..spec() })
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            reset_after_bytes: Some(5),
+            count: Some(1),
+            ..spec()
+        })
         .await
         .expect("reset");
     let resp = h1.get(&jwks_url).send().await.expect("headers");
@@ -141,25 +266,77 @@ async fn latency_reset_mid_body_and_outage() {
 #[tokio::test]
 async fn admin_errors_and_request_counts() {
     let e = env().await;
-    let err = e.admin.consent(CUSTOMER, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa").await.expect_err("unknown app");
-    assert!(matches!(err, ferry_sim::AdminClientError::Status { status: 404, .. }), "{err}");
-    let err = e.admin.add_app(Some(APP), HOME, None).await.expect_err("duplicate");
-    assert!(matches!(err, ferry_sim::AdminClientError::Status { status: 409, .. }), "{err}");
-    let err = e.admin.add_tenant("not-a-guid", None).await.expect_err("bad guid");
-    assert!(matches!(err, ferry_sim::AdminClientError::Status { status: 400, .. }), "{err}");
-    let err = e.admin.post("/faults", serde_json::json!({"bogus": 1})).await.expect_err("unknown field");
-    assert!(matches!(err, ferry_sim::AdminClientError::Status { status: 400, .. }), "{err}");
-    let err = e.admin.add_fault(&FaultSpec::default()).await.expect_err("rule without effect");
-    assert!(matches!(err, ferry_sim::AdminClientError::Status { status: 400, .. }), "{err}");
+    let err = e
+        .admin
+        .consent(CUSTOMER, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa")
+        .await
+        .expect_err("unknown app");
+    assert!(
+        matches!(err, ferry_sim::AdminClientError::Status { status: 404, .. }),
+        "{err}"
+    );
+    let err = e
+        .admin
+        .add_app(Some(APP), HOME, None)
+        .await
+        .expect_err("duplicate");
+    assert!(
+        matches!(err, ferry_sim::AdminClientError::Status { status: 409, .. }),
+        "{err}"
+    );
+    let err = e
+        .admin
+        .add_tenant("not-a-guid", None)
+        .await
+        .expect_err("bad guid");
+    assert!(
+        matches!(err, ferry_sim::AdminClientError::Status { status: 400, .. }),
+        "{err}"
+    );
+    let err = e
+        .admin
+        .post("/faults", serde_json::json!({"bogus": 1}))
+        .await
+        .expect_err("unknown field");
+    assert!(
+        matches!(err, ferry_sim::AdminClientError::Status { status: 400, .. }),
+        "{err}"
+    );
+    let err = e
+        .admin
+        .add_fault(&FaultSpec::default())
+        .await
+        .expect_err("rule without effect");
+    assert!(
+        matches!(err, ferry_sim::AdminClientError::Status { status: 400, .. }),
+        "{err}"
+    );
 
     // Minted tokens verify like issued ones.
-    let token = e.admin.mint_token(CUSTOMER, STORAGE, &e.customer_sp, Some(APP)).await.expect("mint");
+    let token = e
+        .admin
+        .mint_token(CUSTOMER, STORAGE, &e.customer_sp, Some(APP))
+        .await
+        .expect("mint");
     let claims = ferry_sim::verify_access_token(&e.sim.state(), &token, STORAGE).expect("valid");
     assert_eq!(claims.oid, e.customer_sp);
 
     for _ in 0..3 {
-        e.secret_token(CUSTOMER, APP, &e.secret, "https://vault.azure.net/.default").await;
+        e.secret_token(CUSTOMER, APP, &e.secret, "https://vault.azure.net/.default")
+            .await;
     }
-    assert_eq!(e.admin.token_request_count(CUSTOMER, "https://vault.azure.net").await.expect("counts"), 3);
-    assert_eq!(e.admin.token_request_count(CUSTOMER, STORAGE).await.expect("counts"), 0);
+    assert_eq!(
+        e.admin
+            .token_request_count(CUSTOMER, "https://vault.azure.net")
+            .await
+            .expect("counts"),
+        3
+    );
+    assert_eq!(
+        e.admin
+            .token_request_count(CUSTOMER, STORAGE)
+            .await
+            .expect("counts"),
+        0
+    );
 }

@@ -19,8 +19,14 @@ struct Cert {
 
 fn cert() -> Cert {
     let pair = client_certificate("ferry app").expect("client cert");
-    let b64: String = pair.cert_pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).expect("pem body");
+    let b64: String = pair
+        .cert_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("pem body");
     Cert { pair, der }
 }
 
@@ -33,45 +39,98 @@ fn aud(tenant: &str) -> String {
 }
 
 fn ps256(c: &Cert, claims: &Value) -> String {
-    sign_client_assertion(&c.pair.key, "PS256", ("x5t#S256", &b64url(&Sha256::digest(&c.der))), claims).expect("sign")
+    sign_client_assertion(
+        &c.pair.key,
+        "PS256",
+        ("x5t#S256", &b64url(&Sha256::digest(&c.der))),
+        claims,
+    )
+    .expect("sign")
 }
 
 fn rs256(c: &Cert, claims: &Value) -> String {
-    sign_client_assertion(&c.pair.key, "RS256", ("x5t", &b64url(&Sha1::digest(&c.der))), claims).expect("sign")
+    sign_client_assertion(
+        &c.pair.key,
+        "RS256",
+        ("x5t", &b64url(&Sha1::digest(&c.der))),
+        claims,
+    )
+    .expect("sign")
 }
 
 #[tokio::test]
 async fn certificate_assertions_in_both_forms() {
     let e = env().await;
     let c = cert();
-    let thumbs = e.admin.add_certificate(APP, &c.pair.cert_pem).await.expect("register cert");
-    assert_eq!(thumbs.thumbprint_sha1, hex::encode_upper(Sha1::digest(&c.der)));
+    let thumbs = e
+        .admin
+        .add_certificate(APP, &c.pair.cert_pem)
+        .await
+        .expect("register cert");
+    assert_eq!(
+        thumbs.thumbprint_sha1,
+        hex::encode_upper(Sha1::digest(&c.der))
+    );
     let now = now_unix();
 
-    let (s, b) = e.assertion_token(CUSTOMER, &ps256(&c, &claims(&aud(CUSTOMER), now, now + 600))).await;
+    let (s, b) = e
+        .assertion_token(
+            CUSTOMER,
+            &ps256(&c, &claims(&aud(CUSTOMER), now, now + 600)),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
-    let cl = e.verified_claims(b["access_token"].as_str().expect("token")).await;
-    assert_eq!((cl["oid"].as_str(), cl["appidacr"].as_str()), (Some(e.customer_sp.as_str()), Some("2")));
+    let cl = e
+        .verified_claims(b["access_token"].as_str().expect("token"))
+        .await;
+    assert_eq!(
+        (cl["oid"].as_str(), cl["appidacr"].as_str()),
+        (Some(e.customer_sp.as_str()), Some("2"))
+    );
 
-    let (s, b) = e.assertion_token(CUSTOMER, &rs256(&c, &claims(&aud(CUSTOMER), now, now + 300))).await;
+    let (s, b) = e
+        .assertion_token(
+            CUSTOMER,
+            &rs256(&c, &claims(&aud(CUSTOMER), now, now + 300)),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
 
     // The audience with the port the client used is accepted too.
     let port = e.sim.https_addr().port();
     let with_port = format!("https://login.sandbox.test:{port}/{CUSTOMER}/oauth2/v2.0/token");
-    let (s, b) = e.assertion_token(CUSTOMER, &ps256(&c, &claims(&with_port, now, now + 300))).await;
+    let (s, b) = e
+        .assertion_token(CUSTOMER, &ps256(&c, &claims(&with_port, now, now + 300)))
+        .await;
     assert_eq!(s, 200, "{b}");
 
     // Wrong audience (another tenant's endpoint).
-    let (s, b) = e.assertion_token(CUSTOMER, &ps256(&c, &claims(&aud(HOME), now, now + 300))).await;
+    let (s, b) = e
+        .assertion_token(CUSTOMER, &ps256(&c, &claims(&aud(HOME), now, now + 300)))
+        .await;
     assert_entra_error(s, &b, 401, "invalid_client", 700027);
 
     // Expired, not yet valid, and a lifetime over 10 minutes.
-    let (s, b) = e.assertion_token(CUSTOMER, &ps256(&c, &claims(&aud(CUSTOMER), now - 1200, now - 600))).await;
+    let (s, b) = e
+        .assertion_token(
+            CUSTOMER,
+            &ps256(&c, &claims(&aud(CUSTOMER), now - 1200, now - 600)),
+        )
+        .await;
     assert_entra_error(s, &b, 401, "invalid_client", 700024);
-    let (s, b) = e.assertion_token(CUSTOMER, &ps256(&c, &claims(&aud(CUSTOMER), now + 900, now + 1200))).await;
+    let (s, b) = e
+        .assertion_token(
+            CUSTOMER,
+            &ps256(&c, &claims(&aud(CUSTOMER), now + 900, now + 1200)),
+        )
+        .await;
     assert_entra_error(s, &b, 401, "invalid_client", 700024);
-    let (s, b) = e.assertion_token(CUSTOMER, &ps256(&c, &claims(&aud(CUSTOMER), now, now + 3600))).await;
+    let (s, b) = e
+        .assertion_token(
+            CUSTOMER,
+            &ps256(&c, &claims(&aud(CUSTOMER), now, now + 3600)),
+        )
+        .await;
     assert_entra_error(s, &b, 401, "invalid_client", 700024);
 
     // Signed by a key that is not the registered certificate's, but claiming its thumbprint.
@@ -87,7 +146,12 @@ async fn certificate_assertions_in_both_forms() {
     assert_entra_error(s, &b, 401, "invalid_client", 700027);
 
     // An unregistered certificate.
-    let (s, b) = e.assertion_token(CUSTOMER, &ps256(&other, &claims(&aud(CUSTOMER), now, now + 300))).await;
+    let (s, b) = e
+        .assertion_token(
+            CUSTOMER,
+            &ps256(&other, &claims(&aud(CUSTOMER), now, now + 300)),
+        )
+        .await;
     assert_entra_error(s, &b, 401, "invalid_client", 700027);
 
     // Malformed assertion.
@@ -95,8 +159,16 @@ async fn certificate_assertions_in_both_forms() {
     assert_entra_error(s, &b, 401, "invalid_client", 50027);
 
     // Certificate removed (rotation): the old one stops working.
-    e.admin.remove_certificate(APP, &thumbs.thumbprint_sha1).await.expect("remove cert");
-    let (s, b) = e.assertion_token(CUSTOMER, &ps256(&c, &claims(&aud(CUSTOMER), now, now + 300))).await;
+    e.admin
+        .remove_certificate(APP, &thumbs.thumbprint_sha1)
+        .await
+        .expect("remove cert");
+    let (s, b) = e
+        .assertion_token(
+            CUSTOMER,
+            &ps256(&c, &claims(&aud(CUSTOMER), now, now + 300)),
+        )
+        .await;
     assert_entra_error(s, &b, 401, "invalid_client", 700027);
 }
 
@@ -105,7 +177,11 @@ async fn mi_exchange_token(e: &Env, client_id: &str) -> String {
     let resp = e
         .http
         .get("https://identity.sandbox.test/msi/token")
-        .query(&[("api-version", "2019-08-01"), ("resource", "api://AzureADTokenExchange"), ("client_id", client_id)])
+        .query(&[
+            ("api-version", "2019-08-01"),
+            ("resource", "api://AzureADTokenExchange"),
+            ("client_id", client_id),
+        ])
         .header("X-IDENTITY-HEADER", header)
         .send()
         .await
@@ -118,14 +194,28 @@ async fn mi_exchange_token(e: &Env, client_id: &str) -> String {
 #[tokio::test]
 async fn federated_assertion_from_the_providers_managed_identity() {
     let e = env().await;
-    let mi = e.admin.add_managed_identity(HOME, Some("55555555-5555-4555-8555-555555555555")).await.expect("mi");
+    let mi = e
+        .admin
+        .add_managed_identity(HOME, Some("55555555-5555-4555-8555-555555555555"))
+        .await
+        .expect("mi");
     let issuer = format!("https://login.sandbox.test/{HOME}/v2.0");
 
     let assertion = mi_exchange_token(&e, &mi.client_id).await;
     let ac = e.verified_claims(&assertion).await;
     assert_eq!(
-        (ac["iss"].as_str(), ac["sub"].as_str(), ac["aud"].as_str(), ac["tid"].as_str()),
-        (Some(issuer.as_str()), Some(mi.object_id.as_str()), Some("api://AzureADTokenExchange"), Some(HOME))
+        (
+            ac["iss"].as_str(),
+            ac["sub"].as_str(),
+            ac["aud"].as_str(),
+            ac["tid"].as_str()
+        ),
+        (
+            Some(issuer.as_str()),
+            Some(mi.object_id.as_str()),
+            Some("api://AzureADTokenExchange"),
+            Some(HOME)
+        )
     );
 
     // No federated credential yet: 70021.
@@ -139,12 +229,28 @@ async fn federated_assertion_from_the_providers_managed_identity() {
         .expect("fic");
     let (s, b) = e.assertion_token(CUSTOMER, &assertion).await;
     assert_eq!(s, 200, "{b}");
-    let cl = e.verified_claims(b["access_token"].as_str().expect("token")).await;
-    assert_eq!((cl["tid"].as_str(), cl["oid"].as_str(), cl["appid"].as_str()), (Some(CUSTOMER), Some(e.customer_sp.as_str()), Some(APP)));
+    let cl = e
+        .verified_claims(b["access_token"].as_str().expect("token"))
+        .await;
+    assert_eq!(
+        (cl["tid"].as_str(), cl["oid"].as_str(), cl["appid"].as_str()),
+        (Some(CUSTOMER), Some(e.customer_sp.as_str()), Some(APP))
+    );
 
     // A credential for another subject does not match.
-    e.admin.remove_federated_credential(APP, &fic).await.expect("remove fic");
-    e.admin.add_federated_credential(APP, &issuer, "someone-else", &["api://AzureADTokenExchange"]).await.expect("fic");
+    e.admin
+        .remove_federated_credential(APP, &fic)
+        .await
+        .expect("remove fic");
+    e.admin
+        .add_federated_credential(
+            APP,
+            &issuer,
+            "someone-else",
+            &["api://AzureADTokenExchange"],
+        )
+        .await
+        .expect("fic");
     let (s, b) = e.assertion_token(CUSTOMER, &assertion).await;
     assert_entra_error(s, &b, 400, "invalid_request", 70021);
 }
@@ -154,17 +260,32 @@ async fn federated_assertion_from_a_workload_token() {
     let e = env().await;
     let issuer = "https://oidc.aks.sandbox.test/provider-cluster/";
     let subject = "system:serviceaccount:ferry:ferry";
-    e.admin.add_federated_credential(APP, issuer, subject, &["api://AzureADTokenExchange"]).await.expect("fic");
+    e.admin
+        .add_federated_credential(APP, issuer, subject, &["api://AzureADTokenExchange"])
+        .await
+        .expect("fic");
 
-    let token = e.admin.workload_token(issuer, subject, "api://AzureADTokenExchange", None).await.expect("workload token");
+    let token = e
+        .admin
+        .workload_token(issuer, subject, "api://AzureADTokenExchange", None)
+        .await
+        .expect("workload token");
     let (s, b) = e.assertion_token(CUSTOMER, &token).await;
     assert_eq!(s, 200, "{b}");
 
-    let expired = e.admin.workload_token(issuer, subject, "api://AzureADTokenExchange", Some(-600)).await.expect("expired");
+    let expired = e
+        .admin
+        .workload_token(issuer, subject, "api://AzureADTokenExchange", Some(-600))
+        .await
+        .expect("expired");
     let (s, b) = e.assertion_token(CUSTOMER, &expired).await;
     assert_entra_error(s, &b, 401, "invalid_client", 700024);
 
-    let wrong_aud = e.admin.workload_token(issuer, subject, "api://other", None).await.expect("wrong aud");
+    let wrong_aud = e
+        .admin
+        .workload_token(issuer, subject, "api://other", None)
+        .await
+        .expect("wrong aud");
     let (s, b) = e.assertion_token(CUSTOMER, &wrong_aud).await;
     assert_entra_error(s, &b, 400, "invalid_request", 70021);
 

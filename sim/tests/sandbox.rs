@@ -200,3 +200,151 @@ async fn demo_sandbox_provisions_two_customers_and_the_provider() {
         .expect("cross-tenant");
     assert_eq!(r.headers()["x-ms-error-code"], "AuthenticationFailed");
 }
+
+#[tokio::test]
+async fn typed_revocation_helpers_take_effect_at_once_and_requests_are_counted() {
+    use ferry_sim::sandbox::{CustomerSpec, PrincipalRef, ProviderSpec};
+    let sandbox = Sandbox::start(SandboxOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let provider = sandbox
+        .onboard_provider(&ProviderSpec::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tenant = "77777777-7777-4777-8777-777777777777";
+    let customer = sandbox
+        .onboard_customer(
+            &provider.app_client_id,
+            &CustomerSpec::new("acme", tenant, "acct1", "acme-kv"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sp = PrincipalRef::ObjectId(customer.service_principal_object_id.clone());
+    let admin = sandbox.admin();
+    let vault_token = admin
+        .mint_token(
+            tenant,
+            "https://vault.sandbox.test",
+            &customer.service_principal_object_id,
+            Some(&provider.app_client_id),
+        )
+        .await
+        .expect("token");
+    let cek = URL_SAFE_NO_PAD.encode([1u8; 32]);
+    let wrap = || async {
+        let r = sandbox
+            .http()
+            .post(format!("{}/wrapkey?api-version=7.5", customer.key_id))
+            .bearer_auth(&vault_token)
+            .json(&json!({"alg": "RSA-OAEP", "value": cek}))
+            .send()
+            .await
+            .expect("wrap");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("json");
+        (
+            status,
+            body["error"]["innererror"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    assert_eq!(wrap().await, (200, String::new()));
+    sandbox
+        .disable_key("acme-kv", "ferry-cmk")
+        .await
+        .expect("disable");
+    assert_eq!(wrap().await, (403, "KeyDisabled".to_string()));
+    sandbox
+        .enable_key("acme-kv", "ferry-cmk")
+        .await
+        .expect("enable");
+    sandbox
+        .set_vault_network("acme-kv", true, false)
+        .await
+        .expect("firewall");
+    assert_eq!(wrap().await, (403, "ForbiddenByFirewall".to_string()));
+    sandbox
+        .set_vault_network("acme-kv", false, false)
+        .await
+        .expect("open");
+    sandbox
+        .revoke_vault_access("acme-kv", &sp)
+        .await
+        .expect("revoke");
+    assert_eq!(wrap().await, (403, "ForbiddenByPolicy".to_string()));
+    sandbox
+        .grant_vault_access("acme-kv", &sp, &["wrapKey"], &[])
+        .await
+        .expect("grant");
+    assert_eq!(wrap().await.0, 200);
+    sandbox
+        .delete_key("acme-kv", "ferry-cmk")
+        .await
+        .expect("delete");
+    assert_eq!(wrap().await.0, 404);
+    sandbox
+        .recover_key("acme-kv", "ferry-cmk")
+        .await
+        .expect("recover");
+    let rotated = sandbox
+        .create_key("acme-kv", "ferry-cmk", "RSA")
+        .await
+        .expect("rotate");
+    assert_ne!(rotated, customer.key_id);
+
+    let requests = admin.requests().await.expect("requests");
+    let wraps = requests["vault"][tenant]["acme-kv/wrapKey"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(wraps, 6, "every wrap with a valid token counts, refused or not: {requests}");
+
+    let storage_token = admin
+        .mint_token(
+            tenant,
+            "https://storage.azure.com",
+            &customer.service_principal_object_id,
+            None,
+        )
+        .await
+        .expect("storage token");
+    let list = || async {
+        let r = sandbox
+            .http()
+            .get(format!(
+                "https://acct1.blob.sandbox.test/{}?restype=container&comp=list",
+                customer.spec.container
+            ))
+            .bearer_auth(&storage_token)
+            .header("x-ms-version", "2025-01-05")
+            .send()
+            .await
+            .expect("list");
+        (
+            r.status().as_u16(),
+            r.headers()
+                .get("x-ms-error-code")
+                .map(|v| v.to_str().unwrap_or_default().to_string()),
+        )
+    };
+    assert_eq!(list().await, (200, None));
+    sandbox
+        .remove_role(
+            "acct1",
+            &customer.spec.container,
+            &sp,
+            "Storage Blob Data Reader",
+        )
+        .await
+        .expect("remove role");
+    assert_eq!(
+        list().await,
+        (403, Some("AuthorizationPermissionMismatch".to_string()))
+    );
+    sandbox
+        .assign_role("acct1", "*", &sp, "Storage Blob Data Reader")
+        .await
+        .expect("account-wide reader");
+    assert_eq!(list().await, (200, None));
+}

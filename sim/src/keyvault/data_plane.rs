@@ -179,6 +179,15 @@ async fn handle(state: &SimState, request: Request) -> Result<Response, KvError>
         let vaults = lock(state)?;
         let vault = find_vault(&vaults.by_name, &host)?;
         let caller = authenticate(state, &parts.headers, &host, vault)?;
+        // Counted once the token is valid: `GET /admin/requests` -> vault -> tenant -> "vault/op".
+        let label = Operation::parse(&parts.method, parts.uri.path())
+            .map(|op| op.permission().1)
+            .unwrap_or("unknown");
+        state.count_request(
+            "vault",
+            &vault.tenant_id,
+            &format!("{}/{label}", vault.name),
+        );
         if !has_api_version {
             return Err(KvError::bad_parameter(
                 "The api-version query parameter is missing; use api-version=7.5.",

@@ -10,6 +10,7 @@
 mod azurite;
 mod demo;
 mod onboard;
+mod provision;
 mod seed;
 
 use std::net::SocketAddr;
@@ -27,7 +28,8 @@ use crate::state::{lock, Settings, SimConfig, SimState};
 pub use azurite::{azurite_bin, repo_root, AzuritePersistence};
 pub use demo::{run_demo_sandbox, start_demo_sandbox, DemoIds, DemoPorts};
 pub use onboard::{Customer, CustomerSpec, Provider, ProviderSpec};
-pub use seed::BlobSeeder;
+pub use provision::PrincipalRef;
+pub use seed::{blob_names, BlobSeeder, CUSTOMER_ADMIN_APP_ID, CUSTOMER_ADMIN_OBJECT_ID};
 
 /// Why the sandbox could not start or a setup call failed.
 #[derive(Debug, thiserror::Error)]

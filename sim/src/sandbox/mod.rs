@@ -6,6 +6,19 @@
 //! the provider in a few calls (`onboard`), and the demo sandbox behind `ferry-sim sandbox up`
 //! (`demo`). Must not leave processes behind, and fails loudly (with what to install) when
 //! Azurite is missing.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_sim::sandbox::SandboxError> {
+//! use ferry_sim::sandbox::{CustomerSpec, ProviderSpec, Sandbox, SandboxOptions};
+//! let sandbox = Sandbox::start(SandboxOptions::with_accounts(&["contosologs", "provider"])).await?;
+//! let provider = sandbox.onboard_provider(&ProviderSpec::default()).await?;
+//! let spec = CustomerSpec::new("contoso", "33333333-3333-4333-8333-333333333333", "contosologs", "contoso-kv");
+//! let customer = sandbox.onboard_customer(&provider.app_client_id, &spec).await?;
+//! let seeder = sandbox.seeder("contosologs").await?;
+//! seeder.put_block_blob(&spec.container, "a.json", &b"{}\n"[..]).await?;
+//! sandbox.disable_key("contoso-kv", &customer.spec.key).await?; // revoke the key
+//! # Ok(()) }
+//! ```
 
 mod azurite;
 mod demo;

@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Serve https (all sim hosts) and optionally the plain-http IMDS shape until Ctrl-C.
     #[command(
-        after_help = "Example:\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000\n\nThe CA and server certificate are loaded from DIR (generated there if missing); the App Service\nidentity header is read from DIR/identity-header (written there if missing)."
+        after_help = "Example:\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000 --accounts contosologs,fabrikamlogs,providerlogs\n\nThe CA and server certificate are loaded from DIR (generated there if missing); the App Service\nidentity header is read from DIR/identity-header (written there if missing)."
     )]
     Serve {
         /// Sandbox directory holding ca.pem, server.pem, server-key.pem, identity-header.
@@ -42,6 +42,10 @@ enum Command {
         /// Azurite's base URL, the storage gateway's upstream.
         #[arg(long)]
         azurite_url: Option<String>,
+        /// Azurite's account names (comma-separated); storage accounts registered through the
+        /// admin API must be one of them.
+        #[arg(long, value_delimiter = ',')]
+        accounts: Vec<String>,
     },
     /// Test CA and certificates.
     Ca {
@@ -264,7 +268,8 @@ async fn main() -> anyhow::Result<()> {
             listen,
             imds_listen,
             azurite_url,
-        } => serve(&dir, listen, imds_listen, azurite_url).await,
+            accounts,
+        } => serve(&dir, listen, imds_listen, azurite_url, accounts).await,
         Command::Ca {
             command: CaCommand::Generate { dir },
         } => {
@@ -299,6 +304,7 @@ async fn serve(
     listen: SocketAddr,
     imds_listen: Option<SocketAddr>,
     azurite_url: Option<String>,
+    accounts: Vec<String>,
 ) -> anyhow::Result<()> {
     let certs = SandboxCertificates::load_or_generate(dir)?;
     let settings = Settings {
@@ -317,6 +323,9 @@ async fn serve(
         },
     })
     .await?;
+    if !accounts.is_empty() {
+        ferry_sim::state::lock(&sim.state().storage).azurite_accounts = Some(accounts);
+    }
     eprintln!(
         "ferry-sim serving https on {} (IMDS http on {}); CA {}; Ctrl-C stops",
         sim.https_addr(),

@@ -70,6 +70,8 @@ async fn serve_and_admin_subcommands() {
         bin()
             .args([
                 "serve",
+                "--accounts",
+                "contosologs,providerlogs",
                 "--dir",
                 &d,
                 "--listen",
@@ -187,6 +189,23 @@ async fn serve_and_admin_subcommands() {
     assert_eq!(token(CUSTOMER).await, 400);
     admin(dir.path(), port, &["enable-app", "--app", APP]);
     assert_eq!(token(CUSTOMER).await, 200);
+
+    // --accounts limits which storage accounts the admin API accepts.
+    let admin_client =
+        ferry_sim::AdminClient::new(&ca, ([127, 0, 0, 1], port).into()).expect("admin");
+    let body = |name: &str| serde_json::json!({"name": name, "tenant_id": CUSTOMER});
+    admin_client
+        .post("/storage-accounts", body("contosologs"))
+        .await
+        .expect("known account");
+    let err = admin_client
+        .post("/storage-accounts", body("elsewhere"))
+        .await
+        .expect_err("unknown account");
+    assert!(
+        matches!(err, ferry_sim::AdminClientError::Status { status: 400, .. }),
+        "{err}"
+    );
 
     let counts: serde_json::Value =
         serde_json::from_str(&admin(dir.path(), port, &["requests"])).expect("json");

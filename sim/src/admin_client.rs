@@ -96,13 +96,22 @@ pub fn sandbox_http_client(
         .map_err(AdminClientError::Client)
 }
 
-/// A new secret: its id and value (the value is shown once).
-#[derive(Debug, Clone, Deserialize)]
+/// A new secret: its id and value (the value is shown once). `Debug` hides the value.
+#[derive(Clone, Deserialize)]
 pub struct AddedSecret {
     /// Secret id.
     pub id: String,
     /// The secret.
     pub value: String,
+}
+
+impl std::fmt::Debug for AddedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddedSecret")
+            .field("id", &self.id)
+            .field("value", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Thumbprints of a registered certificate.

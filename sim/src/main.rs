@@ -16,7 +16,7 @@ use ferry_sim::{AdminClient, FaultSpec, ServeConfig, Settings, SimConfig};
     name = "ferry-sim",
     version,
     about = "A local stand-in for Entra ID, managed identity, Key Vault and a storage gateway in front of Azurite",
-    after_help = "Examples:\n  ferry-sim ca generate --dir .sandbox\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000\n  ferry-sim admin --dir .sandbox consent --tenant 33333333-3333-4333-8333-333333333333 --app 11111111-1111-4111-8111-111111111111\n  ferry-sim admin --dir .sandbox fault add --host '*.blob.sandbox.test' --status 503 --retry-after-secs 2 --count 3"
+    after_help = "Examples:\n  ferry-sim sandbox up --dir .sandbox\n  ferry-sim ca generate --dir .sandbox\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000\n  ferry-sim admin --dir .sandbox consent --tenant 33333333-3333-4333-8333-333333333333 --app 11111111-1111-4111-8111-111111111111\n  ferry-sim admin --dir .sandbox fault add --host '*.blob.sandbox.test' --status 503 --retry-after-secs 2 --count 3"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Serve https (all sim hosts) and optionally the plain-http IMDS shape until Ctrl-C.
     #[command(
-        after_help = "Example:\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000\n\nThe CA and server certificate are loaded from DIR (generated there if missing); the App Service\nidentity header is read from DIR/identity-header (written there if missing)."
+        after_help = "Example:\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000 --accounts contosologs,fabrikamlogs,providerlogs\n\nThe CA and server certificate are loaded from DIR (generated there if missing); the App Service\nidentity header is read from DIR/identity-header (written there if missing)."
     )]
     Serve {
         /// Sandbox directory holding ca.pem, server.pem, server-key.pem, identity-header.
@@ -42,17 +42,38 @@ enum Command {
         /// Azurite's base URL, the storage gateway's upstream.
         #[arg(long)]
         azurite_url: Option<String>,
+        /// Azurite's account names (comma-separated); storage accounts registered through the
+        /// admin API must be one of them.
+        #[arg(long, value_delimiter = ',')]
+        accounts: Vec<String>,
     },
     /// Test CA and certificates.
     Ca {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// The demo sandbox: Azurite and the sim on the fixed ports, provisioned with the demo tenants.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
     /// Call the admin API of a running sim.
     #[command(
         after_help = "Examples:\n  ferry-sim admin --dir .sandbox revoke-consent --tenant 33333333-3333-4333-8333-333333333333 --app 11111111-1111-4111-8111-111111111111\n  ferry-sim admin --dir .sandbox rotate-secret --app 11111111-1111-4111-8111-111111111111 --write .sandbox/app-secret --remove OLD_ID\n  ferry-sim admin --dir .sandbox fault add --host contosologs.blob.sandbox.test --reset-after-bytes 1000 --count 1\n  ferry-sim admin --dir .sandbox fault clear"
     )]
     Admin(AdminArgs),
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Start Azurite and the sim (https 18443, IMDS 18080, Azurite 18000), provision the demo
+    /// tenants, write the sandbox files into DIR and serve until Ctrl-C or SIGTERM.
+    #[command(after_help = "Example:\n  ferry-sim sandbox up --dir .sandbox")]
+    Up {
+        /// Sandbox directory (ca.pem, identity-header, app-secret, sandbox.json, Azurite data).
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,7 +268,8 @@ async fn main() -> anyhow::Result<()> {
             listen,
             imds_listen,
             azurite_url,
-        } => serve(&dir, listen, imds_listen, azurite_url).await,
+            accounts,
+        } => serve(&dir, listen, imds_listen, azurite_url, accounts).await,
         Command::Ca {
             command: CaCommand::Generate { dir },
         } => {
@@ -258,6 +280,9 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Sandbox {
+            command: SandboxCommand::Up { dir },
+        } => Ok(ferry_sim::sandbox::run_demo_sandbox(&dir).await?),
         Command::Admin(args) => admin(args).await,
     }
 }
@@ -279,6 +304,7 @@ async fn serve(
     listen: SocketAddr,
     imds_listen: Option<SocketAddr>,
     azurite_url: Option<String>,
+    accounts: Vec<String>,
 ) -> anyhow::Result<()> {
     let certs = SandboxCertificates::load_or_generate(dir)?;
     let settings = Settings {
@@ -297,6 +323,9 @@ async fn serve(
         },
     })
     .await?;
+    if !accounts.is_empty() {
+        ferry_sim::state::lock(&sim.state().storage).azurite_accounts = Some(accounts);
+    }
     eprintln!(
         "ferry-sim serving https on {} (IMDS http on {}); CA {}; Ctrl-C stops",
         sim.https_addr(),

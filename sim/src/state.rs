@@ -13,8 +13,8 @@ use crate::directory::Directory;
 use crate::faults::Faults;
 use crate::jwt::Signer;
 
-/// Settings the admin API may change at run time.
-#[derive(Debug, Clone, Serialize)]
+/// Settings the admin API may change at run time. `Debug` hides the identity header.
+#[derive(Clone, Serialize)]
 pub struct Settings {
     /// Lifetime of issued access tokens (`expires_in`), seconds. Default 3599.
     pub token_lifetime_secs: u64,
@@ -23,6 +23,16 @@ pub struct Settings {
     pub identity_header: String,
     /// Host name used in v2 issuers (`https://{issuer_host}/{tid}/v2.0`). Default `login.sandbox.test`.
     pub issuer_host: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("token_lifetime_secs", &self.token_lifetime_secs)
+            .field("identity_header", &"<redacted>")
+            .field("issuer_host", &self.issuer_host)
+            .finish()
+    }
 }
 
 impl Default for Settings {

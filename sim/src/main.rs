@@ -74,6 +74,32 @@ enum SandboxCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Write the demo customers' data into a running sandbox (round 0 first; later rounds add a
+    /// new hour and grow the append-blob archives).
+    #[command(after_help = "Example:\n  ferry-sim sandbox seed --dir .sandbox --round 1")]
+    Seed {
+        /// Directory of the running sandbox.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Which round of data.
+        #[arg(long, default_value_t = 0)]
+        round: u32,
+    },
+    /// List a container of a running sandbox with each object's size and ferry_* metadata.
+    #[command(
+        after_help = "Example:\n  ferry-sim sandbox ls --dir .sandbox --account providerlogs --container shipped"
+    )]
+    Ls {
+        /// Directory of the running sandbox.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Storage account.
+        #[arg(long)]
+        account: String,
+        /// Container.
+        #[arg(long)]
+        container: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -208,6 +234,18 @@ enum AdminCommand {
     },
     /// Print request counts as JSON.
     Requests,
+    /// Call any admin route: METHOD PATH (under /admin) and an optional JSON body; prints the answer.
+    #[command(
+        after_help = "Example:\n  ferry-sim admin --dir .sandbox raw POST /vaults/contoso-kv/keys/ferry-cmk/disable '{}'"
+    )]
+    Raw {
+        /// GET, POST, PUT or DELETE.
+        method: String,
+        /// Route under /admin, e.g. /role-assignments.
+        path: String,
+        /// JSON body.
+        body: Option<String>,
+    },
     /// Fault injection.
     Fault {
         #[command(subcommand)]
@@ -283,6 +321,63 @@ async fn main() -> anyhow::Result<()> {
         Command::Sandbox {
             command: SandboxCommand::Up { dir },
         } => Ok(ferry_sim::sandbox::run_demo_sandbox(&dir).await?),
+        Command::Sandbox {
+            command: SandboxCommand::Seed { dir, round },
+        } => {
+            let admin = ferry_sim::sandbox::admin_from_dir(&dir)?;
+            let data = ferry_sim::sandbox::DemoSeeder::new(&admin)
+                .seed(round)
+                .await?;
+            for (account, container, blob, size) in data.blobs {
+                println!("  {account}/{container}/{blob}  ({size})");
+            }
+            Ok(())
+        }
+        Command::Sandbox {
+            command:
+                SandboxCommand::Ls {
+                    dir,
+                    account,
+                    container,
+                },
+        } => {
+            let admin = ferry_sim::sandbox::admin_from_dir(&dir)?;
+            let summary: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("sandbox.json"))?)?;
+            let tenant = if summary["provider"]["account"].as_str() == Some(account.as_str()) {
+                summary["provider"]["tenant_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                summary["customers"]
+                    .as_array()
+                    .and_then(|cs| {
+                        cs.iter()
+                            .find(|c| c["account"].as_str() == Some(account.as_str()))
+                    })
+                    .and_then(|c| c["tenant_id"].as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let blobs =
+                ferry_sim::sandbox::list_container(&admin, &account, &tenant, &container).await?;
+            println!("{} objects in {account}/{container}:", blobs.len());
+            for (name, size, meta) in blobs {
+                let records = meta
+                    .iter()
+                    .find(|(k, _)| k == "ferry_records")
+                    .map(|(_, v)| format!(", {v} records"))
+                    .unwrap_or_default();
+                let range = meta
+                    .iter()
+                    .find(|(k, _)| k == "ferry_source_range")
+                    .map(|(_, v)| format!(", source bytes {v}"))
+                    .unwrap_or_default();
+                println!("  {name}  ({size} B{records}{range})");
+            }
+            Ok(())
+        }
         Command::Admin(args) => admin(args).await,
     }
 }
@@ -416,6 +511,28 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             token_lifetime_secs,
         } => c.update_settings(token_lifetime_secs, None).await?,
         AdminCommand::Requests => print_json(&c.requests().await?)?,
+        AdminCommand::Raw { method, path, body } => {
+            let body: Option<serde_json::Value> = match body {
+                Some(b) => Some(serde_json::from_str(&b).context("the body is not JSON")?),
+                None => None,
+            };
+            let answer = match method.to_ascii_uppercase().as_str() {
+                "GET" => c.get(&path).await?,
+                "POST" => {
+                    c.post(&path, body.unwrap_or(serde_json::Value::Null))
+                        .await?
+                }
+                "PUT" => {
+                    c.put(&path, body.unwrap_or(serde_json::Value::Null))
+                        .await?
+                }
+                "DELETE" => c.delete(&path, body).await?,
+                other => anyhow::bail!("unknown method {other}: use GET, POST, PUT or DELETE"),
+            };
+            if !answer.is_null() {
+                print_json(&answer)?;
+            }
+        }
         AdminCommand::Fault { command } => match command {
             FaultCommand::Add {
                 host,

@@ -298,7 +298,10 @@ async fn typed_revocation_helpers_take_effect_at_once_and_requests_are_counted()
     let wraps = requests["vault"][tenant]["acme-kv/wrapKey"]
         .as_u64()
         .unwrap_or(0);
-    assert_eq!(wraps, 6, "every wrap with a valid token counts, refused or not: {requests}");
+    assert_eq!(
+        wraps, 6,
+        "every wrap with a valid token counts, refused or not: {requests}"
+    );
 
     let storage_token = admin
         .mint_token(

@@ -411,6 +411,14 @@ impl AdminClient {
         self.put("/settings", body).await.map(drop)
     }
 
+    /// `PUT /admin/settings {federated_propagation_secs}`: new federated credentials answer
+    /// AADSTS70021 for this long, as Entra does while they propagate.
+    pub async fn set_federated_propagation_secs(&self, secs: u64) -> Result<(), AdminClientError> {
+        self.put("/settings", json!({ "federated_propagation_secs": secs }))
+            .await
+            .map(drop)
+    }
+
     /// `POST /admin/workload-tokens`: an AKS-style projected token signed by the sim.
     pub async fn workload_token(
         &self,

@@ -169,6 +169,8 @@ pub struct FederatedCredential {
     pub subject: String,
     /// Accepted `aud` values.
     pub audiences: Vec<String>,
+    /// When it was added (Unix seconds); it takes effect `federated_propagation_secs` later.
+    pub created_at: i64,
 }
 
 /// A multi-tenant app registration.
@@ -443,6 +445,7 @@ impl Directory {
             issuer: issuer.into(),
             subject: subject.into(),
             audiences,
+            created_at: crate::jwt::now_unix(),
         });
         Ok(id)
     }

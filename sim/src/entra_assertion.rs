@@ -189,8 +189,14 @@ pub fn check_federated_assertion(
     let iss = jwt.str_claim("iss").unwrap_or("");
     let sub = jwt.str_claim("sub").unwrap_or("");
     let aud = audiences(jwt);
+    // A credential answers only once it has propagated (Entra: AADSTS70021 until then).
+    let propagation =
+        i64::try_from(state.settings().federated_propagation_secs).unwrap_or(i64::MAX);
     let matched = app.federated.iter().any(|f| {
-        f.issuer == iss && f.subject == sub && aud.iter().any(|a| f.audiences.contains(a))
+        f.issuer == iss
+            && f.subject == sub
+            && aud.iter().any(|a| f.audiences.contains(a))
+            && f.created_at.saturating_add(propagation) <= now
     });
     if !matched {
         return Err(EntraError::bad_request(

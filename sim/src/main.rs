@@ -227,10 +227,13 @@ enum AdminCommand {
         #[arg(long)]
         client_id: Option<String>,
     },
-    /// Change token lifetime.
+    /// Change token lifetime and federated credential propagation delay.
     Settings {
         #[arg(long)]
         token_lifetime_secs: Option<u64>,
+        /// New federated credentials answer AADSTS70021 for this many seconds.
+        #[arg(long)]
+        federated_propagation_secs: Option<u64>,
     },
     /// Print request counts as JSON.
     Requests,
@@ -509,7 +512,13 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Settings {
             token_lifetime_secs,
-        } => c.update_settings(token_lifetime_secs, None).await?,
+            federated_propagation_secs,
+        } => {
+            c.update_settings(token_lifetime_secs, None).await?;
+            if let Some(secs) = federated_propagation_secs {
+                c.set_federated_propagation_secs(secs).await?;
+            }
+        }
         AdminCommand::Requests => print_json(&c.requests().await?)?,
         AdminCommand::Raw { method, path, body } => {
             let body: Option<serde_json::Value> = match body {

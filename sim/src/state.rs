@@ -21,6 +21,9 @@ pub struct Settings {
     /// The value the App Service managed-identity shape expects in `X-IDENTITY-HEADER`.
     #[serde(skip)]
     pub identity_header: String,
+    /// Seconds before a new federated credential takes effect (Entra answers AADSTS70021 until
+    /// it has propagated). Default 0.
+    pub federated_propagation_secs: u64,
     /// Host name used in v2 issuers (`https://{issuer_host}/{tid}/v2.0`). Default `login.sandbox.test`.
     pub issuer_host: String,
 }
@@ -31,6 +34,10 @@ impl std::fmt::Debug for Settings {
             .field("token_lifetime_secs", &self.token_lifetime_secs)
             .field("identity_header", &"<redacted>")
             .field("issuer_host", &self.issuer_host)
+            .field(
+                "federated_propagation_secs",
+                &self.federated_propagation_secs,
+            )
             .finish()
     }
 }
@@ -41,6 +48,7 @@ impl Default for Settings {
             token_lifetime_secs: 3599,
             identity_header: uuid::Uuid::new_v4().to_string(),
             issuer_host: "login.sandbox.test".to_string(),
+            federated_propagation_secs: 0,
         }
     }
 }

@@ -258,6 +258,7 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
     assert!(s["tenants"]["contoso"]["since"].as_i64().is_some(), "{s}");
     let out = w.ferry(&["status", "--url", &d.base]);
     let table = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("ferry status after the revocation:\n{table}");
     assert!(
         table.contains("access_denied") && table.contains("fix: "),
         "{table}"

@@ -182,7 +182,10 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
                 bytes(s.bytes_shipped),
                 if s.last_error.is_some() { "yes" } else { "-" },
             );
-            if let Some(e) = &s.last_error {
+            // the error that blocked the tenant is shown once, with the tenant
+            let said = t.state.is_blocked()
+                && t.reason.as_deref() == s.last_error.as_ref().map(|e| e.message.as_str());
+            if let Some(e) = s.last_error.as_ref().filter(|_| !said) {
                 let fix = if e.fix.is_empty() {
                     String::new()
                 } else {

@@ -266,6 +266,14 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
 
     let output = d.stop();
     assert!(output.contains("Tenant stopped shipping"), "{output}");
+    // lines of a source's work carry the tenant and source spans
+    assert!(
+        output.lines().any(|l| l.contains("Listing failed")
+            && l.contains(r#""name":"tenant""#)
+            && l.contains(r#""name":"source""#)
+            && l.contains(r#""source":"audit""#)),
+        "{output}"
+    );
     assert_no_secrets(
         &output,
         &w.provider.app_secret,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::blob_api::BlobErrorClass;
 use crate::identity::{FailureClass, Principal, TokenProvider};
@@ -296,21 +297,25 @@ impl TenantSupervisor {
             let stop = tenant_stop.clone();
             let drain = tenant_drain.clone();
             let (board, name) = (self.board.clone(), self.name.clone());
-            workers.spawn(async move {
-                while let Ok(job) = rx.recv_async().await {
-                    board.update_tenant(&name, |t| t.queue_depth = rx.len() as u64);
-                    if drain.is_cancelled() || stop.is_cancelled() {
-                        let _ = job.done.send((job.ctx, job.item, Err(ShipError::Stopped)));
-                        continue;
+            workers.spawn(
+                async move {
+                    while let Ok(job) = rx.recv_async().await {
+                        board.update_tenant(&name, |t| t.queue_depth = rx.len() as u64);
+                        if drain.is_cancelled() || stop.is_cancelled() {
+                            let _ = job.done.send((job.ctx, job.item, Err(ShipError::Stopped)));
+                            continue;
+                        }
+                        let Ok(_slot) = slots.acquire().await else {
+                            return;
+                        };
+                        let result =
+                            in_scope(&name, &job.ctx.cfg.name, job.ctx.ship(&job.item, &stop))
+                                .await;
+                        let _ = job.done.send((job.ctx, job.item, result));
                     }
-                    let Ok(_slot) = slots.acquire().await else {
-                        return;
-                    };
-                    let result =
-                        in_scope(&name, &job.ctx.cfg.name, job.ctx.ship(&job.item, &stop)).await;
-                    let _ = job.done.send((job.ctx, job.item, result));
                 }
-            });
+                .instrument(tracing::Span::current()),
+            );
         }
         drop(work_rx);
 
@@ -320,10 +325,15 @@ impl TenantSupervisor {
             let work_tx = work_tx.clone();
             let block_tx = block_tx.clone();
             let drain = tenant_drain.clone();
-            loops.spawn(async move {
-                this.source_loop(index, work_tx, block_tx, drain, once)
-                    .await
-            });
+            // lines logged by the source's loop carry the tenant and source spans
+            let span = tracing::info_span!("source", source = %self.sources[index].ctx.cfg.name);
+            loops.spawn(
+                async move {
+                    this.source_loop(index, work_tx, block_tx, drain, once)
+                        .await
+                }
+                .instrument(span),
+            );
         }
         drop(work_tx);
         drop(block_tx);

@@ -116,7 +116,6 @@ fn config_schema_is_json_with_every_section() {
 #[test]
 fn commands_not_built_yet_say_so_and_exit_1() {
     for args in [
-        vec!["run", "-c", "config/local.toml", "--once"],
         vec![
             "check",
             "-c",

@@ -135,6 +135,30 @@ pub struct TenantTotals {
     pub shipped: Shipped,
     /// Jobs that failed (to be retried next poll).
     pub failed: u64,
+    /// Last-modified time (unix seconds) of the oldest blob whose job failed.
+    pub oldest_failed: Option<i64>,
+}
+
+/// True when a growing blob's new bytes should wait for the next poll: it was shipped less than
+/// `batch_max_age` ago and its pending bytes do not fill `batch_max_bytes`. The first bytes of a
+/// blob, and anything in `--once` runs, ship at once.
+pub fn defer_for_batch_age(
+    item: &WorkItem,
+    cfg: &crate::config::BlobSourceConfig,
+    now: i64,
+) -> bool {
+    if item.kind != crate::blob_api::BlobKind::Append {
+        return false;
+    }
+    let Some(prior) = item
+        .prior
+        .as_ref()
+        .filter(|p| p.value.etag == item.identity)
+    else {
+        return false;
+    };
+    let young = now - prior.value.last_shipped_at < cfg.batch_max_age.get().as_secs() as i64;
+    young && item.end - item.start < cfg.batch_max_bytes.get()
 }
 
 struct Job {
@@ -378,7 +402,7 @@ impl TenantSupervisor {
             return totals;
         }
         loop {
-            let cycle = self.poll_cycle(source, &work_tx, &block_tx, &drain);
+            let cycle = self.poll_cycle(source, &work_tx, &block_tx, &drain, once);
             let cycle = in_scope(&self.name, &source.ctx.cfg.name, cycle).await;
             let waited = source.ctx.reader.limits().waited().as_secs_f64();
             self.board
@@ -422,6 +446,7 @@ impl TenantSupervisor {
         work_tx: &flume::Sender<Job>,
         block_tx: &flume::Sender<Blocked>,
         drain: &CancellationToken,
+        once: bool,
     ) -> Result<TenantTotals, Blocked> {
         let ctx = &source.ctx;
         let container = ctx.reader.container().container().to_string();
@@ -449,16 +474,13 @@ impl TenantSupervisor {
                     let key = crate::state::ObjectKey::new(&self.name, &ctx.cfg.name, &blob.name);
                     let prior = store.load(&key)?;
                     if let Some(item) = plan(&blob, prior) {
-                        if let Some(t) = item
-                            .last_modified
-                            .as_deref()
-                            .and_then(|t| httpdate::parse_http_date(t).ok())
-                        {
-                            let t = t
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map(|d| d.as_secs() as i64)
-                                .unwrap_or(0);
-                            oldest_pending = Some(oldest_pending.map_or(t, |o: i64| o.min(t)));
+                        if !once && defer_for_batch_age(&item, &ctx.cfg, unix_now()) {
+                            // a growing blob shipped recently: its new lines wait to fill a batch
+                            // (up to batch_max_age), so objects are not one per poll
+                            let since = item.prior.as_ref().map_or(0, |p| p.value.last_shipped_at);
+                            oldest_pending =
+                                Some(oldest_pending.map_or(since, |o: i64| o.min(since)));
+                            continue;
                         }
                         let job = Job {
                             ctx: ctx.clone(),
@@ -505,6 +527,16 @@ impl TenantSupervisor {
                     }
                     Err(e) => {
                         totals.failed += 1;
+                        if let Some(t) = item
+                            .last_modified
+                            .as_deref()
+                            .and_then(|t| httpdate::parse_http_date(t).ok())
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        {
+                            let t = t.as_secs() as i64;
+                            totals.oldest_failed =
+                                Some(totals.oldest_failed.map_or(t, |o| o.min(t)));
+                        }
                         if let Some(b) = blocking_state(&e, &self.consent_url, &container) {
                             if !blocked {
                                 blocked = true;
@@ -545,11 +577,12 @@ impl TenantSupervisor {
         }
         match listed {
             Ok(oldest) => {
-                let lag = if totals.failed > 0 {
-                    oldest.map(|o| (unix_now() - o).max(0) as u64).unwrap_or(0)
-                } else {
-                    0
+                // age of the oldest data seen but not shipped: deferred tails and failed items
+                let oldest = match (oldest, totals.oldest_failed) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
                 };
+                let lag = oldest.map(|o| (unix_now() - o).max(0) as u64).unwrap_or(0);
                 self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                     st.last_poll = Some(unix_now());
                     st.lag_seconds = lag;
@@ -581,8 +614,8 @@ impl TenantSupervisor {
                     }
                     .emit(&self.board);
                     Ok(TenantTotals {
-                        shipped: totals.shipped,
                         failed: totals.failed + 1,
+                        ..totals
                     })
                 }
             },
@@ -621,6 +654,55 @@ fn add(a: Shipped, b: Shipped) -> Shipped {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growing_blobs_wait_for_a_batch_but_not_forever() {
+        use crate::state::{Checkpoint, Versioned};
+        let cfg: crate::config::BlobSourceConfig = toml::from_str(
+            "name = \"a\"\naccount_url = \"https://a.blob.core.windows.net\"\ncontainer = \"c\"\nbatch_max_age = \"60s\"\nbatch_max_bytes = \"1MiB\"",
+        )
+        .unwrap();
+        let mut item = WorkItem {
+            blob: "b".into(),
+            kind: crate::blob_api::BlobKind::Append,
+            etag: "e".into(),
+            identity: "created:x".into(),
+            creation_time: None,
+            last_modified: None,
+            start: 100,
+            end: 200,
+            prior: Some(Versioned {
+                version: 1,
+                value: Checkpoint {
+                    etag: "created:x".into(),
+                    offset: 100,
+                    blob_kind: crate::state::BlobKind::Append,
+                    size_seen: 100,
+                    records_shipped: 1,
+                    rejected_records: 0,
+                    last_shipped_at: 1000,
+                    first_unshipped_at: None,
+                },
+            }),
+            metadata: Default::default(),
+        };
+        assert!(defer_for_batch_age(&item, &cfg, 1030));
+        assert!(
+            !defer_for_batch_age(&item, &cfg, 1061),
+            "older than batch_max_age"
+        );
+        item.end = 100 + (1 << 20);
+        assert!(
+            !defer_for_batch_age(&item, &cfg, 1030),
+            "a full batch ships at once"
+        );
+        item.end = 200;
+        item.prior = None;
+        assert!(
+            !defer_for_batch_age(&item, &cfg, 1030),
+            "first bytes ship at once"
+        );
+    }
 
     #[test]
     fn globs_filter_names() {

@@ -35,6 +35,26 @@ const FEDERATION_PROPAGATION: Duration = Duration::from_secs(300);
 /// Token requests in flight at once, across all tenants.
 const MAX_CONCURRENT_REQUESTS: usize = 16;
 
+/// Tunables of a [`TokenProvider`]; `Default` is what `ferry run` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderTuning {
+    /// How long AADSTS70021 (no matching federated credential) counts as propagation delay
+    /// (transient) after it is first seen, before it becomes `credential_invalid`. Entra needs
+    /// a few minutes to propagate a new federated credential.
+    pub federation_propagation: Duration,
+    /// Token requests in flight at once, across all tenants.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for ProviderTuning {
+    fn default() -> Self {
+        ProviderTuning {
+            federation_propagation: FEDERATION_PROPAGATION,
+            max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
+        }
+    }
+}
+
 /// How the app authenticates to customer tenants.
 #[derive(Debug)]
 pub enum AppAuthMethod {
@@ -161,6 +181,7 @@ struct Inner {
     key_vault_secret: Mutex<Option<SecretString>>,
     federation_first_refused: Mutex<Option<Instant>>,
     request_slots: tokio::sync::Semaphore,
+    tuning: ProviderTuning,
 }
 
 /// Tokens for every principal and resource Ferry uses. Cheap to clone.
@@ -178,15 +199,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl TokenProvider {
     /// A provider with an empty cache.
     pub fn new(settings: IdentitySettings) -> TokenProvider {
+        TokenProvider::with_tuning(settings, ProviderTuning::default())
+    }
+
+    /// A provider with an empty cache and non-default tunables.
+    pub fn with_tuning(settings: IdentitySettings, tuning: ProviderTuning) -> TokenProvider {
         TokenProvider {
             inner: Arc::new(Inner {
                 settings,
                 entries: Mutex::new(HashMap::new()),
                 key_vault_secret: Mutex::new(None),
                 federation_first_refused: Mutex::new(None),
-                request_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
+                request_slots: tokio::sync::Semaphore::new(tuning.max_concurrent_requests.max(1)),
+                tuning,
             }),
         }
+    }
+
+    /// The last failure recorded for a key (cleared by the next success), for status displays.
+    pub fn last_error(&self, principal: &Principal, resource: &str) -> Option<TokenError> {
+        let entries = lock(&self.inner.entries);
+        entries
+            .get(&(principal.clone(), resource.to_string()))
+            .and_then(|e| lock(&e.state).last_error.clone())
     }
 
     /// The app's client id.
@@ -446,7 +481,7 @@ impl Inner {
                 if code == 70021 {
                     let mut first = lock(&self.federation_first_refused);
                     let since = *first.get_or_insert_with(Instant::now);
-                    if since.elapsed() < FEDERATION_PROPAGATION {
+                    if since.elapsed() < self.tuning.federation_propagation {
                         class = FailureClass::Transient;
                     }
                 }
@@ -512,15 +547,16 @@ impl Inner {
     }
 }
 
-/// When to refresh: 5 minutes before expiry (or half the lifetime for short tokens), minus a
-/// random part of up to a tenth of the lifetime, so tokens issued together refresh apart.
+/// When to refresh: 5 minutes before expiry (a fifth of the lifetime for short tokens), minus a
+/// random part of up to a fifth of the lifetime, so tokens issued together refresh apart: a
+/// thousand one-hour tokens fetched in the same second are refreshed over twelve minutes.
 fn refresh_point(tok: &AccessToken) -> SystemTime {
     let life = tok
         .expires_at
         .duration_since(SystemTime::now())
         .unwrap_or(Duration::ZERO);
-    let margin = std::cmp::min(Duration::from_secs(300), life / 2);
-    let spread = (life / 10).as_millis() as u64;
+    let margin = std::cmp::min(Duration::from_secs(300), life / 5);
+    let spread = (life / 5).as_millis() as u64;
     let jitter = if spread > 0 {
         Duration::from_millis(rand::thread_rng().gen_range(0..spread))
     } else {
@@ -613,7 +649,7 @@ mod tests {
         for p in &points {
             let left = t.expires_at.duration_since(*p).unwrap();
             assert!(
-                left >= Duration::from_secs(300) && left <= Duration::from_secs(660),
+                left >= Duration::from_secs(300) && left <= Duration::from_secs(1020),
                 "{left:?}"
             );
         }
@@ -625,7 +661,7 @@ mod tests {
             .duration_since(refresh_point(&short))
             .unwrap();
         assert!(
-            left >= Duration::from_secs(29) && left <= Duration::from_secs(37),
+            left >= Duration::from_secs(11) && left <= Duration::from_secs(24),
             "{left:?}"
         );
     }

@@ -76,11 +76,7 @@ pub fn render_human(report: &CheckReport) -> String {
         );
         if r.outcome == Outcome::Fail && !r.fix.is_empty() {
             let state = r.state.map(|s| format!("[{}] ", s.as_str())).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {:1} {:12} {:source_w$} {:target_w$}  fix: {state}{}",
-                "", "", "", "", r.fix
-            );
+            let _ = writeln!(out, "      fix: {state}{}", r.fix);
         }
     }
     let pass = report

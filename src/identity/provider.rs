@@ -28,7 +28,8 @@ use super::token::{check_claims, AccessToken, SecretString};
 
 /// The resource whose token is the federated-credential assertion.
 pub const TOKEN_EXCHANGE_RESOURCE: &str = "api://AzureADTokenExchange";
-/// A token with less life than this is not handed out.
+/// A token with less life than this is not handed out (a tenth of its lifetime for short tokens,
+/// so that the refresh ahead of expiry, not a caller, is what replaces it).
 const MIN_LIFE: Duration = Duration::from_secs(30);
 /// How long AADSTS70021 is treated as propagation delay after it is first seen.
 const FEDERATION_PROPAGATION: Duration = Duration::from_secs(300);
@@ -158,6 +159,7 @@ pub struct TokenStats {
 #[derive(Debug, Default)]
 struct EntryState {
     token: Option<Arc<AccessToken>>,
+    min_life: Option<Duration>,
     refresh_at: Option<SystemTime>,
     retry_at: Option<Instant>,
     failures_in_row: u32,
@@ -316,7 +318,7 @@ impl Inner {
             {
                 let mut st = lock(&entry.state);
                 if let Some(tok) = st.token.clone() {
-                    if tok.valid_for(MIN_LIFE) {
+                    if tok.valid_for(st.min_life.unwrap_or(MIN_LIFE)) {
                         let due = st.refresh_at.is_none_or(|r| SystemTime::now() >= r);
                         let may_retry = st.retry_at.is_none_or(|r| Instant::now() >= r);
                         if due && may_retry && !st.refreshing {
@@ -339,7 +341,7 @@ impl Inner {
             {
                 let st = lock(&entry.state);
                 if let Some(tok) = st.token.clone() {
-                    if tok.valid_for(MIN_LIFE) {
+                    if tok.valid_for(st.min_life.unwrap_or(MIN_LIFE)) {
                         return Ok(tok);
                     }
                 }
@@ -370,6 +372,11 @@ impl Inner {
         match checked {
             Ok(tok) => {
                 let tok = Arc::new(tok);
+                let life = tok
+                    .expires_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                st.min_life = Some(MIN_LIFE.min(life / 10));
                 st.refresh_at = Some(refresh_point(&tok));
                 st.token = Some(tok.clone());
                 st.retry_at = None;

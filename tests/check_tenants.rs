@@ -83,7 +83,10 @@ async fn healthy_tenant_passes_every_check() {
     }
     // storage and vault tokens, once each
     let tokens = rows(&v, "contoso", "token");
-    let targets: Vec<&str> = tokens.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    let targets: Vec<&str> = tokens
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
     assert_eq!(
         targets,
         ["https://storage.azure.com", "https://vault.sandbox.test"]
@@ -97,7 +100,10 @@ async fn healthy_tenant_passes_every_check() {
         "{endpoint}"
     );
     // the human table: grouped by tenant, marks, summary
-    assert!(human.contains("contoso (33333333-3333-4333-8333-333333333333): ok"), "{human}");
+    assert!(
+        human.contains("contoso (33333333-3333-4333-8333-333333333333): ok"),
+        "{human}"
+    );
     assert!(human.contains("✓ unwrap"), "{human}");
     assert!(human.contains("0 failed"), "{human}");
     // --tenant limits the run and leaves the destination out
@@ -146,23 +152,32 @@ async fn each_broken_tenant_is_named_with_its_fix() {
         "token",
         "consent_revoked",
         "AADSTS700016",
-        &[&format!("https://login.sandbox.test/{tid}/adminconsent?client_id={app}"), "customer's admin"],
+        &[
+            &format!("https://login.sandbox.test/{tid}/adminconsent?client_id={app}"),
+            "customer's admin",
+        ],
     );
-    assert!(rows(&v, "contoso", "list").iter().all(|r| r["outcome"] == "skip"));
+    assert!(rows(&v, "contoso", "list")
+        .iter()
+        .all(|r| r["outcome"] == "skip"));
     assert!(human.contains("✗ token"), "{human}");
-    assert!(human.contains("fix: [consent_revoked] consent missing"), "{human}");
+    assert!(
+        human.contains("fix: [consent_revoked] consent missing"),
+        "{human}"
+    );
 
     // re-consent makes a new service principal: give it its role and key access again
     let sp2 = admin.consent(&tid, &app).await.unwrap();
-    let grant = |sp: &str, keys: Vec<&str>| {
-        json!({"object_id": sp, "keys": keys, "secrets": []})
-    };
+    let grant = |sp: &str, keys: Vec<&str>| json!({"object_id": sp, "keys": keys, "secrets": []});
     admin
         .put("/role-assignments", json!({"account": c.spec.account, "container": c.spec.container, "object_id": sp2, "role": "Storage Blob Data Reader"}))
         .await
         .unwrap();
     admin
-        .put(&format!("/vaults/{}/access", c.spec.vault), grant(&sp2, vec!["get", "wrapKey", "unwrapKey"]))
+        .put(
+            &format!("/vaults/{}/access", c.spec.vault),
+            grant(&sp2, vec!["get", "wrapKey", "unwrapKey"]),
+        )
         .await
         .unwrap();
     let (code, v, human) = check(&w, &cfg, Some("contoso"));
@@ -173,14 +188,23 @@ async fn each_broken_tenant_is_named_with_its_fix() {
     admin.orphan_service_principal(&tid, &app).await.unwrap();
     let (code, v, _) = check(&w, &cfg, Some("contoso"));
     assert_eq!(code, 1);
-    expect_failure(&v, "token", "consent_revoked", "AADSTS7000229", &["service principal", "adminconsent"]);
+    expect_failure(
+        &v,
+        "token",
+        "consent_revoked",
+        "AADSTS7000229",
+        &["service principal", "adminconsent"],
+    );
     let sp3 = admin.consent(&tid, &app).await.unwrap();
     admin
         .put("/role-assignments", json!({"account": c.spec.account, "container": c.spec.container, "object_id": sp3, "role": "Storage Blob Data Reader"}))
         .await
         .unwrap();
     admin
-        .put(&format!("/vaults/{}/access", c.spec.vault), grant(&sp3, vec!["get", "wrapKey", "unwrapKey"]))
+        .put(
+            &format!("/vaults/{}/access", c.spec.vault),
+            grant(&sp3, vec!["get", "wrapKey", "unwrapKey"]),
+        )
         .await
         .unwrap();
 
@@ -197,9 +221,17 @@ async fn each_broken_tenant_is_named_with_its_fix() {
         "list",
         "access_denied",
         "AuthorizationPermissionMismatch",
-        &["role missing", "Storage Blob Data Reader", "insights-logs-auditevent", &sp3],
+        &[
+            "role missing",
+            "Storage Blob Data Reader",
+            "insights-logs-auditevent",
+            &sp3,
+        ],
     );
-    assert!(human.contains("fix: [access_denied] role missing"), "{human}");
+    assert!(
+        human.contains("fix: [access_denied] role missing"),
+        "{human}"
+    );
     admin
         .put("/role-assignments", json!({"account": c.spec.account, "container": c.spec.container, "object_id": sp3, "role": "Storage Blob Data Reader"}))
         .await
@@ -207,51 +239,92 @@ async fn each_broken_tenant_is_named_with_its_fix() {
 
     // key disabled
     admin
-        .post(&format!("/vaults/{}/keys/{}/disable", c.spec.vault, c.spec.key), json!({}))
+        .post(
+            &format!("/vaults/{}/keys/{}/disable", c.spec.vault, c.spec.key),
+            json!({}),
+        )
         .await
         .unwrap();
     let (code, v, _) = check(&w, &cfg, Some("contoso"));
     assert_eq!(code, 1);
-    expect_failure(&v, "key", "key_revoked", "KeyDisabled", &["key disabled", "enable key ferry-cmk", "contoso-kv"]);
-    assert!(rows(&v, "contoso", "unwrap").iter().all(|r| r["outcome"] == "skip"));
+    expect_failure(
+        &v,
+        "key",
+        "key_revoked",
+        "KeyDisabled",
+        &["key disabled", "enable key ferry-cmk", "contoso-kv"],
+    );
+    assert!(rows(&v, "contoso", "unwrap")
+        .iter()
+        .all(|r| r["outcome"] == "skip"));
     admin
-        .post(&format!("/vaults/{}/keys/{}/enable", c.spec.vault, c.spec.key), json!({}))
+        .post(
+            &format!("/vaults/{}/keys/{}/enable", c.spec.vault, c.spec.key),
+            json!({}),
+        )
         .await
         .unwrap();
 
     // unwrap permission removed (get kept)
     admin
-        .put(&format!("/vaults/{}/access", c.spec.vault), grant(&sp3, vec!["get"]))
+        .put(
+            &format!("/vaults/{}/access", c.spec.vault),
+            grant(&sp3, vec!["get"]),
+        )
         .await
         .unwrap();
     let (code, v, _) = check(&w, &cfg, Some("contoso"));
     assert_eq!(code, 1);
-    expect_failure(&v, "unwrap", "key_revoked", "ForbiddenByPolicy", &["unwrap permission missing", "Unwrap Key", "contoso-kv"]);
+    expect_failure(
+        &v,
+        "unwrap",
+        "key_revoked",
+        "ForbiddenByPolicy",
+        &["unwrap permission missing", "Unwrap Key", "contoso-kv"],
+    );
     assert_eq!(rows(&v, "contoso", "key")[0]["outcome"], "pass");
 
     // every key permission removed: the read itself is refused
     admin
-        .delete(&format!("/vaults/{}/access", c.spec.vault), Some(json!({"object_id": sp3})))
+        .delete(
+            &format!("/vaults/{}/access", c.spec.vault),
+            Some(json!({"object_id": sp3})),
+        )
         .await
         .unwrap();
     let (code, v, _) = check(&w, &cfg, Some("contoso"));
     assert_eq!(code, 1);
-    expect_failure(&v, "key", "key_revoked", "ForbiddenByPolicy", &["key read permission missing"]);
+    expect_failure(
+        &v,
+        "key",
+        "key_revoked",
+        "ForbiddenByPolicy",
+        &["key read permission missing"],
+    );
     admin
-        .put(&format!("/vaults/{}/access", c.spec.vault), grant(&sp3, vec!["get", "unwrapKey"]))
+        .put(
+            &format!("/vaults/{}/access", c.spec.vault),
+            grant(&sp3, vec!["get", "unwrapKey"]),
+        )
         .await
         .unwrap();
 
     // key deleted
     admin
-        .delete(&format!("/vaults/{}/keys/{}", c.spec.vault, c.spec.key), None)
+        .delete(
+            &format!("/vaults/{}/keys/{}", c.spec.vault, c.spec.key),
+            None,
+        )
         .await
         .unwrap();
     let (code, v, _) = check(&w, &cfg, Some("contoso"));
     assert_eq!(code, 1);
     expect_failure(&v, "key", "key_revoked", "KeyNotFound", &["recover"]);
     admin
-        .post(&format!("/vaults/{}/keys/{}/recover", c.spec.vault, c.spec.key), json!({}))
+        .post(
+            &format!("/vaults/{}/keys/{}/recover", c.spec.vault, c.spec.key),
+            json!({}),
+        )
         .await
         .unwrap();
     let (code, v, human) = check(&w, &cfg, Some("contoso"));
@@ -261,13 +334,25 @@ async fn each_broken_tenant_is_named_with_its_fix() {
     admin.disable_app(&app).await.unwrap();
     let (code, v, _) = check(&w, &cfg, Some("contoso"));
     assert_eq!(code, 1);
-    expect_failure(&v, "token", "consent_revoked", "AADSTS7000112", &["app disabled"]);
+    expect_failure(
+        &v,
+        "token",
+        "consent_revoked",
+        "AADSTS7000112",
+        &["app disabled"],
+    );
     admin.enable_app(&app).await.unwrap();
 
     std::fs::write(w.dir.path().join("app-secret"), "not-the-secret").unwrap();
     let (code, v, _) = check(&w, &cfg, Some("contoso"));
     assert_eq!(code, 1);
-    expect_failure(&v, "token", "credential_invalid", "AADSTS7000215", &["client secret invalid", "every tenant"]);
+    expect_failure(
+        &v,
+        "token",
+        "credential_invalid",
+        "AADSTS7000215",
+        &["client secret invalid", "every tenant"],
+    );
     std::fs::write(w.dir.path().join("app-secret"), &w.provider.app_secret).unwrap();
 
     admin
@@ -276,7 +361,13 @@ async fn each_broken_tenant_is_named_with_its_fix() {
         .unwrap();
     let (code, v, _) = check(&w, &cfg, Some("contoso"));
     assert_eq!(code, 1);
-    expect_failure(&v, "token", "credential_invalid", "AADSTS7000222", &["client secret expired", "new client secret"]);
+    expect_failure(
+        &v,
+        "token",
+        "credential_invalid",
+        "AADSTS7000222",
+        &["client secret expired", "new client secret"],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,14 +391,26 @@ async fn private_endpoint_required_but_public_sends_nothing() {
     assert_eq!(row["check"], "endpoint");
     assert_eq!(row["source"], "audit");
     assert_eq!(row["state"], "misconfigured");
-    assert!(row["reason"].as_str().unwrap().contains("20.60.1.1"), "{row}");
-    assert!(row["fix"].as_str().unwrap().contains("private endpoint required but public"), "{row}");
+    assert!(
+        row["reason"].as_str().unwrap().contains("20.60.1.1"),
+        "{row}"
+    );
+    assert!(
+        row["fix"]
+            .as_str()
+            .unwrap()
+            .contains("private endpoint required but public"),
+        "{row}"
+    );
     let list: Vec<_> = rows(&v, "contoso", "list");
     let audit = list.iter().find(|r| r["source"] == "audit").unwrap();
     assert_eq!(audit["outcome"], "skip", "{audit}");
     let private = list.iter().find(|r| r["source"] == "private").unwrap();
     assert_eq!(private["outcome"], "pass", "{private}");
-    assert!(human.contains("private endpoint required but public"), "{human}");
+    assert!(
+        human.contains("private endpoint required but public"),
+        "{human}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,9 +17,15 @@ const SECRET_LINE: &str = r#"credential = { kind = "secret", file = "app-secret"
 
 /// A token provider from a config whose `[app].credential` is `credential`.
 fn provider(w: &World, credential: &str, agent_extra: &str) -> TokenProvider {
-    let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], agent_extra);
+    let cfg = w.config(
+        &[("contoso", vec![SourceSpec::records("audit")])],
+        agent_extra,
+    );
     let text = std::fs::read_to_string(&cfg).unwrap();
-    assert!(text.contains(SECRET_LINE), "the harness config changed shape");
+    assert!(
+        text.contains(SECRET_LINE),
+        "the harness config changed shape"
+    );
     std::fs::write(&cfg, text.replace(SECRET_LINE, credential)).unwrap();
     let loaded = ferry::config::load(&cfg).unwrap_or_else(|e| panic!("config: {e:?}"));
     let http = http_settings(&loaded).expect("http settings");
@@ -39,7 +45,10 @@ async fn assert_works(w: &World, tokens: &TokenProvider) -> String {
         tok.claims.oid.as_deref(),
         Some(c.service_principal_object_id.as_str())
     );
-    assert_eq!(tok.claims.appid.as_deref(), Some(w.provider.app_client_id.as_str()));
+    assert_eq!(
+        tok.claims.appid.as_deref(),
+        Some(w.provider.app_client_id.as_str())
+    );
     let client = ferry::blob_api::ContainerClient::new(
         w.sandbox.http().clone(),
         &w.sandbox.blob_endpoint(&c.spec.account),
@@ -55,13 +64,46 @@ async fn assert_works(w: &World, tokens: &TokenProvider) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_from_env_and_from_file() {
     let w = world(1).await;
-    let var = "FERRY_TEST_APP_SECRET_IDENTITY_CREDENTIALS";
-    std::env::set_var(var, &w.provider.app_secret);
-    let tokens = provider(&w, &format!(r#"credential = {{ kind = "secret", env = "{var}" }}"#), "");
+    let tokens = provider(&w, SECRET_LINE, "");
     assert_eq!(tokens.app_auth_kind(), "secret");
     assert_works(&w, &tokens).await;
-    let tokens = provider(&w, SECRET_LINE, "");
-    assert_works(&w, &tokens).await;
+    // from an environment variable, through the binary (the test process keeps its env intact)
+    let var = "FERRY_TEST_APP_SECRET";
+    let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        SECRET_LINE,
+        &format!(r#"credential = {{ kind = "secret", env = "{var}" }}"#),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let run = |value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args([
+                "check",
+                "-c",
+                cfg.to_str().unwrap(),
+                "--tenant",
+                "contoso",
+                "--json",
+            ])
+            .env(var, value)
+            .output()
+            .expect("run ferry")
+    };
+    let out = run(&w.provider.app_secret);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["check"] == "token")
+        .unwrap();
+    assert_eq!(token["outcome"], "pass", "{token}");
+    let out = run("not-the-secret");
+    assert_eq!(out.status.code(), Some(1));
+    let text = output_text(&out);
+    assert!(text.contains("AADSTS7000215"), "{text}");
+    assert!(!text.contains(&w.provider.app_secret) && !text.contains("not-the-secret"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,12 +114,24 @@ async fn certificate_pem_with_its_key() {
         w.provider.app_certificate_pem, w.provider.app_certificate_key_pem
     );
     std::fs::write(w.dir.path().join("app.pem"), pem).unwrap();
-    let tokens = provider(&w, r#"credential = { kind = "certificate", path = "app.pem" }"#, "");
+    let tokens = provider(
+        &w,
+        r#"credential = { kind = "certificate", path = "app.pem" }"#,
+        "",
+    );
     assert_eq!(tokens.app_auth_kind(), "certificate");
     assert_works(&w, &tokens).await;
     // certificate and key in separate files
-    std::fs::write(w.dir.path().join("cert.pem"), &w.provider.app_certificate_pem).unwrap();
-    std::fs::write(w.dir.path().join("key.pem"), &w.provider.app_certificate_key_pem).unwrap();
+    std::fs::write(
+        w.dir.path().join("cert.pem"),
+        &w.provider.app_certificate_pem,
+    )
+    .unwrap();
+    std::fs::write(
+        w.dir.path().join("key.pem"),
+        &w.provider.app_certificate_key_pem,
+    )
+    .unwrap();
     let tokens = provider(
         &w,
         r#"credential = { kind = "certificate", path = "cert.pem", key_path = "key.pem" }"#,
@@ -98,7 +152,10 @@ async fn federated_managed_identity_in_both_endpoint_shapes() {
     assert_eq!(tokens.app_auth_kind(), "federated_managed_identity");
     assert_works(&w, &tokens).await;
     // IMDS shape, plain http like the real one
-    let imds = w.sandbox.imds_url().expect("the sandbox runs an IMDS listener");
+    let imds = w
+        .sandbox
+        .imds_url()
+        .expect("the sandbox runs an IMDS listener");
     let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let start = text.find("[agent.managed_identity]").unwrap();
@@ -145,12 +202,20 @@ async fn workload_identity_token_file() {
     assert_works(&w, &tokens).await;
     // the file is re-read on every exchange: a rotated file that no longer matches is refused
     let other = admin
-        .workload_token(issuer, "system:serviceaccount:other:other", "api://AzureADTokenExchange", Some(3600))
+        .workload_token(
+            issuer,
+            "system:serviceaccount:other:other",
+            "api://AzureADTokenExchange",
+            Some(3600),
+        )
         .await
         .unwrap();
     std::fs::write(w.dir.path().join("azure-identity-token"), other).unwrap();
     let e = tokens
-        .app_token(&w.customers["contoso"].spec.tenant_id, "https://vault.sandbox.test")
+        .app_token(
+            &w.customers["contoso"].spec.tenant_id,
+            "https://vault.sandbox.test",
+        )
         .await
         .expect_err("a token file with another subject must be refused");
     assert_eq!(e.aadsts(), Some(70021), "{e}");
@@ -166,7 +231,10 @@ async fn key_vault_secret_read_with_the_provider_identity() {
         .await
         .unwrap();
     admin
-        .put("/vaults/provider-kv/secrets/ferry-app", json!({"value": w.provider.app_secret}))
+        .put(
+            "/vaults/provider-kv/secrets/ferry-app",
+            json!({"value": w.provider.app_secret}),
+        )
         .await
         .unwrap();
     admin
@@ -208,7 +276,10 @@ async fn rotated_secret_file_is_picked_up_without_restart() {
     let tid = w.customers["contoso"].spec.tenant_id.clone();
     let first = assert_works(&w, &tokens).await;
     // rotate: a new secret, the file rewritten, the old secret deleted
-    let new = admin.add_secret(&w.provider.app_client_id, None, None).await.unwrap();
+    let new = admin
+        .add_secret(&w.provider.app_client_id, None, None)
+        .await
+        .unwrap();
     std::fs::write(w.dir.path().join("app-secret"), format!("{}\n", new.value)).unwrap();
     admin
         .remove_secret(&w.provider.app_client_id, &w.provider.app_secret_id)
@@ -216,7 +287,14 @@ async fn rotated_secret_file_is_picked_up_without_restart() {
         .unwrap();
     let second = next_token(&tokens, &tid, &first, Duration::from_secs(25)).await;
     assert_ne!(first, second);
-    let (requests, failures) = tokens.stats(&ferry::identity::Principal::App { tenant_id: tid.clone() }, STORAGE).unwrap();
+    let (requests, failures) = tokens
+        .stats(
+            &ferry::identity::Principal::App {
+                tenant_id: tid.clone(),
+            },
+            STORAGE,
+        )
+        .unwrap();
     assert_eq!(failures, 0, "the rotation cost a failed request");
     assert!(requests >= 2);
 }
@@ -229,10 +307,17 @@ async fn replaced_certificate_file_is_reloaded_without_restart() {
     let path = w.dir.path().join("app.pem");
     std::fs::write(
         &path,
-        format!("{}\n{}", w.provider.app_certificate_pem, w.provider.app_certificate_key_pem),
+        format!(
+            "{}\n{}",
+            w.provider.app_certificate_pem, w.provider.app_certificate_key_pem
+        ),
     )
     .unwrap();
-    let tokens = provider(&w, r#"credential = { kind = "certificate", path = "app.pem" }"#, "");
+    let tokens = provider(
+        &w,
+        r#"credential = { kind = "certificate", path = "app.pem" }"#,
+        "",
+    );
     let tid = w.customers["contoso"].spec.tenant_id.clone();
     let first = assert_works(&w, &tokens).await;
     // rotate: a new certificate registered, the file replaced (write + rename), the old one removed
@@ -245,21 +330,45 @@ async fn replaced_certificate_file_is_reloaded_without_restart() {
     std::fs::write(&tmp, format!("{}\n{}", cert.cert_pem, cert.key_pem)).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
     admin
-        .remove_certificate(&w.provider.app_client_id, &w.provider.app_certificate_thumbprint_sha1)
+        .remove_certificate(
+            &w.provider.app_client_id,
+            &w.provider.app_certificate_thumbprint_sha1,
+        )
         .await
         .unwrap();
     let second = next_token(&tokens, &tid, &first, Duration::from_secs(25)).await;
     assert_ne!(first, second);
-    let (_, failures) = tokens.stats(&ferry::identity::Principal::App { tenant_id: tid.clone() }, STORAGE).unwrap();
+    let (_, failures) = tokens
+        .stats(
+            &ferry::identity::Principal::App {
+                tenant_id: tid.clone(),
+            },
+            STORAGE,
+        )
+        .unwrap();
     assert_eq!(failures, 0, "the rotation cost a failed request");
     // and the old certificate is really gone: a provider still holding it is refused
     let old_pem = w.dir.path().join("old.pem");
     std::fs::write(
         &old_pem,
-        format!("{}\n{}", w.provider.app_certificate_pem, w.provider.app_certificate_key_pem),
+        format!(
+            "{}\n{}",
+            w.provider.app_certificate_pem, w.provider.app_certificate_key_pem
+        ),
     )
     .unwrap();
-    let stale = provider(&w, r#"credential = { kind = "certificate", path = "old.pem" }"#, "");
-    let e = stale.app_token(&tid, STORAGE).await.expect_err("old certificate must be refused");
-    assert_eq!(e.class(), ferry::identity::FailureClass::CredentialInvalid, "{e}");
+    let stale = provider(
+        &w,
+        r#"credential = { kind = "certificate", path = "old.pem" }"#,
+        "",
+    );
+    let e = stale
+        .app_token(&tid, STORAGE)
+        .await
+        .expect_err("old certificate must be refused");
+    assert_eq!(
+        e.class(),
+        ferry::identity::FailureClass::CredentialInvalid,
+        "{e}"
+    );
 }

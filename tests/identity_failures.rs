@@ -60,34 +60,69 @@ async fn customer_side_refusals_are_consent_revoked_and_drop_the_cached_token() 
     let tid = w.customers["contoso"].spec.tenant_id.clone();
     let app = w.provider.app_client_id.clone();
     let tokens = provider(&w);
-    tokens.app_token(&tid, STORAGE).await.expect("healthy first");
+    tokens
+        .app_token(&tid, STORAGE)
+        .await
+        .expect("healthy first");
 
     admin.revoke_consent(&tid, &app).await.unwrap();
     // the cached token would still be served until it is due; a refusal seen on refresh drops it
-    let principal = Principal::App { tenant_id: tid.clone() };
+    let principal = Principal::App {
+        tenant_id: tid.clone(),
+    };
     tokens.invalidate(&principal, STORAGE);
     let e = tokens.app_token(&tid, STORAGE).await.unwrap_err();
-    expect(&w, &e, 700016, FailureClass::ConsentRevoked, "consent missing");
+    expect(
+        &w,
+        &e,
+        700016,
+        FailureClass::ConsentRevoked,
+        "consent missing",
+    );
     let e = tokens.app_token(&tid, VAULT).await.unwrap_err();
-    expect(&w, &e, 700016, FailureClass::ConsentRevoked, "adminconsent?client_id=");
+    expect(
+        &w,
+        &e,
+        700016,
+        FailureClass::ConsentRevoked,
+        "adminconsent?client_id=",
+    );
     assert!(tokens.last_error(&principal, VAULT).is_some());
 
     admin.consent(&tid, &app).await.unwrap();
-    tokens.app_token(&tid, STORAGE).await.expect("consent back: tokens come back");
+    tokens
+        .app_token(&tid, STORAGE)
+        .await
+        .expect("consent back: tokens come back");
     assert!(tokens.last_error(&principal, STORAGE).is_none());
 
     admin.orphan_service_principal(&tid, &app).await.unwrap();
     tokens.invalidate(&principal, STORAGE);
     let e = tokens.app_token(&tid, STORAGE).await.unwrap_err();
-    expect(&w, &e, 7000229, FailureClass::ConsentRevoked, "service principal");
+    expect(
+        &w,
+        &e,
+        7000229,
+        FailureClass::ConsentRevoked,
+        "service principal",
+    );
     admin.consent(&tid, &app).await.unwrap();
 
     admin.disable_app(&app).await.unwrap();
     tokens.invalidate(&principal, STORAGE);
     let e = tokens.app_token(&tid, STORAGE).await.unwrap_err();
-    expect(&w, &e, 7000112, FailureClass::ConsentRevoked, "app disabled");
+    expect(
+        &w,
+        &e,
+        7000112,
+        FailureClass::ConsentRevoked,
+        "app disabled",
+    );
     admin.enable_app(&app).await.unwrap();
-    tokens.app_token(&tid, STORAGE).await.expect("app enabled again");
+    tokens
+        .app_token(&tid, STORAGE)
+        .await
+        .expect("app enabled again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,18 +135,42 @@ async fn provider_side_refusals_are_credential_invalid_or_misconfigured() {
 
     std::fs::write(w.dir.path().join("app-secret"), "wrong-secret-value").unwrap();
     let e = tokens.app_token(&tid, STORAGE).await.unwrap_err();
-    expect(&w, &e, 7000215, FailureClass::CredentialInvalid, "client secret invalid");
+    expect(
+        &w,
+        &e,
+        7000215,
+        FailureClass::CredentialInvalid,
+        "client secret invalid",
+    );
     // the file is re-read: putting the right value back heals without a restart
     std::fs::write(w.dir.path().join("app-secret"), &w.provider.app_secret).unwrap();
-    tokens.app_token(&tid, STORAGE).await.expect("right secret again");
+    tokens
+        .app_token(&tid, STORAGE)
+        .await
+        .expect("right secret again");
 
-    admin.expire_secret(&app, &w.provider.app_secret_id).await.unwrap();
+    admin
+        .expire_secret(&app, &w.provider.app_secret_id)
+        .await
+        .unwrap();
     let e = tokens.app_token(&tid, VAULT).await.unwrap_err();
-    expect(&w, &e, 7000222, FailureClass::CredentialInvalid, "client secret expired");
+    expect(
+        &w,
+        &e,
+        7000222,
+        FailureClass::CredentialInvalid,
+        "client secret expired",
+    );
 
     let unknown = "77777777-7777-4777-8777-777777777777";
     let e = tokens.app_token(unknown, STORAGE).await.unwrap_err();
-    expect(&w, &e, 90002, FailureClass::Misconfigured, "tenant not found");
+    expect(
+        &w,
+        &e,
+        90002,
+        FailureClass::Misconfigured,
+        "tenant not found",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,18 +186,34 @@ async fn removed_federated_credential_is_transient_then_credential_invalid() {
         ..ProviderTuning::default()
     };
     let tokens = provider_with(&w, &line, tuning);
-    tokens.app_token(&tid, STORAGE).await.expect("federated credential works");
+    tokens
+        .app_token(&tid, STORAGE)
+        .await
+        .expect("federated credential works");
     w.sandbox
         .admin()
-        .remove_federated_credential(&w.provider.app_client_id, &w.provider.federated_credential_id)
+        .remove_federated_credential(
+            &w.provider.app_client_id,
+            &w.provider.federated_credential_id,
+        )
         .await
         .unwrap();
     let e = tokens.app_token(&tid, VAULT).await.unwrap_err();
     assert_eq!(e.aadsts(), Some(70021), "{e}");
-    assert_eq!(e.class(), FailureClass::Transient, "first 70021 may be propagation: {e}");
+    assert_eq!(
+        e.class(),
+        FailureClass::Transient,
+        "first 70021 may be propagation: {e}"
+    );
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let e = tokens.app_token(&tid, VAULT).await.unwrap_err();
-    expect(&w, &e, 70021, FailureClass::CredentialInvalid, "federated credential missing");
+    expect(
+        &w,
+        &e,
+        70021,
+        FailureClass::CredentialInvalid,
+        "federated credential missing",
+    );
 }
 
 /// A token endpoint that answers every request with `token`, as if the authority had issued
@@ -191,11 +266,17 @@ async fn a_token_for_another_tenant_is_refused_before_use() {
     assert!(matches!(e, TokenError::Rejected { .. }), "{e:?}");
     assert_eq!(e.class(), FailureClass::Misconfigured);
     let text = e.to_string();
-    assert!(text.contains(&fabrikam.spec.tenant_id) && text.contains(&contoso), "{text}");
+    assert!(
+        text.contains(&fabrikam.spec.tenant_id) && text.contains(&contoso),
+        "{text}"
+    );
     assert!(!text.contains(&foreign) && !format!("{e:?}").contains("eyJ"));
     assert!(e.fix("").contains("check tenant_id"), "{}", e.fix(""));
     // the wrong resource is refused the same way
-    let e = tokens.app_token(&fabrikam.spec.tenant_id, VAULT).await.unwrap_err();
+    let e = tokens
+        .app_token(&fabrikam.spec.tenant_id, VAULT)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("audience"), "{e}");
     // and the right tenant and resource pass, so the check is not refusing everything
     let ok = tokens.app_token(&fabrikam.spec.tenant_id, STORAGE).await;
@@ -224,25 +305,41 @@ async fn valid_tokens_keep_serving_while_the_token_endpoint_is_down() {
     let mut slowest = Duration::ZERO;
     while issued.elapsed() < Duration::from_secs(33) {
         let t0 = Instant::now();
-        let tok = tokens.app_token(&tid, STORAGE).await.expect("valid token served during the outage");
+        let tok = tokens
+            .app_token(&tid, STORAGE)
+            .await
+            .expect("valid token served during the outage");
         slowest = slowest.max(t0.elapsed());
         assert_eq!(tok.secret, first.secret);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let principal = Principal::App { tenant_id: tid.clone() };
+    let principal = Principal::App {
+        tenant_id: tid.clone(),
+    };
     let (_, failures) = tokens.stats(&principal, STORAGE).unwrap();
     assert!(failures >= 1, "no refresh was attempted during the outage");
-    assert!(slowest < Duration::from_millis(250), "a caller waited {slowest:?}");
-    let e = tokens.last_error(&principal, STORAGE).expect("the failed refresh is recorded");
+    assert!(
+        slowest < Duration::from_millis(250),
+        "a caller waited {slowest:?}"
+    );
+    let e = tokens
+        .last_error(&principal, STORAGE)
+        .expect("the failed refresh is recorded");
     assert_eq!(e.class(), FailureClass::Transient, "{e}");
     // the endpoint comes back: refresh resumes and a new token arrives before the old one ends
     admin.remove_fault(&fault).await.unwrap();
     loop {
-        let tok = tokens.app_token(&tid, STORAGE).await.expect("after the outage");
+        let tok = tokens
+            .app_token(&tid, STORAGE)
+            .await
+            .expect("after the outage");
         if tok.secret != first.secret {
             break;
         }
-        assert!(issued.elapsed() < Duration::from_secs(40), "no refresh after the outage");
+        assert!(
+            issued.elapsed() < Duration::from_secs(40),
+            "no refresh after the outage"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(tokens.last_error(&principal, STORAGE).is_none());

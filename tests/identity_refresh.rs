@@ -20,7 +20,11 @@ const LIFETIME_SECS: u64 = 40;
 const WATCH: Duration = Duration::from_secs(68);
 
 fn tenant_id(i: usize) -> String {
-    format!("{:08x}-0000-4000-8000-{:012x}", 0xa000_0000u32 + i as u32, i)
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        0xa000_0000u32 + i as u32,
+        i
+    )
 }
 
 /// Token requests per tenant for storage, from the sim's counters.
@@ -39,7 +43,10 @@ async fn counts(w: &World) -> BTreeMap<String, u64> {
 async fn a_thousand_tenants_refresh_spread_out_and_once_per_lifetime() {
     let w = world(1).await;
     let admin = w.sandbox.admin();
-    admin.update_settings(Some(LIFETIME_SECS), None).await.unwrap();
+    admin
+        .update_settings(Some(LIFETIME_SECS), None)
+        .await
+        .unwrap();
     for i in 0..TENANTS {
         let t = tenant_id(i);
         admin.add_tenant(&t, None).await.unwrap();
@@ -63,7 +70,10 @@ async fn a_thousand_tenants_refresh_spread_out_and_once_per_lifetime() {
     let fill_took = fill.elapsed();
     let start = Instant::now();
     let base = counts(&w).await;
-    assert!(base.values().all(|n| *n == 1), "one request each for the first fill");
+    assert!(
+        base.values().all(|n| *n == 1),
+        "one request each for the first fill"
+    );
 
     // callers: every tenant's token, four times a second; sample the sim once a second
     let mut slowest = Duration::ZERO;
@@ -99,15 +109,25 @@ async fn a_thousand_tenants_refresh_spread_out_and_once_per_lifetime() {
     // at most one request per tenant and resource per token lifetime (plus the first)
     let lifetimes = watched.as_secs_f64() / LIFETIME_SECS as f64;
     let allowed = 1 + lifetimes.ceil() as u64;
-    assert!(most <= allowed, "a tenant asked {most} times in {lifetimes:.2} lifetimes");
+    assert!(
+        most <= allowed,
+        "a tenant asked {most} times in {lifetimes:.2} lifetimes"
+    );
     // both refresh rounds happened, for every tenant
-    assert!(end.values().all(|n| *n >= 3), "a tenant was not refreshed twice: {:?}", end.iter().find(|(_, n)| **n < 3));
+    assert!(
+        end.values().all(|n| *n >= 3),
+        "a tenant was not refreshed twice: {:?}",
+        end.iter().find(|(_, n)| **n < 3)
+    );
     // spread: no second carries more than a fifth of a round
     assert!(
         busiest <= (TENANTS / 5) as u64,
         "{busiest} refreshes in one second: a burst"
     );
     // refreshes happen off the callers' path
-    assert!(slowest < Duration::from_millis(250), "a caller waited {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(250),
+        "a caller waited {slowest:?}"
+    );
     assert_eq!(tokens.totals().1, 0, "token failures");
 }

@@ -223,11 +223,18 @@ pub async fn get_key(
         inner: None,
         message: format!("the key bundle is not JSON: {e}"),
     })?;
-    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap_or("").to_string();
-    let b64 = |p: &str| {
+    let s = |p: &str| {
         v.pointer(p)
             .and_then(|x| x.as_str())
-            .and_then(|x| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x.trim_end_matches('=')).ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let b64 = |p: &str| {
+        v.pointer(p).and_then(|x| x.as_str()).and_then(|x| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(x.trim_end_matches('='))
+                .ok()
+        })
     };
     let rsa = match (b64("/key/n"), b64("/key/e")) {
         (Some(n), Some(e)) => Some((n, e)),
@@ -439,9 +446,17 @@ mod tests {
         };
         let f = explain(&r(403, "Forbidden", Some("KeyDisabled")), &key, "unwrap");
         assert!(f.fix.starts_with("key disabled"), "{}", f.fix);
-        let f = explain(&r(403, "Forbidden", Some("ForbiddenByRbac")), &key, "unwrap");
+        let f = explain(
+            &r(403, "Forbidden", Some("ForbiddenByRbac")),
+            &key,
+            "unwrap",
+        );
         assert!(f.fix.contains("Key Vault Crypto Service Encryption User"));
-        let f = explain(&r(403, "Forbidden", Some("ForbiddenByPolicy")), &key, "unwrap");
+        let f = explain(
+            &r(403, "Forbidden", Some("ForbiddenByPolicy")),
+            &key,
+            "unwrap",
+        );
         assert!(f.fix.starts_with("unwrap permission missing"));
         let f = explain(&r(404, "KeyNotFound", None), &key, "read");
         assert_eq!(f.state, TenantState::KeyRevoked);

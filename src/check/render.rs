@@ -60,8 +60,8 @@ pub fn render_human(report: &CheckReport) -> String {
             let _ = writeln!(out, "{}{id}: {verdict}", r.tenant);
             let _ = writeln!(
                 out,
-                "  {:1} {:12} {:source_w$} {:target_w$}  {}",
-                " ", "CHECK", "SOURCE", "TARGET", "RESULT"
+                "    {:12} {:source_w$} {:target_w$}  RESULT",
+                "CHECK", "SOURCE", "TARGET"
             );
             current = Some(r.tenant.as_str());
         }
@@ -75,7 +75,10 @@ pub fn render_human(report: &CheckReport) -> String {
             r.reason
         );
         if r.outcome == Outcome::Fail && !r.fix.is_empty() {
-            let state = r.state.map(|s| format!("[{}] ", s.as_str())).unwrap_or_default();
+            let state = r
+                .state
+                .map(|s| format!("[{}] ", s.as_str()))
+                .unwrap_or_default();
             let _ = writeln!(out, "      fix: {state}{}", r.fix);
         }
     }
@@ -130,7 +133,12 @@ mod tests {
         };
         CheckReport {
             rows: vec![
-                CheckRow::pass(&s, CheckKind::Token, "https://storage.azure.com", "token issued".into()),
+                CheckRow::pass(
+                    &s,
+                    CheckKind::Token,
+                    "https://storage.azure.com",
+                    "token issued".into(),
+                ),
                 CheckRow::fail(
                     &s.source("audit"),
                     CheckKind::List,
@@ -149,11 +157,17 @@ mod tests {
     #[test]
     fn human_table_groups_by_tenant_and_shows_fixes() {
         let text = render_human(&report());
-        assert!(text.starts_with("contoso (33333333-3333-4333-8333-333333333333): 1 failed"), "{text}");
+        assert!(
+            text.starts_with("contoso (33333333-3333-4333-8333-333333333333): 1 failed"),
+            "{text}"
+        );
         assert!(text.contains("✓ token"), "{text}");
         assert!(text.contains("✗ list"), "{text}");
         assert!(text.contains("fix: [access_denied] role missing"), "{text}");
-        assert!(text.contains("2 checks: 1 passed, 1 failed, 0 skipped"), "{text}");
+        assert!(
+            text.contains("2 checks: 1 passed, 1 failed, 0 skipped"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -162,7 +176,18 @@ mod tests {
         assert_eq!(v["ok"], false);
         assert_eq!(v["summary"]["failed"], 1);
         let row = &v["rows"][1];
-        for f in ["tenant", "tenant_id", "source", "check", "target", "outcome", "state", "code", "reason", "fix"] {
+        for f in [
+            "tenant",
+            "tenant_id",
+            "source",
+            "check",
+            "target",
+            "outcome",
+            "state",
+            "code",
+            "reason",
+            "fix",
+        ] {
             assert!(row.get(f).is_some(), "no {f} in {row}");
         }
         assert_eq!(row["check"], "list");

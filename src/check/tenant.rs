@@ -67,7 +67,10 @@ async fn token_row(
                 reason: e.to_string(),
                 fix,
             };
-            (CheckRow::fail(scope, CheckKind::Token, resource, failure), None)
+            (
+                CheckRow::fail(scope, CheckKind::Token, resource, failure),
+                None,
+            )
         }
     }
 }
@@ -137,7 +140,10 @@ async fn list_row(
                 scope,
                 CheckKind::List,
                 &target,
-                format!("listed: {} blob(s) on the first page{more}", page.blobs.len()),
+                format!(
+                    "listed: {} blob(s) on the first page{more}",
+                    page.blobs.len()
+                ),
             )
         }
         Err(e) => CheckRow::fail(
@@ -183,7 +189,8 @@ pub async fn check_destination(
                     state: TenantState::CredentialInvalid,
                     code: None,
                     reason: e.to_string(),
-                    fix: "complete destination.credential (and app.home_tenant_id) in the config".into(),
+                    fix: "complete destination.credential (and app.home_tenant_id) in the config"
+                        .into(),
                 },
             ));
             return rows;
@@ -210,7 +217,8 @@ pub async fn check_destination(
             return rows;
         }
     };
-    let (row, send) = check_endpoint(&scope, &pins, &d.account_url, false, "destination.resolve").await;
+    let (row, send) =
+        check_endpoint(&scope, &pins, &d.account_url, false, "destination.resolve").await;
     rows.push(row);
     let target = format!(
         "{}/{}",
@@ -235,8 +243,18 @@ pub async fn check_destination(
             &target,
             config_failure(e.to_string(), "fix agent.ca_file".into()),
         )),
-        (false, _, _) => rows.push(CheckRow::skip(&scope, CheckKind::List, &target, "not attempted: the endpoint check failed".into())),
-        (_, None, _) => rows.push(CheckRow::skip(&scope, CheckKind::List, &target, "not attempted: no token".into())),
+        (false, _, _) => rows.push(CheckRow::skip(
+            &scope,
+            CheckKind::List,
+            &target,
+            "not attempted: the endpoint check failed".into(),
+        )),
+        (_, None, _) => rows.push(CheckRow::skip(
+            &scope,
+            CheckKind::List,
+            &target,
+            "not attempted: no token".into(),
+        )),
     }
     rows
 }
@@ -268,7 +286,12 @@ pub async fn check_tenant(
     };
     let mut rows = Vec::new();
     if t.sources.is_empty() {
-        rows.push(CheckRow::skip(&scope, CheckKind::Token, &t.tenant_id, "the tenant has no sources: nothing to check".into()));
+        rows.push(CheckRow::skip(
+            &scope,
+            CheckKind::Token,
+            &t.tenant_id,
+            "the tenant has no sources: nothing to check".into(),
+        ));
         return rows;
     }
     // every token the tenant needs, once each
@@ -308,16 +331,29 @@ pub async fn check_tenant(
                 let url = &loaded.endpoints.log_analytics_endpoint;
                 match pins_with(http, url, la.resolve.as_deref()) {
                     Ok(pins) => {
-                        let (row, _) = check_endpoint(&scope, &pins, url, la.require_private_endpoint, "resolve").await;
+                        let (row, _) = check_endpoint(
+                            &scope,
+                            &pins,
+                            url,
+                            la.require_private_endpoint,
+                            "resolve",
+                        )
+                        .await;
                         rows.push(row);
                     }
-                    Err(e) => rows.push(CheckRow::fail(&scope, CheckKind::Endpoint, url, config_failure(e.to_string(), "fix resolve on this source".into()))),
+                    Err(e) => rows.push(CheckRow::fail(
+                        &scope,
+                        CheckKind::Endpoint,
+                        url,
+                        config_failure(e.to_string(), "fix resolve on this source".into()),
+                    )),
                 }
                 rows.push(CheckRow::skip(
                     &scope,
                     CheckKind::Query,
                     &la.workspace_id,
-                    "not checked: this version of ferry does not query Log Analytics workspaces".into(),
+                    "not checked: this version of ferry does not query Log Analytics workspaces"
+                        .into(),
                 ));
             }
         }
@@ -336,9 +372,21 @@ async fn check_blob_source(
     let host = host_of(&b.account_url).unwrap_or_default();
     let target = format!("{host}/{}", b.container);
     match pins_with(http, &b.account_url, b.resolve.as_deref()) {
-        Err(e) => rows.push(CheckRow::fail(scope, CheckKind::Endpoint, &b.account_url, config_failure(e.to_string(), "fix resolve on this source".into()))),
+        Err(e) => rows.push(CheckRow::fail(
+            scope,
+            CheckKind::Endpoint,
+            &b.account_url,
+            config_failure(e.to_string(), "fix resolve on this source".into()),
+        )),
         Ok(pins) => {
-            let (row, send) = check_endpoint(scope, &pins, &b.account_url, b.require_private_endpoint, "resolve").await;
+            let (row, send) = check_endpoint(
+                scope,
+                &pins,
+                &b.account_url,
+                b.require_private_endpoint,
+                "resolve",
+            )
+            .await;
             rows.push(row);
             let tok = have.get(&loaded.endpoints.storage_resource);
             match (send, tok) {
@@ -370,35 +418,65 @@ async fn check_key(
 ) -> Vec<CheckRow> {
     let mut rows = Vec::new();
     let Some(key) = parse_key_url(&d.key) else {
-        rows.push(CheckRow::fail(scope, CheckKind::Key, &d.key, config_failure(
-            format!("{} is not a key identifier", d.key),
-            "write decrypt.key as https://<vault>.vault.azure.net/keys/<name>".into(),
-        )));
+        rows.push(CheckRow::fail(
+            scope,
+            CheckKind::Key,
+            &d.key,
+            config_failure(
+                format!("{} is not a key identifier", d.key),
+                "write decrypt.key as https://<vault>.vault.azure.net/keys/<name>".into(),
+            ),
+        ));
         return rows;
     };
     let key_target = format!("{}/keys/{}", key.vault, key.name);
     let pins = match pins_with(http, &d.key, d.resolve.as_deref()) {
         Ok(p) => p,
         Err(e) => {
-            rows.push(CheckRow::fail(scope, CheckKind::Endpoint, &key.host, config_failure(e.to_string(), "fix decrypt.resolve".into())));
+            rows.push(CheckRow::fail(
+                scope,
+                CheckKind::Endpoint,
+                &key.host,
+                config_failure(e.to_string(), "fix decrypt.resolve".into()),
+            ));
             return rows;
         }
     };
-    let (row, send) = check_endpoint(scope, &pins, &d.key, b.require_private_endpoint, "decrypt.resolve").await;
+    let (row, send) = check_endpoint(
+        scope,
+        &pins,
+        &d.key,
+        b.require_private_endpoint,
+        "decrypt.resolve",
+    )
+    .await;
     rows.push(row);
     let skip_all = |rows: &mut Vec<CheckRow>, why: &str| {
         for k in [CheckKind::VaultTenant, CheckKind::Key, CheckKind::Unwrap] {
-            rows.push(CheckRow::skip(scope, k, &key_target, format!("not attempted: {why}")));
+            rows.push(CheckRow::skip(
+                scope,
+                k,
+                &key_target,
+                format!("not attempted: {why}"),
+            ));
         }
     };
     if !send {
-        skip_all(&mut rows, "nothing is sent to this vault until the endpoint check passes");
+        skip_all(
+            &mut rows,
+            "nothing is sent to this vault until the endpoint check passes",
+        );
         return rows;
     }
     let client = match http.build_with_pins(pins) {
         Ok(c) => c,
         Err(e) => {
-            rows.push(CheckRow::fail(scope, CheckKind::Key, &key_target, config_failure(e.to_string(), "fix agent.ca_file".into())));
+            rows.push(CheckRow::fail(
+                scope,
+                CheckKind::Key,
+                &key_target,
+                config_failure(e.to_string(), "fix agent.ca_file".into()),
+            ));
             return rows;
         }
     };
@@ -406,52 +484,130 @@ async fn check_key(
     // the vault must be in the configured tenant, and the resource must fit the vault's host
     match keyvault::challenge(&client, &key).await {
         Ok(c) => {
-            let tenant_ok = c.tenant_id.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(&scope.tenant_id));
+            let tenant_ok = c
+                .tenant_id
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&scope.tenant_id));
             let res_host = c.resource.as_deref().and_then(host_of).unwrap_or_default();
             let res_ok = !res_host.is_empty() && key.host.ends_with(&format!(".{res_host}"));
             if tenant_ok && res_ok {
-                rows.push(CheckRow::pass(scope, CheckKind::VaultTenant, &key.host, format!("the vault belongs to tenant {} (challenge resource {})", scope.tenant_id, c.resource.unwrap_or_default())));
+                rows.push(CheckRow::pass(
+                    scope,
+                    CheckKind::VaultTenant,
+                    &key.host,
+                    format!(
+                        "the vault belongs to tenant {} (challenge resource {})",
+                        scope.tenant_id,
+                        c.resource.unwrap_or_default()
+                    ),
+                ));
             } else {
                 let reason = if !tenant_ok {
-                    format!("the vault answers for tenant {}, not the configured tenant {}", c.tenant_id.unwrap_or_else(|| "<none>".into()), scope.tenant_id)
+                    format!(
+                        "the vault answers for tenant {}, not the configured tenant {}",
+                        c.tenant_id.unwrap_or_else(|| "<none>".into()),
+                        scope.tenant_id
+                    )
                 } else {
-                    format!("the vault's challenge resource {} does not cover host {}", c.resource.unwrap_or_default(), key.host)
+                    format!(
+                        "the vault's challenge resource {} does not cover host {}",
+                        c.resource.unwrap_or_default(),
+                        key.host
+                    )
                 };
                 rows.push(CheckRow::fail(scope, CheckKind::VaultTenant, &key.host, config_failure(reason, format!("decrypt.key must name a vault in tenant {}: check the key URL and tenant_id", scope.tenant_id))));
-                rows.push(CheckRow::skip(scope, CheckKind::Key, &key_target, "not attempted: the vault is not the configured tenant's".into()));
-                rows.push(CheckRow::skip(scope, CheckKind::Unwrap, &key_target, "not attempted: the vault is not the configured tenant's".into()));
+                rows.push(CheckRow::skip(
+                    scope,
+                    CheckKind::Key,
+                    &key_target,
+                    "not attempted: the vault is not the configured tenant's".into(),
+                ));
+                rows.push(CheckRow::skip(
+                    scope,
+                    CheckKind::Unwrap,
+                    &key_target,
+                    "not attempted: the vault is not the configured tenant's".into(),
+                ));
                 return rows;
             }
         }
         Err(r) => {
-            rows.push(CheckRow::fail(scope, CheckKind::VaultTenant, &key.host, keyvault::explain(&r, &key, "challenge")));
-            rows.push(CheckRow::skip(scope, CheckKind::Key, &key_target, "not attempted: the vault did not answer as Key Vault does".into()));
-            rows.push(CheckRow::skip(scope, CheckKind::Unwrap, &key_target, "not attempted: the vault did not answer as Key Vault does".into()));
+            rows.push(CheckRow::fail(
+                scope,
+                CheckKind::VaultTenant,
+                &key.host,
+                keyvault::explain(&r, &key, "challenge"),
+            ));
+            rows.push(CheckRow::skip(
+                scope,
+                CheckKind::Key,
+                &key_target,
+                "not attempted: the vault did not answer as Key Vault does".into(),
+            ));
+            rows.push(CheckRow::skip(
+                scope,
+                CheckKind::Unwrap,
+                &key_target,
+                "not attempted: the vault did not answer as Key Vault does".into(),
+            ));
             return rows;
         }
     }
     let Some(tok) = have.get(&resource) else {
-        rows.push(CheckRow::skip(scope, CheckKind::Key, &key_target, "not attempted: no vault token".into()));
-        rows.push(CheckRow::skip(scope, CheckKind::Unwrap, &key_target, "not attempted: no vault token".into()));
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Key,
+            &key_target,
+            "not attempted: no vault token".into(),
+        ));
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Unwrap,
+            &key_target,
+            "not attempted: no vault token".into(),
+        ));
         return rows;
     };
     let facts = match keyvault::get_key(&client, &key, tok).await {
         Ok(f) => f,
         Err(r) => {
-            rows.push(CheckRow::fail(scope, CheckKind::Key, &key_target, keyvault::explain(&r, &key, "read")));
-            rows.push(CheckRow::skip(scope, CheckKind::Unwrap, &key_target, "not attempted: the key's attributes could not be read".into()));
+            rows.push(CheckRow::fail(
+                scope,
+                CheckKind::Key,
+                &key_target,
+                keyvault::explain(&r, &key, "read"),
+            ));
+            rows.push(CheckRow::skip(
+                scope,
+                CheckKind::Unwrap,
+                &key_target,
+                "not attempted: the key's attributes could not be read".into(),
+            ));
             return rows;
         }
     };
     let ops = facts.key_ops.join(", ");
     if !facts.enabled {
-        rows.push(CheckRow::fail(scope, CheckKind::Key, &key_target, Failure {
-            state: TenantState::KeyRevoked,
-            code: Some("KeyDisabled".into()),
-            reason: format!("key {} ({}) is disabled", key.name, facts.kty),
-            fix: format!("key disabled: the customer must enable key {} in vault {}", key.name, key.host),
-        }));
-        rows.push(CheckRow::skip(scope, CheckKind::Unwrap, &key_target, "not attempted: the key is disabled".into()));
+        rows.push(CheckRow::fail(
+            scope,
+            CheckKind::Key,
+            &key_target,
+            Failure {
+                state: TenantState::KeyRevoked,
+                code: Some("KeyDisabled".into()),
+                reason: format!("key {} ({}) is disabled", key.name, facts.kty),
+                fix: format!(
+                    "key disabled: the customer must enable key {} in vault {}",
+                    key.name, key.host
+                ),
+            },
+        ));
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Unwrap,
+            &key_target,
+            "not attempted: the key is disabled".into(),
+        ));
         return rows;
     }
     if !facts.allows("unwrapKey") {
@@ -461,12 +617,33 @@ async fn check_key(
             reason: format!("key {} allows only [{ops}]: unwrapKey is not among its permitted operations", key.name),
             fix: format!("the customer must add unwrapKey to the permitted operations of key {} in vault {}", key.name, key.host),
         }));
-        rows.push(CheckRow::skip(scope, CheckKind::Unwrap, &key_target, "not attempted: the key does not permit unwrapKey".into()));
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Unwrap,
+            &key_target,
+            "not attempted: the key does not permit unwrapKey".into(),
+        ));
         return rows;
     }
-    rows.push(CheckRow::pass(scope, CheckKind::Key, &key_target, format!("key {} ({}) is enabled; permitted operations: {ops}", key.name, facts.kty)));
+    rows.push(CheckRow::pass(
+        scope,
+        CheckKind::Key,
+        &key_target,
+        format!(
+            "key {} ({}) is enabled; permitted operations: {ops}",
+            key.name, facts.kty
+        ),
+    ));
     if facts.rsa.is_none() {
-        rows.push(CheckRow::skip(scope, CheckKind::Unwrap, &key_target, format!("not attempted: a {} key has no public part to wrap a test value with", facts.kty)));
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Unwrap,
+            &key_target,
+            format!(
+                "not attempted: a {} key has no public part to wrap a test value with",
+                facts.kty
+            ),
+        ));
         return rows;
     }
     match keyvault::unwrap_round_trip(&client, &key, &facts, tok).await {

@@ -38,7 +38,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     if let Some(name) = &args.tenant {
         if loaded.tenant(name).is_none() {
-            let names: Vec<&str> = loaded.config.tenants.iter().map(|t| t.name.as_str()).collect();
+            let names: Vec<&str> = loaded
+                .config
+                .tenants
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
             let hint = did_you_mean(name, &names)
                 .map(|s| format!("did you mean \"{s}\"? "))
                 .unwrap_or_default();
@@ -71,7 +76,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferry check: cannot start the async runtime: {e}");

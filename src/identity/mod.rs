@@ -20,7 +20,8 @@ pub use entra::{default_scope, request_token, token_endpoint, ClientAuth, TokenR
 pub use error::{classify_aadsts, retry_after, FailureClass, TokenError};
 pub use managed::{request_managed_identity_token, ManagedIdentityEndpoint};
 pub use provider::{
-    AppAuthMethod, IdentitySettings, Principal, ProviderTuning, TokenProvider, TOKEN_EXCHANGE_RESOURCE,
+    AppAuthMethod, IdentitySettings, Principal, ProviderTuning, TokenProvider,
+    TOKEN_EXCHANGE_RESOURCE,
 };
 pub use token::{
     check_claims, decode_claims, AccessToken, SecretString, TokenCheckError, TokenClaims,

@@ -57,6 +57,8 @@ impl Default for ProviderTuning {
 }
 
 /// How the app authenticates to customer tenants.
+// built once per process: the size of the certificate variant does not matter
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AppAuthMethod {
     /// A client secret.

@@ -38,7 +38,7 @@ pub fn classify_aadsts(code: u64) -> FailureClass {
         700016 | 7000229 | 7000112 => FailureClass::ConsentRevoked,
         // invalid or expired secret, assertion signature/time, no federated record,
         // assertion missing or malformed, certificate unknown
-        7000215 | 7000222 | 700027 | 700024 | 70021 | 7000218 | 50012 | 700023 | 50027 | 700025
+        7000215 | 7000222 | 700027 | 700024 | 70021 | 700021 | 7000218 | 50012 | 700023 | 50027 | 700025
         | 7000274 | 70002 | 7000232 => FailureClass::CredentialInvalid,
         // tenant not found, tenant id malformed, resource not found in tenant
         90002 | 900023 | 500011 | 90013 => FailureClass::Misconfigured,
@@ -173,7 +173,8 @@ impl TokenError {
             FailureClass::CredentialInvalid => match self.aadsts() {
                 Some(7000215) => "client secret invalid: put the secret's value (not its id) where [app].credential points; this affects every tenant".into(),
                 Some(7000222) => "client secret expired: add a new client secret to the app registration (Certificates & secrets), store its value where [app].credential points; this affects every tenant".into(),
-                Some(700027) => "certificate not accepted: upload the certificate in [app].credential to the app registration (Certificates & secrets), or point [app].credential at the registered one; this affects every tenant".into(),
+                Some(700027) => "client assertion not accepted: with a certificate credential, upload the certificate in [app].credential to the app registration (Certificates & secrets) or point [app].credential at the registered one; with a federated credential, check the identity's issuer; this affects every tenant".into(),
+                Some(700021) => "client assertion names another app: its iss and sub must be the app's client id; check app.client_id against the certificate's app registration".into(),
                 Some(700024) => "client assertion outside its time window: check this host's clock (NTP); this affects every tenant".into(),
                 Some(70021) => "federated credential missing: add a federated credential to the app registration with issuer https://login.microsoftonline.com/<provider tenant>/v2.0, subject = the managed identity's object id, audience api://AzureADTokenExchange (allow a few minutes to propagate)".into(),
                 _ => "the provider's app credential is not accepted: fix [app].credential (this affects every tenant)".into(),
@@ -227,6 +228,50 @@ mod tests {
             assert_eq!(classify_aadsts(c), FailureClass::CredentialInvalid, "{c}");
         }
         assert_eq!(classify_aadsts(90002), FailureClass::Misconfigured);
+    }
+
+    fn entra(code: u64) -> TokenError {
+        TokenError::Entra {
+            tenant_id: "t1".into(),
+            code,
+            error: "invalid_client".into(),
+            summary: "s".into(),
+            class: classify_aadsts(code),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn every_contract_code_has_its_own_fix() {
+        let url = "https://login.microsoftonline.com/t1/adminconsent?client_id=a";
+        let cases = [
+            (700016, "consent missing"),
+            (7000229, "service principal missing"),
+            (7000112, "app disabled"),
+            (7000215, "client secret invalid"),
+            (7000222, "client secret expired"),
+            (700027, "client assertion not accepted"),
+            (700024, "clock"),
+            (70021, "federated credential missing"),
+            (90002, "tenant not found"),
+        ];
+        for (code, needle) in cases {
+            let fix = entra(code).fix(url);
+            assert!(fix.contains(needle), "{code}: {fix}");
+        }
+        assert!(entra(700016).fix(url).contains(url));
+        assert!(entra(7000229).fix(url).contains(url));
+        let unavailable = TokenError::Unavailable {
+            endpoint: "e".into(),
+            reason: "r".into(),
+            retry_after: None,
+        };
+        assert!(unavailable.fix(url).is_empty());
+        let rejected = TokenError::Rejected {
+            tenant_id: "t1".into(),
+            reason: "r".into(),
+        };
+        assert!(rejected.fix(url).contains("check tenant_id t1"));
     }
 
     #[test]

@@ -60,10 +60,15 @@ pub struct UploadOptions {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Percent-encodes a blob name for a URL path. A name with a `.` or `..` segment (possible in
+/// Azure, and in Azurite through `\`) would be resolved away by URL parsing, reaching another blob
+/// or container: such a name has its `/` sent as `%2F`, which the service decodes back.
 fn percent_encode_path(name: &str) -> String {
+    let dot_segment = name.split('/').any(|seg| seg == "." || seg == "..");
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         match b {
+            b'/' if dot_segment => out.push_str("%2F"),
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
                 out.push(b as char)
             }

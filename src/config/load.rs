@@ -658,11 +658,8 @@ fn find_in_value(
     found: &mut Option<Range<usize>>,
 ) -> bool {
     match v.get_ref() {
-        DeValue::Table(t) => {
-            if find_in_table(t, offset, path, found) {
-                return true;
-            }
-        }
+        DeValue::Table(t) if find_in_table(t, offset, path, found) => return true,
+        DeValue::Table(_) => {}
         DeValue::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let name = match item.get_ref() {

@@ -137,7 +137,10 @@ pub fn identity_settings(
             )?,
         },
         AppCredential::Certificate { path, key_path } => {
-            AppAuthMethod::Certificate(CertificateCredential::new(path.clone(), key_path.clone()))
+            AppAuthMethod::Certificate(Box::new(CertificateCredential::new(
+                path.clone(),
+                key_path.clone(),
+            )))
         }
         AppCredential::FederatedManagedIdentity {
             managed_identity_client_id,

@@ -73,7 +73,7 @@ pub enum AppAuthMethod {
         via: Principal,
     },
     /// A certificate assertion.
-    Certificate(CertificateCredential),
+    Certificate(Box<CertificateCredential>),
     /// The provider managed identity's token for `api://AzureADTokenExchange` as the assertion.
     FederatedManagedIdentity {
         /// Client id of the user-assigned managed identity.

@@ -323,21 +323,15 @@ impl TenantSupervisor {
         drop(block_tx);
 
         let mut totals = TenantTotals::default();
-        let blocked = loop {
-            tokio::select! {
-                b = block_rx.recv_async() => {
-                    if let Ok(b) = b {
-                        // stop at once: nothing more of this tenant is committed
-                        tenant_stop.cancel();
-                        tenant_drain.cancel();
-                        break Some(b);
-                    }
-                    // every source loop ended without a block
-                    break None;
-                }
-                _ = stops.drain.cancelled() => break None,
-            }
+        let blocked = tokio::select! {
+            // Err: every source loop ended without a block
+            b = block_rx.recv_async() => b.ok(),
+            _ = stops.drain.cancelled() => None,
         };
+        if blocked.is_some() {
+            // stop at once: nothing more of this tenant is committed
+            tenant_stop.cancel();
+        }
         tenant_drain.cancel();
         while let Some(r) = loops.join_next().await {
             if let Ok(t) = r {
@@ -516,6 +510,7 @@ impl TenantSupervisor {
             (totals, blocked)
         };
         let (listed, (totals, blocked)) = tokio::join!(lister, collector);
+        tracing::debug!(tenant = %self.name, source = %ctx.cfg.name, objects = totals.shipped.objects, failed = totals.failed, blocked, "Poll finished");
         if blocked {
             return Ok(totals);
         }

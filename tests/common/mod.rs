@@ -281,3 +281,94 @@ pub fn output_text(o: &Output) -> String {
 pub fn p(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+impl World {
+    /// Grants the app a role on one of a customer's containers (creating the container).
+    pub async fn grant(&self, customer: &str, container: &str, role: &str) {
+        let c = &self.customers[customer];
+        self.seeder(customer)
+            .await
+            .create_container(container)
+            .await
+            .ok();
+        self.sandbox
+            .admin()
+            .put(
+                "/role-assignments",
+                serde_json::json!({"account": c.spec.account, "container": container, "object_id": c.service_principal_object_id, "role": role}),
+            )
+            .await
+            .expect("grant role");
+    }
+
+    /// Removes the app's role on a customer's container.
+    pub async fn revoke(&self, customer: &str, container: &str, role: &str) {
+        let c = &self.customers[customer];
+        self.sandbox
+            .admin()
+            .delete(
+                "/role-assignments",
+                Some(serde_json::json!({"account": c.spec.account, "container": container, "object_id": c.service_principal_object_id, "role": role})),
+            )
+            .await
+            .expect("revoke role");
+    }
+
+    /// Starts `ferry run` (the daemon) in the background with stderr to a file.
+    pub fn spawn_daemon(&self, config: &Path, log_name: &str) -> std::process::Child {
+        let log = std::fs::File::create(self.dir.path().join(log_name)).expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["run", "-c", config.to_str().expect("utf-8 path")])
+            .env(
+                "FERRY_LOG",
+                "debug,hyper=info,reqwest=info,rustls=info,h2=info",
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ferry")
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self, log_name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(log_name)).unwrap_or_default()
+    }
+}
+
+/// Every record of every records-mode object in a destination listing, by `properties.seq`.
+pub fn record_counts(
+    dest: &BTreeMap<String, (BTreeMap<String, String>, Vec<u8>)>,
+) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for (name, (_, body)) in dest {
+        if !(name.ends_with(".zst") || name.ends_with(".gz") || name.ends_with(".jsonl")) {
+            continue;
+        }
+        for line in decode_records(name, body) {
+            let v: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {line}"));
+            let seq = v["properties"]["seq"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: no seq in {line}"))
+                .to_string();
+            *counts.entry(seq).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Polls `f` every 200 ms until it is true or `secs` pass.
+pub async fn eventually<F, Fut>(secs: u64, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
+}

@@ -9,6 +9,7 @@
 
 mod azurite;
 mod demo;
+mod demo_data;
 mod onboard;
 mod seed;
 
@@ -26,8 +27,9 @@ use crate::state::{lock, Settings, SimConfig, SimState};
 
 pub use azurite::{azurite_bin, repo_root, AzuritePersistence};
 pub use demo::{run_demo_sandbox, DemoIds};
+pub use demo_data::{DemoData, DemoSeeder};
 pub use onboard::{Customer, CustomerSpec, Provider, ProviderSpec};
-pub use seed::BlobSeeder;
+pub use seed::{BlobSeeder, CUSTOMER_ADMIN_APP_ID, CUSTOMER_ADMIN_OBJECT_ID};
 
 /// Why the sandbox could not start or a setup call failed.
 #[derive(Debug, thiserror::Error)]

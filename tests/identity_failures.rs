@@ -344,3 +344,40 @@ async fn valid_tokens_keep_serving_while_the_token_endpoint_is_down() {
     }
     assert!(tokens.last_error(&principal, STORAGE).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_token_endpoint_is_transient_and_its_retry_after_is_honoured() {
+    let w = world(1).await;
+    let tid = w.customers["contoso"].spec.tenant_id.clone();
+    let tokens = provider(&w);
+    let fault = w
+        .sandbox
+        .admin()
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            status: Some(429),
+            retry_after_secs: Some(2),
+            count: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let principal = Principal::App {
+        tenant_id: tid.clone(),
+    };
+    let e = tokens.app_token(&tid, STORAGE).await.unwrap_err();
+    assert_eq!(e.class(), FailureClass::Transient, "{e}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(2)), "{e}");
+    assert!(e.fix("").is_empty(), "a transient failure needs no fix");
+    // within the pause, callers get the same answer without another request
+    let e2 = tokens.app_token(&tid, STORAGE).await.unwrap_err();
+    assert_eq!(e2.class(), FailureClass::Transient);
+    assert_eq!(tokens.stats(&principal, STORAGE).unwrap().0, 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokens
+        .app_token(&tid, STORAGE)
+        .await
+        .expect("after Retry-After");
+    assert_eq!(tokens.stats(&principal, STORAGE).unwrap().0, 2);
+    let _ = w.sandbox.admin().remove_fault(&fault).await;
+}

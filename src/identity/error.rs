@@ -38,8 +38,8 @@ pub fn classify_aadsts(code: u64) -> FailureClass {
         700016 | 7000229 | 7000112 => FailureClass::ConsentRevoked,
         // invalid or expired secret, assertion signature/time, no federated record,
         // assertion missing or malformed, certificate unknown
-        7000215 | 7000222 | 700027 | 700024 | 70021 | 700021 | 7000218 | 50012 | 700023 | 50027 | 700025
-        | 7000274 | 70002 | 7000232 => FailureClass::CredentialInvalid,
+        7000215 | 7000222 | 700027 | 700024 | 70021 | 700021 | 7000218 | 50012 | 700023 | 50027
+        | 700025 | 7000274 | 70002 | 7000232 => FailureClass::CredentialInvalid,
         // tenant not found, tenant id malformed, resource not found in tenant
         90002 | 900023 | 500011 | 90013 => FailureClass::Misconfigured,
         // throttling / service errors reported with a code

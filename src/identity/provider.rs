@@ -57,8 +57,6 @@ impl Default for ProviderTuning {
 }
 
 /// How the app authenticates to customer tenants.
-// built once per process: the size of the certificate variant does not matter
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AppAuthMethod {
     /// A client secret.
@@ -270,12 +268,14 @@ impl TokenProvider {
             .await
     }
 
-    /// Forgets the cached token (after a data-plane 401 that says the token is no longer good).
+    /// Forgets the cached token (after a data-plane 401 that says the token is no longer good); the
+    /// next caller asks the token endpoint at once, whatever backoff was in force.
     pub fn invalidate(&self, principal: &Principal, resource: &str) {
         let entry = self.inner.entry(&(principal.clone(), resource.to_string()));
         let mut st = lock(&entry.state);
         st.token = None;
         st.refresh_at = None;
+        st.retry_at = None;
     }
 
     /// Request and failure counts for a key, if it was ever asked for.
@@ -345,6 +345,15 @@ impl Inner {
                 if let Some(tok) = st.token.clone() {
                     if tok.valid_for(st.min_life.unwrap_or(MIN_LIFE)) {
                         return Ok(tok);
+                    }
+                }
+                // the server asked for a pause (429/503 with Retry-After): honour it for every caller
+                if let (Some(e), Some(at)) = (&st.last_error, st.retry_at) {
+                    if e.class() == FailureClass::Transient
+                        && e.retry_after().is_some()
+                        && Instant::now() < at
+                    {
+                        return Err(e.clone());
                     }
                 }
             }

@@ -32,19 +32,22 @@ pub struct DemoData {
 fn lines(resource: &str, category: &str, hour: u32, n: usize) -> String {
     let mut s = String::new();
     for i in 0..n {
-        s.push_str(&json!({
-            "time": format!("2026-11-27T{hour:02}:{:02}:{:02}Z", i % 60, (i * 7) % 60),
-            "resourceId": resource,
-            "category": category,
-            "operationName": if i % 3 == 0 { "SecretGet" } else { "VaultGet" },
-            "resultType": "Success",
-            "durationMs": (i * 13) % 250,
-            "callerIpAddress": format!("10.0.{}.{}", i % 200, (i * 3) % 250),
-            "correlationId": uuid::Uuid::new_v4().to_string(),
-            "level": "Informational",
-            "location": "westeurope",
-            "properties": {"seq": i, "hour": hour},
-        }).to_string());
+        s.push_str(
+            &json!({
+                "time": format!("2026-11-27T{hour:02}:{:02}:{:02}Z", i % 60, (i * 7) % 60),
+                "resourceId": resource,
+                "category": category,
+                "operationName": if i % 3 == 0 { "SecretGet" } else { "VaultGet" },
+                "resultType": "Success",
+                "durationMs": (i * 13) % 250,
+                "callerIpAddress": format!("10.0.{}.{}", i % 200, (i * 3) % 250),
+                "correlationId": uuid::Uuid::new_v4().to_string(),
+                "level": "Informational",
+                "location": "westeurope",
+                "properties": {"seq": i, "hour": hour},
+            })
+            .to_string(),
+        );
         s.push('\n');
     }
     s
@@ -79,7 +82,11 @@ fn cse_v2(plain: &[u8], kid: &str, n: &[u8], e: &[u8]) -> Result<(Vec<u8>, Strin
     let mut payload = b"2.0\0\0\0\0\0".to_vec();
     payload.extend_from_slice(&cek);
     let wrapped = public
-        .encrypt(&mut rand::rngs::OsRng, rsa::Oaep::new::<sha1::Sha1>(), &payload)
+        .encrypt(
+            &mut rand::rngs::OsRng,
+            rsa::Oaep::new::<sha1::Sha1>(),
+            &payload,
+        )
         .map_err(|e| fail(e.to_string()))?;
     let meta = json!({
         "WrappedContentKey": {"KeyId": kid, "EncryptedKey": base64::engine::general_purpose::STANDARD.encode(wrapped), "Algorithm": "RSA-OAEP"},
@@ -116,12 +123,23 @@ impl<'a> DemoSeeder<'a> {
             .await
             .map_err(|e| setup_err("owner role", e))?;
         self.admin
-            .mint_token(tenant, "https://storage.azure.com", CUSTOMER_ADMIN_OBJECT_ID, Some(CUSTOMER_ADMIN_APP_ID))
+            .mint_token(
+                tenant,
+                "https://storage.azure.com",
+                CUSTOMER_ADMIN_OBJECT_ID,
+                Some(CUSTOMER_ADMIN_APP_ID),
+            )
             .await
             .map_err(|e| setup_err("storage token", e))
     }
 
-    async fn blob_put(&self, token: &str, url: String, headers: &[(&str, &str)], body: Vec<u8>) -> Result<(), SandboxError> {
+    async fn blob_put(
+        &self,
+        token: &str,
+        url: String,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(), SandboxError> {
         let mut req = self
             .admin
             .http()
@@ -132,7 +150,11 @@ impl<'a> DemoSeeder<'a> {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.body(body).send().await.map_err(|e| setup_err(&url, e))?;
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| setup_err(&url, e))?;
         let status = resp.status();
         if status.is_success() || status.as_u16() == 409 {
             return Ok(());
@@ -142,7 +164,12 @@ impl<'a> DemoSeeder<'a> {
     }
 
     /// The public half of a vault key, read through the vault with a customer-admin token.
-    async fn vault_public_key(&self, tenant: &str, vault: &str, key: &str) -> Result<(String, Vec<u8>, Vec<u8>), SandboxError> {
+    async fn vault_public_key(
+        &self,
+        tenant: &str,
+        vault: &str,
+        key: &str,
+    ) -> Result<(String, Vec<u8>, Vec<u8>), SandboxError> {
         let fail = |m: String| SandboxError::Setup(format!("reading {vault}/{key}: {m}"));
         self.admin
             .put(
@@ -153,11 +180,23 @@ impl<'a> DemoSeeder<'a> {
             .map_err(|e| fail(e.to_string()))?;
         let token = self
             .admin
-            .mint_token(tenant, "https://vault.sandbox.test", CUSTOMER_ADMIN_OBJECT_ID, Some(CUSTOMER_ADMIN_APP_ID))
+            .mint_token(
+                tenant,
+                "https://vault.sandbox.test",
+                CUSTOMER_ADMIN_OBJECT_ID,
+                Some(CUSTOMER_ADMIN_APP_ID),
+            )
             .await
             .map_err(|e| fail(e.to_string()))?;
         let url = format!("https://{vault}.vault.sandbox.test/keys/{key}?api-version=7.5");
-        let resp = self.admin.http().get(&url).bearer_auth(token).send().await.map_err(|e| fail(e.to_string()))?;
+        let resp = self
+            .admin
+            .http()
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let status = resp.status();
         let v: Value = resp.json().await.map_err(|e| fail(e.to_string()))?;
         if !status.is_success() {
@@ -166,10 +205,17 @@ impl<'a> DemoSeeder<'a> {
         let b64 = |f: &str| {
             v["key"][f]
                 .as_str()
-                .and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok())
+                .and_then(|s| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(s.trim_end_matches('='))
+                        .ok()
+                })
                 .ok_or_else(|| fail(format!("key has no {f}")))
         };
-        let kid = v["key"]["kid"].as_str().ok_or_else(|| fail("key has no kid".into()))?.to_string();
+        let kid = v["key"]["kid"]
+            .as_str()
+            .ok_or_else(|| fail("key has no kid".into()))?
+            .to_string();
         Ok((kid, b64("n")?, b64("e")?))
     }
 
@@ -181,7 +227,11 @@ impl<'a> DemoSeeder<'a> {
         // the demo config (config/local.toml) reads these containers too: Reader for the app on each
         for (account, container, tenant) in [
             ("contosologs", "exports", super::demo::CONTOSO_TENANT),
-            ("fabrikamlogs", "insights-logs-signinlogs", super::demo::FABRIKAM_TENANT),
+            (
+                "fabrikamlogs",
+                "insights-logs-signinlogs",
+                super::demo::FABRIKAM_TENANT,
+            ),
         ] {
             self.admin
                 .put(
@@ -192,11 +242,21 @@ impl<'a> DemoSeeder<'a> {
                 .map_err(|e| setup_err("reader role", e))?;
         }
         let contoso = "https://contosologs.blob.sandbox.test";
-        let token = self.storage_token("contosologs", super::demo::CONTOSO_TENANT).await?;
+        let token = self
+            .storage_token("contosologs", super::demo::CONTOSO_TENANT)
+            .await?;
         for c in ["insights-logs-auditevent", "exports"] {
-            self.blob_put(&token, format!("{contoso}/{c}?restype=container"), &[], Vec::new()).await?;
+            self.blob_put(
+                &token,
+                format!("{contoso}/{c}?restype=container"),
+                &[],
+                Vec::new(),
+            )
+            .await?;
         }
-        let (kid, n, e) = self.vault_public_key(super::demo::CONTOSO_TENANT, "contoso-kv", "ferry-cmk").await?;
+        let (kid, n, e) = self
+            .vault_public_key(super::demo::CONTOSO_TENANT, "contoso-kv", "ferry-cmk")
+            .await?;
         for (i, name) in ["billing-kv", "payments-kv", "hr-kv"].iter().enumerate() {
             let resource = format!(
                 "/SUBSCRIPTIONS/0B1F6471-1BF0-4DDA-AEC3-CB9272F09590/RESOURCEGROUPS/PROD/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/{}",
@@ -209,33 +269,68 @@ impl<'a> DemoSeeder<'a> {
             self.blob_put(
                 &token,
                 format!("{contoso}/insights-logs-auditevent/{blob}"),
-                &[("x-ms-blob-type", "BlockBlob"), ("x-ms-meta-encryptiondata", &meta)],
+                &[
+                    ("x-ms-blob-type", "BlockBlob"),
+                    ("x-ms-meta-encryptiondata", &meta),
+                ],
                 body,
             )
             .await?;
-            out.blobs.push(("contosologs".into(), "insights-logs-auditevent".into(), blob, records as u64));
+            out.blobs.push((
+                "contosologs".into(),
+                "insights-logs-auditevent".into(),
+                blob,
+                records as u64,
+            ));
         }
         let size = 3 * 1024 * 1024 + 12345;
         let mut data = vec![0u8; size];
         rand::rngs::OsRng.fill_bytes(&mut data);
         let blob = format!("daily/2026-11-27/export-{round:02}.parquet");
-        self.blob_put(&token, format!("{contoso}/exports/{blob}"), &[("x-ms-blob-type", "BlockBlob")], data).await?;
-        out.blobs.push(("contosologs".into(), "exports".into(), blob, size as u64));
+        self.blob_put(
+            &token,
+            format!("{contoso}/exports/{blob}"),
+            &[("x-ms-blob-type", "BlockBlob")],
+            data,
+        )
+        .await?;
+        out.blobs
+            .push(("contosologs".into(), "exports".into(), blob, size as u64));
 
         let fabrikam = "https://fabrikamlogs.blob.sandbox.test";
-        let token = self.storage_token("fabrikamlogs", super::demo::FABRIKAM_TENANT).await?;
-        self.blob_put(&token, format!("{fabrikam}/insights-logs-signinlogs?restype=container"), &[], Vec::new()).await?;
+        let token = self
+            .storage_token("fabrikamlogs", super::demo::FABRIKAM_TENANT)
+            .await?;
+        self.blob_put(
+            &token,
+            format!("{fabrikam}/insights-logs-signinlogs?restype=container"),
+            &[],
+            Vec::new(),
+        )
+        .await?;
         let resource = "/TENANTS/44444444-4444-4444-8444-444444444444/PROVIDERS/MICROSOFT.AADIAM";
         let blob = archive_path(resource, 9);
         let url = format!("{fabrikam}/insights-logs-signinlogs/{blob}");
         if round == 0 {
-            self.blob_put(&token, url.clone(), &[("x-ms-blob-type", "AppendBlob")], Vec::new()).await?;
+            self.blob_put(
+                &token,
+                url.clone(),
+                &[("x-ms-blob-type", "AppendBlob")],
+                Vec::new(),
+            )
+            .await?;
         }
         for _ in 0..3 {
             let body = lines(resource, "SignInLogs", 9, 120).into_bytes();
-            self.blob_put(&token, format!("{url}?comp=appendblock"), &[], body).await?;
+            self.blob_put(&token, format!("{url}?comp=appendblock"), &[], body)
+                .await?;
         }
-        out.blobs.push(("fabrikamlogs".into(), "insights-logs-signinlogs".into(), blob, 360));
+        out.blobs.push((
+            "fabrikamlogs".into(),
+            "insights-logs-signinlogs".into(),
+            blob,
+            360,
+        ));
         Ok(out)
     }
 }

@@ -372,3 +372,97 @@ async fn replaced_certificate_file_is_reloaded_without_restart() {
         "{e}"
     );
 }
+
+/// Lists the destination container with a token for `principal`.
+async fn assert_destination_works(
+    w: &World,
+    tokens: &TokenProvider,
+    principal: &ferry::identity::Principal,
+) {
+    let tok = tokens
+        .token(principal, STORAGE)
+        .await
+        .unwrap_or_else(|e| panic!("{principal:?}: {e}"));
+    assert_eq!(
+        tok.claims.tid.as_deref(),
+        Some(w.provider.tenant_id.as_str())
+    );
+    let client = ferry::blob_api::ContainerClient::new(
+        w.sandbox.http().clone(),
+        &w.sandbox.blob_endpoint(&w.provider.account),
+        &w.provider.container,
+    );
+    client
+        .list_page(&tok.bearer(), None, None, 1)
+        .await
+        .unwrap_or_else(|e| panic!("destination refused {principal:?}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_side_identities_for_the_destination() {
+    let w = world(1).await;
+    let admin = w.sandbox.admin();
+    // AKS workload identity in the provider tenant, federated on the app
+    let issuer = "https://oidc.aks.sandbox.test/provider-cluster/";
+    let subject = "system:serviceaccount:ferry:ferry";
+    admin
+        .add_federated_credential(
+            &w.provider.app_client_id,
+            issuer,
+            subject,
+            &["api://AzureADTokenExchange"],
+        )
+        .await
+        .unwrap();
+    let projected = admin
+        .workload_token(issuer, subject, "api://AzureADTokenExchange", Some(3600))
+        .await
+        .unwrap();
+    std::fs::write(w.dir.path().join("aks-token"), projected).unwrap();
+    let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
+    let loaded = ferry::config::load(&cfg).unwrap_or_else(|e| panic!("config: {e:?}"));
+    let http = http_settings(&loaded).unwrap();
+    let tokens = TokenProvider::new(identity_settings(&loaded, http.build().unwrap()).unwrap());
+    let kinds = [
+        format!(
+            r#"{{ kind = "managed_identity", client_id = "{}" }}"#,
+            w.provider.managed_identity_client_id
+        ),
+        format!(
+            r#"{{ kind = "workload_identity", token_file = "aks-token", client_id = "{}" }}"#,
+            w.provider.app_client_id
+        ),
+        r#"{ kind = "app" }"#.to_string(),
+    ];
+    for kind in kinds {
+        let text = format!(
+            "[app]\nclient_id = \"{}\"\nhome_tenant_id = \"{}\"\n{SECRET_LINE}\n\n[destination]\naccount_url = \"https://x.blob.sandbox.test\"\ncontainer = \"shipped\"\ncredential = {kind}\n",
+            w.provider.app_client_id, w.provider.tenant_id
+        );
+        let small = ferry::config::load_str(&text, &cfg.to_string_lossy())
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        let principal = ferry::identity::from_config::provider_principal(
+            &loaded,
+            &small.config.destination.credential,
+        )
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        // relative token files are resolved against the config's directory
+        let principal = match principal {
+            ferry::identity::Principal::Workload {
+                tenant_id,
+                client_id,
+                token_file,
+            } => ferry::identity::Principal::Workload {
+                tenant_id,
+                client_id,
+                token_file: if token_file.is_relative() {
+                    w.dir.path().join(token_file)
+                } else {
+                    token_file
+                },
+            },
+            other => other,
+        };
+        assert_destination_works(&w, &tokens, &principal).await;
+    }
+}

@@ -350,11 +350,11 @@ pub fn explain(r: &VaultRefusal, key: &KeyUrl, operation: &str) -> Failure {
         ),
         (403, "ForbiddenByPolicy") if unwrap => f(
             TenantState::KeyRevoked,
-            format!("unwrap permission missing: the customer must grant the app's service principal the 'Unwrap Key' key permission in the access policies of vault {v}"),
+            format!("unwrap permission missing: the customer must grant the app's service principal the 'Unwrap Key' key permission in the access policies of vault {v} (after a switch to Azure RBAC: assign 'Key Vault Crypto Service Encryption User' on key {k})"),
         ),
         (403, "ForbiddenByPolicy") => f(
             TenantState::KeyRevoked,
-            format!("key read permission missing: the customer must grant the app's service principal the 'Get' and 'Unwrap Key' key permissions in the access policies of vault {v}"),
+            format!("key read permission missing: the customer must grant the app's service principal the 'Get' and 'Unwrap Key' key permissions in the access policies of vault {v} (after a switch to Azure RBAC: assign 'Key Vault Crypto Service Encryption User' on key {k})"),
         ),
         (403, "ForbiddenByRbac") if unwrap => f(
             TenantState::KeyRevoked,

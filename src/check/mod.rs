@@ -9,6 +9,7 @@
 //! `require_private_endpoint` refuses, or put tokens, secrets or key material in a row.
 
 mod endpoint;
+mod key;
 mod keyvault;
 mod render;
 mod tenant;

@@ -13,7 +13,9 @@ pub mod from_config;
 pub mod http;
 mod managed;
 mod provider;
+mod refresh;
 mod token;
+mod vault_secret;
 
 pub use credential::{read_assertion_file, CertificateCredential, SecretLocation};
 pub use entra::{default_scope, request_token, token_endpoint, ClientAuth, TokenRequest};

@@ -18,13 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::Rng;
-
 use super::credential::{read_assertion_file, CertificateCredential, SecretLocation};
 use super::entra::{request_token, token_endpoint, ClientAuth, TokenRequest};
 use super::error::{FailureClass, TokenError};
 use super::managed::{request_managed_identity_token, ManagedIdentityEndpoint};
+use super::refresh::{backoff, refresh_point};
 use super::token::{check_claims, AccessToken, SecretString};
+use super::vault_secret::fetch_key_vault_secret;
 
 /// The resource whose token is the federated-credential assertion.
 pub const TOKEN_EXCHANGE_RESOURCE: &str = "api://AzureADTokenExchange";
@@ -562,131 +562,5 @@ impl Inner {
                 }
             }
         })
-    }
-}
-
-/// When to refresh: 5 minutes before expiry (a fifth of the lifetime for short tokens), minus a
-/// random part of up to a fifth of the lifetime, so tokens issued together refresh apart: a
-/// thousand one-hour tokens fetched in the same second are refreshed over twelve minutes.
-fn refresh_point(tok: &AccessToken) -> SystemTime {
-    let life = tok
-        .expires_at
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    let margin = std::cmp::min(Duration::from_secs(300), life / 5);
-    let spread = (life / 5).as_millis() as u64;
-    let jitter = if spread > 0 {
-        Duration::from_millis(rand::thread_rng().gen_range(0..spread))
-    } else {
-        Duration::ZERO
-    };
-    tok.expires_at - margin - jitter.min(life.saturating_sub(margin))
-}
-
-/// Exponential backoff with full jitter, at least what the server asked for, at most 2 minutes.
-fn backoff(failures_in_row: u32, server_asked: Option<Duration>) -> Duration {
-    let base = Duration::from_secs(2u64.saturating_pow(failures_in_row.min(7)))
-        .min(Duration::from_secs(120));
-    let jittered = Duration::from_millis(
-        rand::thread_rng().gen_range(base.as_millis() as u64 / 2..=base.as_millis() as u64),
-    );
-    match server_asked {
-        Some(s) => s.max(jittered),
-        None => jittered,
-    }
-}
-
-/// `GET {vault}/secrets/{name}` with a provider token.
-async fn fetch_key_vault_secret(
-    http: &reqwest::Client,
-    vault_url: &str,
-    name: &str,
-    token: &AccessToken,
-) -> Result<SecretString, TokenError> {
-    let url = format!(
-        "{}/secrets/{}?api-version=7.5",
-        vault_url.trim_end_matches('/'),
-        name
-    );
-    let resp = http
-        .get(&url)
-        .header("Authorization", token.bearer())
-        .send()
-        .await
-        .map_err(|e| TokenError::Unavailable {
-            endpoint: vault_url.to_string(),
-            reason: super::entra::describe_reqwest(&e),
-            retry_after: None,
-        })?;
-    let status = resp.status();
-    let wait = super::error::retry_after(resp.headers());
-    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
-    if status.is_success() {
-        return body
-            .get("value")
-            .and_then(|v| v.as_str())
-            .filter(|v| !v.is_empty())
-            .map(SecretString::new)
-            .ok_or_else(|| {
-                TokenError::CredentialSource(format!("secret {name} in {vault_url} has no value"))
-            });
-    }
-    if status.as_u16() == 429 || status.is_server_error() {
-        return Err(TokenError::Unavailable {
-            endpoint: vault_url.to_string(),
-            reason: format!("HTTP {status}"),
-            retry_after: wait,
-        });
-    }
-    let code = body
-        .pointer("/error/innererror/code")
-        .or_else(|| body.pointer("/error/code"))
-        .and_then(|c| c.as_str())
-        .unwrap_or("unknown");
-    Err(TokenError::CredentialSource(format!(
-        "cannot read the app secret {name} from {vault_url}: HTTP {status} {code}; grant the provider identity 'Key Vault Secrets User' on the secret"
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token_for(secs: u64) -> AccessToken {
-        AccessToken {
-            secret: SecretString::new("t"),
-            expires_at: SystemTime::now() + Duration::from_secs(secs),
-            claims: Default::default(),
-        }
-    }
-
-    #[test]
-    fn refresh_points_are_spread_and_before_expiry() {
-        let t = token_for(3600);
-        let points: Vec<SystemTime> = (0..50).map(|_| refresh_point(&t)).collect();
-        for p in &points {
-            let left = t.expires_at.duration_since(*p).unwrap();
-            assert!(
-                left >= Duration::from_secs(300) && left <= Duration::from_secs(1020),
-                "{left:?}"
-            );
-        }
-        let distinct: std::collections::HashSet<_> = points.iter().collect();
-        assert!(distinct.len() > 40, "refresh points are not jittered");
-        let short = token_for(60);
-        let left = short
-            .expires_at
-            .duration_since(refresh_point(&short))
-            .unwrap();
-        assert!(
-            left >= Duration::from_secs(11) && left <= Duration::from_secs(24),
-            "{left:?}"
-        );
-    }
-
-    #[test]
-    fn backoff_honours_server_and_caps() {
-        assert!(backoff(1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
-        assert!(backoff(20, None) <= Duration::from_secs(120));
     }
 }

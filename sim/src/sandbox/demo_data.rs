@@ -1,10 +1,13 @@
 //! Demo data for the two demo customers, shaped like what Ferry meets in Azure:
-//! - contoso `insights-logs-auditevent`: hourly diagnostic-log archives written with client-side
+//! - contoso `encrypted-archives`: hourly diagnostic-log archives written with client-side
 //!   encryption v2 under contoso's Key Vault key (CSE is for block blobs only), one per resource
 //!   and hour;
 //! - contoso `exports`: byte-exact binary exports (copy mode);
 //! - fabrikam `insights-logs-signinlogs`: diagnostic-log archives as append blobs of JSON Lines,
 //!   the post-2018 Azure Monitor shape, still growing.
+//!
+//! (The sandbox itself seeds plaintext append-blob archives in each customer's
+//! `insights-logs-auditevent`.)
 //!
 //! The CSE writer here is deliberately independent of Ferry's own (Python SDK layout: `BE96(i)`
 //! nonces, 4 MiB regions, RSA-OAEP wrap of `"2.0"` padded to 8 bytes + CEK), so Ferry's reader is
@@ -228,6 +231,11 @@ impl<'a> DemoSeeder<'a> {
         for (account, container, tenant) in [
             ("contosologs", "exports", super::demo::CONTOSO_TENANT),
             (
+                "contosologs",
+                "encrypted-archives",
+                super::demo::CONTOSO_TENANT,
+            ),
+            (
                 "fabrikamlogs",
                 "insights-logs-signinlogs",
                 super::demo::FABRIKAM_TENANT,
@@ -245,7 +253,7 @@ impl<'a> DemoSeeder<'a> {
         let token = self
             .storage_token("contosologs", super::demo::CONTOSO_TENANT)
             .await?;
-        for c in ["insights-logs-auditevent", "exports"] {
+        for c in ["encrypted-archives", "exports"] {
             self.blob_put(
                 &token,
                 format!("{contoso}/{c}?restype=container"),
@@ -268,7 +276,7 @@ impl<'a> DemoSeeder<'a> {
             let blob = archive_path(&resource, hour);
             self.blob_put(
                 &token,
-                format!("{contoso}/insights-logs-auditevent/{blob}"),
+                format!("{contoso}/encrypted-archives/{blob}"),
                 &[
                     ("x-ms-blob-type", "BlockBlob"),
                     ("x-ms-meta-encryptiondata", &meta),
@@ -278,7 +286,7 @@ impl<'a> DemoSeeder<'a> {
             .await?;
             out.blobs.push((
                 "contosologs".into(),
-                "insights-logs-auditevent".into(),
+                "encrypted-archives".into(),
                 blob,
                 records as u64,
             ));
@@ -333,4 +341,81 @@ impl<'a> DemoSeeder<'a> {
         ));
         Ok(out)
     }
+}
+
+/// The admin client of a running sandbox, from its directory (`sandbox.json`, `ca.pem`).
+pub fn admin_from_dir(dir: &std::path::Path) -> Result<AdminClient, SandboxError> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| {
+            SandboxError::Setup(format!(
+                "cannot read {}: {e}; is the sandbox up (ferry-sim sandbox up --dir {})?",
+                dir.join(name).display(),
+                dir.display()
+            ))
+        })
+    };
+    let summary: Value = serde_json::from_str(&read("sandbox.json")?)
+        .map_err(|e| SandboxError::Setup(format!("sandbox.json is not JSON: {e}")))?;
+    let addr = summary["sim_https"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| SandboxError::Setup("sandbox.json has no sim_https address".into()))?;
+    AdminClient::new(&read("ca.pem")?, addr).map_err(|e| setup_err("admin client", e))
+}
+
+/// Lists a container of a running sandbox as the customer admin: name, size and Ferry's metadata.
+pub async fn list_container(
+    admin: &AdminClient,
+    account: &str,
+    tenant: &str,
+    container: &str,
+) -> Result<Vec<(String, u64, Vec<(String, String)>)>, SandboxError> {
+    let seeder = DemoSeeder::new(admin);
+    let token = seeder.storage_token(account, tenant).await?;
+    let url = format!("https://{account}.blob.sandbox.test/{container}?restype=container&comp=list&include=metadata");
+    let resp = admin
+        .http()
+        .get(&url)
+        .bearer_auth(token)
+        .header("x-ms-version", "2024-11-04")
+        .send()
+        .await
+        .map_err(|e| setup_err(&url, e))?;
+    let status = resp.status();
+    let xml = resp.text().await.map_err(|e| setup_err(&url, e))?;
+    if !status.is_success() {
+        return Err(setup_err(&url, format!("HTTP {status}: {xml}")));
+    }
+    let mut out = Vec::new();
+    for blob in xml.split("<Blob>").skip(1) {
+        let field = |tag: &str| {
+            blob.split(&format!("<{tag}>"))
+                .nth(1)
+                .and_then(|r| r.split(&format!("</{tag}>")).next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let meta = blob
+            .split("<Metadata>")
+            .nth(1)
+            .and_then(|m| m.split("</Metadata>").next())
+            .unwrap_or("");
+        let mut pairs = Vec::new();
+        for part in meta
+            .split("</")
+            .filter_map(|p| p.rsplit_once('<').map(|(_, kv)| kv.to_string()))
+        {
+            if let Some((k, v)) = part.split_once('>') {
+                if k.starts_with("ferry_") {
+                    pairs.push((k.to_string(), v.to_string()));
+                }
+            }
+        }
+        out.push((
+            field("Name"),
+            field("Content-Length").parse().unwrap_or(0),
+            pairs,
+        ));
+    }
+    Ok(out)
 }

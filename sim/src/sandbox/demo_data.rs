@@ -227,20 +227,26 @@ impl<'a> DemoSeeder<'a> {
     pub async fn seed(&self, round: u32) -> Result<DemoData, SandboxError> {
         let mut out = DemoData::default();
         let hour = 9 + round;
-        // the demo config (config/local.toml) reads these containers too: Reader for the app on each
-        for (account, container, tenant) in [
-            ("contosologs", "exports", super::demo::CONTOSO_TENANT),
-            (
-                "contosologs",
-                "encrypted-archives",
-                super::demo::CONTOSO_TENANT,
-            ),
-            (
-                "fabrikamlogs",
-                "insights-logs-signinlogs",
-                super::demo::FABRIKAM_TENANT,
-            ),
-        ] {
+        // the demo config (config/local.toml) reads these containers too: Reader for the app on
+        // each, granted once (later rounds must not undo a revocation the demo makes)
+        let grants: &[(&str, &str, &str)] = if round > 0 {
+            &[]
+        } else {
+            &[
+                ("contosologs", "exports", super::demo::CONTOSO_TENANT),
+                (
+                    "contosologs",
+                    "encrypted-archives",
+                    super::demo::CONTOSO_TENANT,
+                ),
+                (
+                    "fabrikamlogs",
+                    "insights-logs-signinlogs",
+                    super::demo::FABRIKAM_TENANT,
+                ),
+            ]
+        };
+        for (account, container, tenant) in grants {
             self.admin
                 .put(
                     "/role-assignments",

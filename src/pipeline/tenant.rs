@@ -261,6 +261,7 @@ impl TenantSupervisor {
                             }
                         }
                         tracing::info!(tenant = %self.name, "Access is back; resuming from the checkpoints");
+                        self.set_state(TenantState::Active, None, None);
                         break;
                     }
                     Err(b) => self.set_state(b.state, Some(b.reason), Some(b.fix)),

@@ -22,7 +22,7 @@ use super::error::CseError;
 use super::format::{
     key_id_matches, EncryptionData, Protocol, RegionLayout, WrappedContentKey, V2_DATA_LENGTH,
 };
-use super::keyvault::{KeyBundle, KeyFailure, KeyVaultClient, KeyVaultError};
+use super::keyvault::{KeyBundle, KeyFailure, KeyVaultClient, KeyVaultError, Refusal};
 
 /// Why a content key could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -122,7 +122,7 @@ impl CustomerKey {
     }
 
     fn latched(&self, operation: &'static str) -> KeyVaultError {
-        KeyVaultError::Refused {
+        KeyVaultError::Refused(Box::new(Refusal {
             operation,
             key: self.client.key_url().to_string(),
             tenant_id: self.client.tenant_id().to_string(),
@@ -132,7 +132,7 @@ impl CustomerKey {
             class: KeyFailure::KeyRevoked,
             fix: "the customer must restore the key or Ferry's permission on it; Ferry resumes by itself",
             retry_after: None,
-        }
+        }))
     }
 
     /// A fresh content key wrapped by the customer's key (`wrapkey`), with the metadata of an
@@ -173,7 +173,7 @@ impl CustomerKey {
     pub async fn probe(&self) -> Result<(), KeyVaultError> {
         let bundle = self.client.get_key().await?;
         if bundle.attributes.enabled == Some(false) {
-            return Err(KeyVaultError::Refused {
+            return Err(KeyVaultError::Refused(Box::new(Refusal {
                 operation: "get key",
                 key: self.client.key_url().to_string(),
                 tenant_id: self.client.tenant_id().to_string(),
@@ -183,7 +183,7 @@ impl CustomerKey {
                 class: KeyFailure::KeyRevoked,
                 fix: "the customer must enable the key again; Ferry resumes by itself",
                 retry_after: None,
-            });
+            })));
         }
         let mut secret = Zeroizing::new([0u8; 40]);
         rand::thread_rng().fill_bytes(secret.as_mut_slice());

@@ -35,31 +35,35 @@ pub enum KeyFailure {
     Transient,
 }
 
+/// A refusal or failure answered by the vault.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// `get key`, `wrapkey` or `unwrapkey`.
+    pub operation: &'static str,
+    /// The key URL.
+    pub key: String,
+    /// Tenant whose token was used.
+    pub tenant_id: String,
+    /// HTTP status.
+    pub status: u16,
+    /// `innererror.code` when present, else `error.code`.
+    pub code: String,
+    /// The service's message.
+    pub message: String,
+    /// Whose action it is.
+    pub class: KeyFailure,
+    /// What to do.
+    pub fix: &'static str,
+    /// Server-requested wait.
+    pub retry_after: Option<Duration>,
+}
+
 /// Why a Key Vault call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum KeyVaultError {
     /// The vault refused or failed with an error body.
-    #[error("key vault refused {operation} on {key} for tenant {tenant_id}: {status} {code} ({message}); {fix}")]
-    Refused {
-        /// `get key`, `wrapkey` or `unwrapkey`.
-        operation: &'static str,
-        /// The key URL.
-        key: String,
-        /// Tenant whose token was used.
-        tenant_id: String,
-        /// HTTP status.
-        status: u16,
-        /// `innererror.code` when present, else `error.code`.
-        code: String,
-        /// The service's message.
-        message: String,
-        /// Whose action it is.
-        class: KeyFailure,
-        /// What to do.
-        fix: &'static str,
-        /// Server-requested wait.
-        retry_after: Option<Duration>,
-    },
+    #[error("key vault refused {} on {} for tenant {}: {} {} ({}); {}", .0.operation, .0.key, .0.tenant_id, .0.status, .0.code, .0.message, .0.fix)]
+    Refused(Box<Refusal>),
     /// The vault belongs to another tenant than the one configured (401 challenge).
     #[error("key vault of {key} belongs to tenant {vault_tenant}, not to tenant {tenant_id}; refusing to send that tenant's token elsewhere: check the tenant's decrypt key URL")]
     ForeignVault {
@@ -76,7 +80,7 @@ pub enum KeyVaultError {
         /// Tenant.
         tenant_id: String,
         /// The token failure.
-        source: TokenError,
+        source: Box<TokenError>,
     },
     /// The vault could not be reached.
     #[error("key vault {key} unreachable for tenant {tenant_id}: {reason}")]
@@ -110,7 +114,7 @@ impl KeyVaultError {
     /// Whose action it is.
     pub fn class(&self) -> KeyFailure {
         match self {
-            KeyVaultError::Refused { class, .. } => *class,
+            KeyVaultError::Refused(r) => r.class,
             KeyVaultError::ForeignVault { .. } | KeyVaultError::BadKeyUrl { .. } => {
                 KeyFailure::Misconfigured
             }
@@ -130,7 +134,7 @@ impl KeyVaultError {
     /// The server-requested wait.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            KeyVaultError::Refused { retry_after, .. } => *retry_after,
+            KeyVaultError::Refused(r) => r.retry_after,
             KeyVaultError::Token { source, .. } => source.retry_after(),
             _ => None,
         }
@@ -459,7 +463,7 @@ impl KeyVaultClient {
                 .await
                 .map_err(|source| KeyVaultError::Token {
                     tenant_id: self.tenant_id.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             let mut req = self
                 .http
@@ -529,7 +533,7 @@ impl KeyVaultClient {
             };
             let mut message = parsed.error.message;
             message.truncate(300);
-            return Err(KeyVaultError::Refused {
+            return Err(KeyVaultError::Refused(Box::new(Refusal {
                 operation,
                 key: self.key_url.clone(),
                 tenant_id: self.tenant_id.clone(),
@@ -539,7 +543,7 @@ impl KeyVaultClient {
                 class,
                 fix,
                 retry_after,
-            });
+            })));
         }
     }
 }

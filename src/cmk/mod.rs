@@ -38,7 +38,7 @@ pub use format::{
 };
 pub use keyvault::{
     classify, parse_challenge, JsonWebKey, KeyAttributes, KeyBundle, KeyFailure, KeyVaultClient,
-    KeyVaultError, KEY_VAULT_API_VERSION,
+    KeyVaultError, Refusal, KEY_VAULT_API_VERSION,
 };
 pub use read_back::{read_shipped, split_blob_url, ReadBackError};
 pub use regions::{ciphertext_len, plaintext_len, region_aligned_range, NonceScheme};

@@ -50,7 +50,7 @@ impl From<CseError> for ShipError {
 #[derive(Debug)]
 pub enum PlainReader {
     /// A plaintext blob read as-is.
-    Raw(RangeReader),
+    Raw(Box<RangeReader>),
     /// A client-side encrypted blob decrypted while streaming.
     Decrypting(Box<DecryptingReader>),
 }

@@ -266,7 +266,7 @@ impl SourceContext {
     ) -> Result<(PlainReader, u64), ShipError> {
         let Some(key) = self.key.as_ref().filter(|_| self.cfg.decrypt.is_some()) else {
             let r = self.reader.read_range(&item.blob, start, item.end, lock);
-            return Ok((PlainReader::Raw(r), item.end));
+            return Ok((PlainReader::Raw(Box::new(r)), item.end));
         };
         if encryption_metadata(&item.metadata).is_none() {
             let ship_plain = self
@@ -276,7 +276,7 @@ impl SourceContext {
                 .is_some_and(|d| d.unencrypted == UnencryptedPolicy::Ship);
             if ship_plain {
                 let r = self.reader.read_range(&item.blob, start, item.end, lock);
-                return Ok((PlainReader::Raw(r), item.end));
+                return Ok((PlainReader::Raw(Box::new(r)), item.end));
             }
             return Err(bad_blob(
                 "the blob has no encryptiondata metadata on a decrypt source (set decrypt.unencrypted = \"ship\" to ship such blobs as they are)",

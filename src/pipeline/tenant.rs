@@ -181,7 +181,7 @@ fn blocking_state(err: &ShipError, consent_url: &str, container: &str) -> Option
                 KeyFailure::Transient => return None,
             };
             let fix = match e {
-                KeyVaultError::Refused { fix, .. } => fix.to_string(),
+                KeyVaultError::Refused(r) => r.fix.to_string(),
                 KeyVaultError::Token { source, .. } => source.fix(consent_url),
                 other => other.to_string(),
             };

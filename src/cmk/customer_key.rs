@@ -111,6 +111,7 @@ impl CustomerKey {
         self.cache
             .get_or_unwrap(wrapped, protocol, || async {
                 self.unwraps.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(tenant_id = %self.client.tenant_id(), key = %self.client.key_url(), "Content key unwrapped through Key Vault");
                 let raw = self
                     .client
                     .unwrap_key(&wrapped.key_id, &wrapped.algorithm, &wrapped.encrypted_key)

@@ -472,6 +472,20 @@ fn encryptor_refuses_invalid_layouts() {
     );
 }
 
+#[test]
+fn decryptor_refuses_hand_built_absurd_layouts() {
+    let key = ContentKey::generate();
+    for data_length in [0, (1 << 30) + 1, u64::MAX] {
+        assert!(
+            matches!(
+                RegionDecryptor::new(&key, layout(Protocol::V2_1, data_length)),
+                Err(CseError::UnsupportedValue { .. })
+            ),
+            "{data_length}"
+        );
+    }
+}
+
 fn random_text(rng: &mut StdRng) -> String {
     let alphabet = b"{}[]\":,0123456789.-eE aAbB\\/ntrufl";
     let len = rng.gen_range(0..120);

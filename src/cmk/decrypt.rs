@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::content_key::ContentKey;
 use super::error::CseError;
-use super::format::{RegionLayout, NONCE_LEN, REGION_OVERHEAD, TAG_LEN};
+use super::format::{RegionLayout, NONCE_LEN, REGION_OVERHEAD, TAG_LEN, V21_MAX_DATA_LENGTH};
 use super::regions::{NonceScheme, NonceSchemes};
 
 /// What a completed decryption produced.
@@ -67,12 +67,16 @@ impl std::fmt::Debug for RegionDecryptor {
 impl RegionDecryptor {
     /// A decryptor for a body starting at region 0, with the layout from a parsed
     /// [`EncryptionData`](super::format::EncryptionData) (whose `DataLength` the parser capped).
+    /// A layout built by hand is checked again here: `DataLength` must be 1 B to 1 GiB, since
+    /// one region of that size is allocated up front.
     pub fn new(key: &ContentKey, layout: RegionLayout) -> Result<Self, CseError> {
         let data_length = usize::try_from(layout.data_length)
             .ok()
-            .filter(|&d| d > 0)
-            .ok_or(CseError::Overflow {
-                data_length: layout.data_length,
+            .filter(|&d| d > 0 && d as u64 <= V21_MAX_DATA_LENGTH)
+            .ok_or(CseError::UnsupportedValue {
+                field: "EncryptedRegionInfo.DataLength",
+                value: layout.data_length.to_string(),
+                expected: "1 to 1073741824",
             })?;
         let region_len =
             data_length

@@ -165,7 +165,8 @@ fn refused_field(json: &str) -> &'static str {
 
 #[test]
 fn refuses_unsupported_values_by_name() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "EncryptionAgent.Protocol",
             Box::new(|v| v["EncryptionAgent"]["Protocol"] = "1.0".into()),

@@ -20,6 +20,8 @@ mod shipped_object;
 
 #[cfg(test)]
 mod cse_tests;
+#[cfg(test)]
+mod python_interop_tests;
 
 pub use content_key::{
     content_key_from_unwrapped, wrap_payload, ContentKey, CONTENT_KEY_LEN, WRAP_PAYLOAD_LEN,

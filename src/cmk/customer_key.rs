@@ -8,7 +8,9 @@
 //!
 //! Must not: decide tenant state (the caller maps [`KeyVaultError::class`]), or log key material.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,6 +44,10 @@ pub struct CustomerKey {
     cache: ContentKeyCache,
     refused: AtomicBool,
     unwraps: std::sync::atomic::AtomicU64,
+    /// One unwrap at a time per wrapped key: concurrent blobs sharing a key wait for the first.
+    inflight: std::sync::Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
+    /// False with `content_key_ttl = 0`: every blob unwraps, nobody waits for anybody.
+    caching: bool,
 }
 
 impl CustomerKey {
@@ -52,6 +58,8 @@ impl CustomerKey {
             cache: ContentKeyCache::new(content_key_ttl, DEFAULT_CONTENT_KEY_CACHE_CAPACITY),
             refused: AtomicBool::new(false),
             unwraps: std::sync::atomic::AtomicU64::new(0),
+            inflight: std::sync::Mutex::new(HashMap::new()),
+            caching: !content_key_ttl.is_zero(),
         }
     }
 
@@ -108,6 +116,38 @@ impl CustomerKey {
             return Err(self.latched("unwrapkey").into());
         }
         let protocol = data.layout.protocol;
+        if !self.caching {
+            return self.unwrap_through_cache(data).await;
+        }
+        if let Some(key) = self.cache.get(wrapped, protocol) {
+            return Ok(key);
+        }
+        let gate = {
+            let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(wrapped.encrypted_key.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone()
+        };
+        let result = {
+            let _turn = gate.lock().await;
+            self.unwrap_through_cache(data).await
+        };
+        let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&gate) <= 2 {
+            map.remove(&wrapped.encrypted_key);
+        }
+        result
+    }
+
+    async fn unwrap_through_cache(
+        &self,
+        data: &EncryptionData,
+    ) -> Result<ContentKey, CustomerKeyError> {
+        let wrapped = &data.wrapped_content_key;
+        let protocol = data.layout.protocol;
+        if self.is_refused() {
+            return Err(self.latched("unwrapkey").into());
+        }
         self.cache
             .get_or_unwrap(wrapped, protocol, || async {
                 self.unwraps.fetch_add(1, Ordering::Relaxed);

@@ -1,11 +1,13 @@
-//! `ferry cat BLOB_URL -c FILE`: print a shipped object, decrypted and decompressed. Not built yet:
-//! it arrives with the customer-key and sink issues.
+//! `ferry cat BLOB_URL -c FILE`: print a shipped object to stdout, decrypted with its tenant's
+//! key when it was kept under the customer's key, decompressed, and checked against the length
+//! and SHA-256 in its metadata. The work is `cmk::read_shipped`; this file only prints.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use super::ConfigArg;
+use super::{ConfigArg, EXIT_OK, EXIT_RUNTIME};
 
 /// Arguments of `ferry cat`.
 #[derive(Debug, Args)]
@@ -22,8 +24,34 @@ pub struct CatArgs {
 
 /// Runs `ferry cat`.
 pub fn run(args: CatArgs) -> ExitCode {
-    if let Err(code) = super::load_or_report(&args.config.config) {
-        return code;
+    let loaded = match super::load_or_report(&args.config.config) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferry cat: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(crate::cmk::read_shipped(&loaded, &args.blob_url)) {
+        Ok(plain) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&plain).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::from(EXIT_OK),
+                Err(e) => {
+                    eprintln!("ferry cat: cannot write to stdout: {e}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("ferry cat: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
-    super::not_built("cat", "customer keys and the sink (later issues)")
 }

@@ -8,11 +8,15 @@
 
 mod content_key;
 mod content_key_cache;
+mod customer_key;
 mod decrypt;
 mod encrypt;
 mod error;
 mod format;
+mod keyvault;
+mod read_back;
 mod regions;
+mod shipped_object;
 
 #[cfg(test)]
 mod cse_tests;
@@ -25,6 +29,7 @@ pub use content_key::{
 pub use content_key_cache::{
     Clock, ContentKeyCache, TokioClock, DEFAULT_CONTENT_KEY_CACHE_CAPACITY,
 };
+pub use customer_key::{CustomerKey, CustomerKeyError};
 pub use decrypt::{DecryptSummary, RegionDecryptor};
 pub use encrypt::{EncryptSummary, RegionEncryptor};
 pub use error::CseError;
@@ -33,4 +38,13 @@ pub use format::{
     RegionLayout, WrappedContentKey, DEFAULT_MAX_DATA_LENGTH, ENCRYPTION_DATA_METADATA,
     PLAINTEXT_LENGTH_METADATA, PLAINTEXT_SHA256_METADATA, V2_DATA_LENGTH,
 };
+pub use keyvault::{
+    classify, parse_challenge, JsonWebKey, KeyAttributes, KeyBundle, KeyFailure, KeyVaultClient,
+    KeyVaultError, Refusal, KEY_VAULT_API_VERSION,
+};
+pub use read_back::{read_shipped, split_blob_url, ReadBackError};
 pub use regions::{ciphertext_len, plaintext_len, region_aligned_range, NonceScheme};
+pub use shipped_object::{
+    is_sealed, open_shipped_object, ShippedObjectError, CONTENT_ENCODING_METADATA, LENGTH_METADATA,
+    SHA256_METADATA, SOURCE_METADATA, TENANT_ID_METADATA,
+};

@@ -4,6 +4,7 @@
 //! Owns: ordering of work and the rule that a checkpoint advances only after the destination
 //! commit succeeded. Must not: parse wire formats (that is `source`, `cmk`, `sink`).
 
+pub mod decrypt;
 pub mod reload;
 pub mod ship;
 pub mod supervisor;

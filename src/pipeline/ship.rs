@@ -15,17 +15,19 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::blob_api::{BlobErrorClass, BlobKind, UploadOptions};
-use crate::config::{BlobSourceConfig, Compression, ShipMode};
+use crate::cmk::{CustomerKey, KeyVaultError};
+use crate::config::{AtRest, BlobSourceConfig, Compression, ShipMode, UnencryptedPolicy};
 use crate::sink::{
     content_encoding, extension, object_name, BatchRange, CompressError, Destination, EncodedTail,
-    EndKind, ObjectUpload, PathTemplate, RecordEncoder, RecordSplitter, SinkError, SplitEvent,
-    SplitterConfig, JSONL_CONTENT_TYPE,
+    EndKind, PathTemplate, RecordEncoder, RecordSplitter, SinkError, SplitEvent, SplitterConfig,
+    JSONL_CONTENT_TYPE,
 };
 use crate::source::{BlobSource, SourceError};
 use crate::state::{Checkpoint, CheckpointStore, ObjectKey, StateError};
 use crate::telemetry::status::unix_now;
 use crate::telemetry::StatusBoard;
 
+use super::decrypt::{bad_blob, encryption_metadata, DecryptingReader, PlainReader, SealedUpload};
 use super::work::{state_kind, WorkItem};
 
 /// Everything the jobs of one source share.
@@ -47,6 +49,8 @@ pub struct SourceContext {
     pub store: Arc<dyn CheckpointStore>,
     /// Status.
     pub board: StatusBoard,
+    /// The customer's key, on a source with `decrypt` (also used by `at_rest = "customer_key"`).
+    pub key: Option<Arc<CustomerKey>>,
 }
 
 /// Why a job did not finish.
@@ -64,6 +68,23 @@ pub enum ShipError {
     /// The tenant was stopped (revocation, shutdown) before the commit: nothing was committed.
     #[error("stopped before commit; the object was abandoned uncommitted")]
     Stopped,
+    /// The customer's Key Vault refused or failed.
+    #[error(transparent)]
+    Key(KeyVaultError),
+    /// The blob cannot be shipped as it is (bad ciphertext, metadata, foreign key, plaintext on a
+    /// decrypt source): it is to be quarantined.
+    #[error("{reason}")]
+    BadBlob {
+        /// Why.
+        reason: String,
+    },
+    /// The blob was quarantined (row written, checkpoint set to its ETag): nothing of it was
+    /// committed, and it is not read again until its ETag changes.
+    #[error("quarantined: {reason}")]
+    Quarantined {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ShipError {
@@ -187,15 +208,104 @@ impl SourceContext {
     }
 
     /// Ships one unit. `stop` is checked before every commit: once it fires, nothing more of
-    /// this unit is committed.
+    /// this unit is committed. A blob refused as such (bad ciphertext...) is quarantined.
     pub async fn ship(
         &self,
         item: &WorkItem,
         stop: &CancellationToken,
     ) -> Result<Shipped, ShipError> {
-        match self.cfg.mode {
+        let result = match self.cfg.mode {
             ShipMode::Copy => self.ship_copy(item, stop).await,
             ShipMode::Records => self.ship_records(item, stop).await,
+        };
+        match result {
+            Err(ShipError::BadBlob { reason }) => {
+                if self.halted(stop) {
+                    return Err(ShipError::Stopped);
+                }
+                self.quarantine(item, &reason).await?;
+                Err(ShipError::Quarantined { reason })
+            }
+            other => other,
+        }
+    }
+
+    /// True once nothing more may be committed: the tenant stopped, or its key was refused
+    /// (latched at the refusal itself, before the tenant supervisor hears of it).
+    fn halted(&self, stop: &CancellationToken) -> bool {
+        stop.is_cancelled() || self.key.as_ref().is_some_and(|k| k.is_refused())
+    }
+
+    /// Puts the blob version aside: a quarantine row with the reason, and a checkpoint at its
+    /// end under its ETag so it is not read again until the ETag changes.
+    async fn quarantine(&self, item: &WorkItem, reason: &str) -> Result<(), ShipError> {
+        let store = self.store.clone();
+        let (tenant, source, blob, etag, why) = (
+            self.tenant.clone(),
+            self.cfg.name.clone(),
+            item.blob.clone(),
+            item.etag.clone(),
+            reason.to_string(),
+        );
+        tokio::task::spawn_blocking(move || store.quarantine(&tenant, &source, &blob, &etag, &why))
+            .await
+            .map_err(|e| StateError::TaskFailed {
+                detail: e.to_string(),
+            })??;
+        let mut version = item.prior.as_ref().map(|p| p.version);
+        self.checkpoint(item, &mut version, item.end, 0, 0).await
+    }
+
+    /// The plaintext of the unit from plaintext offset `start`: decrypted on a decrypt source
+    /// (block blobs only), as-is otherwise; with the plaintext end.
+    async fn plain_reader(
+        &self,
+        item: &WorkItem,
+        start: u64,
+        lock: Option<String>,
+    ) -> Result<(PlainReader, u64), ShipError> {
+        let Some(key) = self.key.as_ref().filter(|_| self.cfg.decrypt.is_some()) else {
+            let r = self.reader.read_range(&item.blob, start, item.end, lock);
+            return Ok((PlainReader::Raw(Box::new(r)), item.end));
+        };
+        if encryption_metadata(&item.metadata).is_none() {
+            let ship_plain = self
+                .cfg
+                .decrypt
+                .as_ref()
+                .is_some_and(|d| d.unencrypted == UnencryptedPolicy::Ship);
+            if ship_plain {
+                let r = self.reader.read_range(&item.blob, start, item.end, lock);
+                return Ok((PlainReader::Raw(Box::new(r)), item.end));
+            }
+            return Err(bad_blob(
+                "the blob has no encryptiondata metadata on a decrypt source (set decrypt.unencrypted = \"ship\" to ship such blobs as they are)",
+            ));
+        }
+        if item.kind == BlobKind::Append {
+            return Err(bad_blob(
+                "client-side encryption applies to block blobs only; this append blob carries encryptiondata",
+            ));
+        }
+        let (r, plain_end) = DecryptingReader::open(
+            &self.reader,
+            key,
+            &item.blob,
+            &item.metadata,
+            item.end,
+            start,
+            lock,
+        )
+        .await?;
+        Ok((PlainReader::Decrypting(Box::new(r)), plain_end))
+    }
+
+    /// Opens a destination object, sealed under the customer's key with `at_rest = "customer_key"`.
+    async fn begin_object(&self, name: String) -> Result<SealedUpload, ShipError> {
+        let upload = self.dest.begin(name);
+        match (&self.key, self.cfg.at_rest) {
+            (Some(key), AtRest::CustomerKey) => SealedUpload::sealed(upload, key).await,
+            _ => Ok(SealedUpload::plain(upload)),
         }
     }
 
@@ -212,15 +322,15 @@ impl SourceContext {
             _ => (0, self.name_for(item, None, "")),
         };
         let lock = (item.kind != BlobKind::Append).then(|| item.etag.clone());
-        let mut reader = self.reader.read_range(&item.blob, start, item.end, lock);
-        let mut upload = self.dest.begin(name);
+        let (mut reader, plain_end) = self.plain_reader(item, start, lock).await?;
+        let mut upload = self.begin_object(name).await?;
         let mut sha = Sha256::new();
         let mut read = 0u64;
         while let Some(chunk) = reader.next_chunk().await? {
             sha.update(&chunk);
             read += chunk.len() as u64;
             upload.write(&chunk).await?;
-            if stop.is_cancelled() {
+            if self.halted(stop) {
                 return Err(ShipError::Stopped);
             }
         }
@@ -228,9 +338,9 @@ impl SourceContext {
         let opts = UploadOptions {
             content_type: Some("application/octet-stream".into()),
             content_encoding: None,
-            metadata: self.metadata(item, start, item.end, None, &digest, read),
+            metadata: self.metadata(item, start, plain_end, None, &digest, read),
         };
-        if stop.is_cancelled() {
+        if self.halted(stop) {
             return Err(ShipError::Stopped);
         }
         let info = upload.commit(opts).await?;
@@ -261,19 +371,21 @@ impl SourceContext {
         } else {
             EndKind::Immutable
         };
+        let lock = (item.kind != BlobKind::Append).then(|| item.etag.clone());
+        let (mut reader, plain_end) = self.plain_reader(item, item.start, lock).await?;
+        // a decrypted blob is authenticated region by region: nothing of it is committed until
+        // its last region verified, so a bad region later on abandons every object uncommitted
+        let defer = matches!(reader, PlainReader::Decrypting(_));
+        let mut pending: Vec<Pending> = Vec::new();
         let mut splitter = RecordSplitter::new(split_cfg, item.start);
         if end_kind == EndKind::Immutable {
-            splitter = splitter.with_legacy_detection(item.end);
+            splitter = splitter.with_legacy_detection(plain_end);
         }
-        let lock = (item.kind != BlobKind::Append).then(|| item.etag.clone());
-        let mut reader = self
-            .reader
-            .read_range(&item.blob, item.start, item.end, lock);
 
         let mut out = Shipped::default();
         let new_encoder = || RecordEncoder::new(compression).map_err(|e| compress_error(item, e));
         let mut encoder = new_encoder()?;
-        let mut open: Option<ObjectUpload> = None;
+        let mut open: Option<SealedUpload> = None;
         let mut checkpointed = false;
         // batches closed by the splitter inside the current chunk, with their encoded tails
         let mut closed: Vec<(BatchRange, EncodedTail)> = Vec::new();
@@ -314,18 +426,21 @@ impl SourceContext {
                 if range.records == 0 {
                     // only rejected or empty lines: nothing to write, but the bytes are consumed
                     drop(open.take());
-                    self.checkpoint(item, &mut version, range.end, 0, range.rejected)
-                        .await?;
-                    checkpointed = true;
-                    out.rejected += range.rejected;
+                    let p = Pending::Skip(range);
+                    if defer {
+                        pending.push(p);
+                    } else {
+                        self.finalize(item, &mut version, p, stop, &mut out).await?;
+                        checkpointed = true;
+                    }
                     continue;
                 }
                 let mut obj = match open.take() {
                     Some(o) => o,
-                    None => self.open_object(item, range.start, compression),
+                    None => self.open_object(item, range.start, compression).await?,
                 };
                 obj.write(&tail.tail).await?;
-                if stop.is_cancelled() {
+                if self.halted(stop) {
                     return Err(ShipError::Stopped);
                 }
                 let opts = UploadOptions {
@@ -340,22 +455,30 @@ impl SourceContext {
                         tail.plaintext_len,
                     ),
                 };
-                let info = obj.commit(opts).await?;
-                self.checkpoint(item, &mut version, range.end, range.records, range.rejected)
-                    .await?;
-                checkpointed = true;
-                out.objects += 1;
-                out.bytes_written += info.bytes;
-                out.records += range.records;
-                out.rejected += range.rejected;
+                let p = Pending::Object(Box::new(obj), Box::new(opts), range);
+                if defer {
+                    pending.push(p);
+                } else {
+                    self.finalize(item, &mut version, p, stop, &mut out).await?;
+                    checkpointed = true;
+                }
             }
             // stream what the open batch has encoded so far
             if let Some(ready) = encoder.take_ready(64 * 1024) {
-                let start = splitter.batch_start();
-                let obj = open.get_or_insert_with(|| self.open_object(item, start, compression));
-                obj.write(&ready).await?;
+                if open.is_none() {
+                    let start = splitter.batch_start();
+                    open = Some(self.open_object(item, start, compression).await?);
+                }
+                if let Some(obj) = open.as_mut() {
+                    obj.write(&ready).await?;
+                }
             }
             if at_end {
+                // every region verified: commit what was held back, in order
+                for p in pending.drain(..) {
+                    self.finalize(item, &mut version, p, stop, &mut out).await?;
+                    checkpointed = true;
+                }
                 if !checkpointed {
                     // nothing closed: a zero-byte blob, or only a partial last line of a growing
                     // blob; remember the version and size seen so it is not read again for nothing
@@ -368,8 +491,52 @@ impl SourceContext {
         Ok(out)
     }
 
-    fn open_object(&self, item: &WorkItem, start: u64, compression: Compression) -> ObjectUpload {
-        self.dest
-            .begin(self.name_for(item, Some(start), extension(compression)))
+    async fn open_object(
+        &self,
+        item: &WorkItem,
+        start: u64,
+        compression: Compression,
+    ) -> Result<SealedUpload, ShipError> {
+        self.begin_object(self.name_for(item, Some(start), extension(compression)))
+            .await
     }
+
+    /// Commits one closed batch (or only its checkpoint) unless the tenant halted.
+    async fn finalize(
+        &self,
+        item: &WorkItem,
+        version: &mut Option<u64>,
+        p: Pending,
+        stop: &CancellationToken,
+        out: &mut Shipped,
+    ) -> Result<(), ShipError> {
+        if self.halted(stop) {
+            return Err(ShipError::Stopped);
+        }
+        match p {
+            Pending::Skip(range) => {
+                self.checkpoint(item, version, range.end, 0, range.rejected)
+                    .await?;
+                out.rejected += range.rejected;
+            }
+            Pending::Object(obj, opts, range) => {
+                let info = (*obj).commit(*opts).await?;
+                self.checkpoint(item, version, range.end, range.records, range.rejected)
+                    .await?;
+                out.objects += 1;
+                out.bytes_written += info.bytes;
+                out.records += range.records;
+                out.rejected += range.rejected;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A closed batch waiting for its commit.
+enum Pending {
+    /// Only rejected or empty lines: a checkpoint, no object.
+    Skip(BatchRange),
+    /// An object with its upload options.
+    Object(Box<SealedUpload>, Box<UploadOptions>, BatchRange),
 }

@@ -45,6 +45,9 @@ pub enum StartError {
     /// The destination path template is invalid.
     #[error("destination.path: {0}")]
     Template(#[from] TemplateError),
+    /// A decrypt key URL is unusable.
+    #[error("decrypt key: {0}")]
+    Key(#[from] crate::cmk::KeyVaultError),
     /// A glob is invalid.
     #[error("tenant[{tenant}].source[{source_name}]: invalid glob: {error}")]
     Glob {
@@ -210,6 +213,30 @@ impl Supervisor {
                     source_name: b.name.clone(),
                     error,
                 })?;
+            let key = match &b.decrypt {
+                Some(d) => {
+                    let http = match d.resolve.as_deref() {
+                        Some(r) => {
+                            self.http
+                                .build_with_pins(pins_with(&self.http, &d.key, Some(r))?)?
+                        }
+                        None => self.http.build()?,
+                    };
+                    let client = crate::cmk::KeyVaultClient::new(
+                        http,
+                        self.tokens.clone(),
+                        &t.tenant_id,
+                        &d.key,
+                        &self.loaded.endpoints.vault_resource,
+                        &self.loaded.endpoints.managed_hsm_resource,
+                    )?;
+                    Some(Arc::new(crate::cmk::CustomerKey::new(
+                        client,
+                        d.content_key_ttl.get(),
+                    )))
+                }
+                None => None,
+            };
             sources.push(SourceRuntime {
                 ctx: Arc::new(SourceContext {
                     tenant: t.name.clone(),
@@ -220,6 +247,7 @@ impl Supervisor {
                     template: self.template.clone(),
                     store: self.store.clone(),
                     board: self.board.clone(),
+                    key,
                 }),
                 filter,
                 prefix: b.prefix.clone(),

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::blob_api::BlobErrorClass;
+use crate::cmk::{KeyFailure, KeyVaultError};
 use crate::identity::{FailureClass, Principal, TokenProvider};
 use crate::sink::SinkError;
 use crate::source::SourceError;
@@ -198,6 +199,25 @@ fn blocking_state(err: &ShipError, consent_url: &str, container: &str) -> Option
             }),
             _ => None,
         },
+        ShipError::Key(e) => {
+            let state = match e.class() {
+                KeyFailure::KeyRevoked => TenantState::KeyRevoked,
+                KeyFailure::AccessDenied => TenantState::AccessDenied,
+                KeyFailure::ConsentRevoked => TenantState::ConsentRevoked,
+                KeyFailure::Misconfigured => TenantState::Misconfigured,
+                KeyFailure::Transient => return None,
+            };
+            let fix = match e {
+                KeyVaultError::Refused(r) => r.fix.to_string(),
+                KeyVaultError::Token { source, .. } => source.fix(consent_url),
+                other => other.to_string(),
+            };
+            Some(Blocked {
+                state,
+                reason: e.to_string(),
+                fix,
+            })
+        }
         _ => None,
     }
 }
@@ -249,6 +269,8 @@ impl TenantSupervisor {
             let Some(b) = blocked else {
                 return totals;
             };
+            // forget every unwrapped content key of this tenant (zeroized) until access is back
+            self.purge_keys();
             self.set_state(b.state, Some(b.reason.clone()), Some(b.fix.clone()));
             if once {
                 return totals;
@@ -261,7 +283,13 @@ impl TenantSupervisor {
                 }
                 match self.probe().await {
                     Ok(()) => {
+                        for s in &self.sources {
+                            if let Some(k) = &s.ctx.key {
+                                k.reset();
+                            }
+                        }
                         tracing::info!(tenant = %self.name, "Access is back; resuming from the checkpoints");
+                        self.set_state(TenantState::Active, None, None);
                         break;
                     }
                     Err(b) => self.set_state(b.state, Some(b.reason), Some(b.fix)),
@@ -270,7 +298,17 @@ impl TenantSupervisor {
         }
     }
 
-    /// Token and one listing page per source, with a fresh token (so a withdrawn consent shows).
+    /// Latches every customer key of the tenant as refused and purges its content keys.
+    fn purge_keys(&self) {
+        for s in &self.sources {
+            if let Some(k) = &s.ctx.key {
+                k.revoke();
+            }
+        }
+    }
+
+    /// Token and one listing page per source, with a fresh token (so a withdrawn consent shows),
+    /// and on a decrypt source the key itself (get key, unwrap of a throwaway value).
     async fn probe(&self) -> Result<(), Blocked> {
         self.tokens.invalidate(
             &Principal::App {
@@ -298,6 +336,21 @@ impl TenantSupervisor {
                     reason: e.to_string(),
                     fix: String::new(),
                 }));
+            }
+            if let Some(key) = &s.ctx.key {
+                if let Err(e) = key.probe().await {
+                    let e = ShipError::Key(e);
+                    return Err(blocking_state(
+                        &e,
+                        &self.consent_url,
+                        s.ctx.reader.container().container(),
+                    )
+                    .unwrap_or(Blocked {
+                        state: TenantState::Throttled,
+                        reason: e.to_string(),
+                        fix: String::new(),
+                    }));
+                }
             }
         }
         Ok(())
@@ -522,6 +575,12 @@ impl TenantSupervisor {
                         }
                     }
                     Err(ShipError::Stopped) => {}
+                    Err(ShipError::Quarantined { reason }) => {
+                        tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, etag = %item.etag, reason = %reason, "Blob quarantined: nothing of it was shipped; it is read again only when its ETag changes");
+                        self.board.update_source(&self.name, &ctx.cfg.name, |st| {
+                            st.quarantined += 1;
+                        });
+                    }
                     Err(e) if e.is_blob_changed() => {
                         tracing::info!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, error = %e, "Blob changed while being read; it is read again next poll");
                     }
@@ -638,6 +697,11 @@ fn error_class(e: &ShipError) -> (&'static str, &'static str) {
         ShipError::Source(_) => ("source", ""),
         ShipError::State(_) => ("state", "check agent.state_dir: disk space and permissions"),
         ShipError::Stopped => ("stopped", ""),
+        ShipError::Key(_) => (
+            "key_vault",
+            "transient key vault failure; retried next poll",
+        ),
+        ShipError::BadBlob { .. } | ShipError::Quarantined { .. } => ("quarantined", ""),
     }
 }
 

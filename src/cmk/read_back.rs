@@ -1,0 +1,183 @@
+//! `read_shipped`: the library side of `ferry cat`: fetch one shipped object from provider
+//! storage with the destination identity, find its tenant (`ferry_tenant_id` metadata) and
+//! source (`ferry_source`) in the config, and open it with that source's customer key.
+//!
+//! Must not: write anything anywhere, or print plaintext (the caller decides where it goes).
+
+use std::sync::Arc;
+
+use crate::blob_api::{BlobError, ContainerClient};
+use crate::config::{LoadedConfig, SourceConfig};
+use crate::identity::from_config::{
+    http_settings, identity_settings, pins_with, provider_principal,
+};
+use crate::identity::http::HttpSetupError;
+use crate::identity::{TokenError, TokenProvider};
+
+use super::customer_key::CustomerKey;
+use super::keyvault::{KeyVaultClient, KeyVaultError};
+use super::shipped_object::{
+    is_sealed, open_shipped_object, ShippedObjectError, SOURCE_METADATA, TENANT_ID_METADATA,
+};
+
+/// Why `ferry cat` could not print an object.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadBackError {
+    /// The URL is not `https://<account host>/<container>/<object>`.
+    #[error("{url} is not a blob url (https://<account>.blob.<suffix>/<container>/<object>)")]
+    BadUrl {
+        /// The value given.
+        url: String,
+    },
+    /// HTTP client settings are unusable.
+    #[error(transparent)]
+    Http(#[from] HttpSetupError),
+    /// No destination token.
+    #[error("no token for the destination identity: {0}")]
+    Token(#[from] TokenError),
+    /// Provider storage refused or failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The object's tenant is not in the config.
+    #[error("object {object} belongs to tenant {tenant_id} ({source_name}), which has no source with decrypt in this config; add it or use that tenant's config")]
+    UnknownTenant {
+        /// The object.
+        object: String,
+        /// Its tenant id.
+        tenant_id: String,
+        /// Its source.
+        source_name: String,
+    },
+    /// The key URL in the config is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyVaultError),
+    /// Decrypting or checking failed.
+    #[error(transparent)]
+    Object(#[from] ShippedObjectError),
+}
+
+/// Splits a blob URL into (account URL, container, object name).
+pub fn split_blob_url(url: &str) -> Option<(String, String, String)> {
+    let u = url::Url::parse(url).ok()?;
+    if u.scheme() != "https" {
+        return None;
+    }
+    let host = u.host_str()?;
+    let account = match u.port() {
+        Some(p) => format!("https://{host}:{p}"),
+        None => format!("https://{host}"),
+    };
+    let path = u.path().trim_start_matches('/');
+    let (container, name) = path.split_once('/')?;
+    let name = percent_decode(name)?;
+    (!container.is_empty() && !name.is_empty()).then(|| (account, container.to_string(), name))
+}
+
+/// Decodes `%XX` escapes; None for a bad escape or non-UTF-8 result.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Fetches and opens one shipped object; returns its plaintext.
+pub async fn read_shipped(loaded: &LoadedConfig, url: &str) -> Result<Vec<u8>, ReadBackError> {
+    let (account, container, name) = split_blob_url(url).ok_or_else(|| ReadBackError::BadUrl {
+        url: url.to_string(),
+    })?;
+    let http = http_settings(loaded)?;
+    let tokens = TokenProvider::new(identity_settings(loaded, http.build()?)?);
+    let dest = &loaded.config.destination;
+    let resolve = dest
+        .account_url
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case(&account)
+        .then_some(dest.resolve.as_deref())
+        .flatten();
+    let client = ContainerClient::new(
+        http.build_with_pins(pins_with(&http, &account, resolve)?)?,
+        &account,
+        &container,
+    );
+    let principal = provider_principal(loaded, &dest.credential)?;
+    let token = tokens
+        .token(&principal, &loaded.endpoints.storage_resource)
+        .await?;
+    let (props, body) = client.get_all(&token.bearer(), &name).await?;
+    let meta = |k: &str| props.metadata.get(k).cloned().unwrap_or_default();
+    let encoding = if name.ends_with(".zst") {
+        Some("zstd")
+    } else if name.ends_with(".gz") {
+        Some("gzip")
+    } else {
+        None
+    };
+    let key = if is_sealed(&props.metadata) {
+        let (tenant_id, source_name) = (meta(TENANT_ID_METADATA), meta(SOURCE_METADATA));
+        let found = loaded
+            .config
+            .tenants
+            .iter()
+            .filter(|t| t.tenant_id.eq_ignore_ascii_case(&tenant_id))
+            .flat_map(|t| t.sources.iter())
+            .find_map(|s| match s {
+                SourceConfig::Blob(b) if b.name == source_name => b.decrypt.clone(),
+                _ => None,
+            });
+        let Some(d) = found else {
+            return Err(ReadBackError::UnknownTenant {
+                object: name,
+                tenant_id,
+                source_name,
+            });
+        };
+        let kv_http = match d.resolve.as_deref() {
+            Some(r) => http.build_with_pins(pins_with(&http, &d.key, Some(r))?)?,
+            None => http.build()?,
+        };
+        let client = KeyVaultClient::new(
+            kv_http,
+            tokens.clone(),
+            &tenant_id,
+            &d.key,
+            &loaded.endpoints.vault_resource,
+            &loaded.endpoints.managed_hsm_resource,
+        )?;
+        Some(Arc::new(CustomerKey::new(
+            client,
+            std::time::Duration::ZERO,
+        )))
+    } else {
+        None
+    };
+    Ok(open_shipped_object(&name, &props.metadata, encoding, &body, key.as_deref()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_urls_split_into_account_container_and_name() {
+        let (a, c, n) = split_blob_url(
+            "https://providerlogs.blob.sandbox.test/shipped/tenant=contoso/a%20b.jsonl.zst",
+        )
+        .unwrap();
+        assert_eq!(a, "https://providerlogs.blob.sandbox.test");
+        assert_eq!(c, "shipped");
+        assert_eq!(n, "tenant=contoso/a b.jsonl.zst");
+        assert!(split_blob_url("http://x/y/z").is_none());
+        assert!(split_blob_url("https://x/onlycontainer").is_none());
+    }
+}

@@ -117,7 +117,19 @@ async fn main() -> anyhow::Result<()> {
             work,
             azurite_core,
             tool_core,
-        } => idle(&ferry, tenants, &poll, warmup, seconds, &work, azurite_core, tool_core).await,
+        } => {
+            idle(
+                &ferry,
+                tenants,
+                &poll,
+                warmup,
+                seconds,
+                &work,
+                azurite_core,
+                tool_core,
+            )
+            .await
+        }
     }
 }
 
@@ -163,7 +175,12 @@ async fn throughput(
             measure::run_measured(
                 tool_core,
                 ferry,
-                &["run".into(), "--once".into(), "-c".into(), config.display().to_string()],
+                &[
+                    "run".into(),
+                    "--once".into(),
+                    "-c".into(),
+                    config.display().to_string(),
+                ],
                 &[("FERRY_LOG".into(), "info".into())],
                 &log,
             )?
@@ -218,7 +235,11 @@ fn rclone_command(world: &World) -> anyhow::Result<(Vec<String>, Vec<(String, St
         env.push((format!("RCLONE_CONFIG_{up}_TYPE"), "azureblob".into()));
         env.push((
             format!("RCLONE_CONFIG_{up}_SAS_URL"),
-            format!("{}/{account}?{}", world.azurite_url(), sas::account_sas(account, &key)?),
+            format!(
+                "{}/{account}?{}",
+                world.azurite_url(),
+                sas::account_sas(account, &key)?
+            ),
         ));
         Ok(())
     };
@@ -277,7 +298,10 @@ async fn idle(
     let result = async {
         tokio::time::sleep(Duration::from_secs(warmup)).await;
         if let Some(status) = child.try_wait()? {
-            bail!("ferry exited during warm-up ({status}); see {}/ferry-idle.log", work.display());
+            bail!(
+                "ferry exited during warm-up ({status}); see {}/ferry-idle.log",
+                work.display()
+            );
         }
         let cpu0 = measure::proc_cpu_secs(pid)?;
         let blob0 = blob_requests(&world.request_counters().await?);

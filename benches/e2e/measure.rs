@@ -52,9 +52,9 @@ pub fn run_measured(
         command.env(k, v);
     }
     let start = Instant::now();
-    let status = command
-        .status()
-        .with_context(|| format!("running {program} (is /usr/bin/time installed? apt-get install -y time)"))?;
+    let status = command.status().with_context(|| {
+        format!("running {program} (is /usr/bin/time installed? apt-get install -y time)")
+    })?;
     let wall = start.elapsed().as_secs_f64();
     let text = std::fs::read_to_string(&time_out)
         .with_context(|| format!("reading {}", time_out.display()))?;
@@ -72,7 +72,10 @@ pub fn run_measured(
             .rev()
             .collect::<Vec<_>>()
             .join("\n");
-        bail!("{program} failed ({status}); {} ends with:\n{tail}", log.display());
+        bail!(
+            "{program} failed ({status}); {} ends with:\n{tail}",
+            log.display()
+        );
     }
     Ok(cost)
 }
@@ -102,8 +105,14 @@ pub fn proc_cpu_secs(pid: u32) -> anyhow::Result<f64> {
         .map(|(_, rest)| rest)
         .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))?;
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11).ok_or_else(|| anyhow!("short stat"))?.parse()?;
-    let stime: f64 = fields.get(12).ok_or_else(|| anyhow!("short stat"))?.parse()?;
+    let utime: f64 = fields
+        .get(11)
+        .ok_or_else(|| anyhow!("short stat"))?
+        .parse()?;
+    let stime: f64 = fields
+        .get(12)
+        .ok_or_else(|| anyhow!("short stat"))?
+        .parse()?;
     // SAFETY-free: sysconf(_SC_CLK_TCK) is 100 on Linux x86_64.
     Ok((utime + stime) / 100.0)
 }
@@ -124,7 +133,10 @@ pub fn own_children() -> Vec<u32> {
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for t in tasks.flatten() {
             if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<u32>().ok()),
+                );
             }
         }
     }
@@ -153,7 +165,8 @@ pub fn proc_environ(pid: u32) -> anyhow::Result<Vec<(String, String)>> {
         .split(|b| *b == 0)
         .filter_map(|kv| {
             let s = String::from_utf8_lossy(kv);
-            s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+            s.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect())
 }

@@ -11,10 +11,18 @@ pub fn account_sas(account: &str, key_b64: &str) -> anyhow::Result<String> {
     let key = base64::engine::general_purpose::STANDARD
         .decode(key_b64)
         .context("azurite account key is not base64")?;
-    let (sp, ss, srt, se, spr, sv) = ("rwdlac", "b", "sco", "2099-01-01T00:00:00Z", "https", "2019-12-12");
+    let (sp, ss, srt, se, spr, sv) = (
+        "rwdlac",
+        "b",
+        "sco",
+        "2099-01-01T00:00:00Z",
+        "https",
+        "2019-12-12",
+    );
     // account, permissions, services, resource types, start, expiry, ip, protocol, version.
     let to_sign = [account, sp, ss, srt, "", se, "", spr, sv, ""].join("\n");
-    let sig = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, to_sign.as_bytes()));
+    let sig =
+        base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, to_sign.as_bytes()));
     Ok(url::form_urlencoded::Serializer::new(String::new())
         .append_pair("sv", sv)
         .append_pair("ss", ss)
@@ -36,6 +44,13 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     }
     let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
     let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::new().chain_update(&ipad).chain_update(message).finalize();
-    Sha256::new().chain_update(&opad).chain_update(inner).finalize().into()
+    let inner = Sha256::new()
+        .chain_update(&ipad)
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(&opad)
+        .chain_update(inner)
+        .finalize()
+        .into()
 }

@@ -52,7 +52,11 @@ impl World {
         let tenants: Vec<Tenant> = (0..n)
             .map(|i| Tenant {
                 name: format!("t{i}"),
-                tenant_id: format!("{:08x}-0000-4000-8000-{:012x}", 0xbe00_0000u32 + i as u32, i),
+                tenant_id: format!(
+                    "{:08x}-0000-4000-8000-{:012x}",
+                    0xbe00_0000u32 + i as u32,
+                    i
+                ),
                 account: format!("t{i}logs"),
             })
             .collect();
@@ -126,7 +130,12 @@ impl World {
     }
 
     /// Writes a Ferry config: every tenant ships its container in `mode`; returns its path.
-    pub fn ferry_config(&self, mode: &str, poll: &str, agent_extra: &str) -> anyhow::Result<PathBuf> {
+    pub fn ferry_config(
+        &self,
+        mode: &str,
+        poll: &str,
+        agent_extra: &str,
+    ) -> anyhow::Result<PathBuf> {
         let port = self.sandbox.https_addr().port();
         let mut toml = format!(
             r#"[agent]
@@ -179,7 +188,12 @@ credential = {{ kind = "managed_identity", client_id = "{mi}" }}
 
     /// Seeds `count` blobs of about `size` bytes of JSON lines into each tenant's container,
     /// `concurrency` at a time. Blobs over 32 MiB are staged in 32 MiB blocks. Returns total bytes.
-    pub async fn seed(&self, count_per_tenant: usize, size: usize, concurrency: usize) -> anyhow::Result<u64> {
+    pub async fn seed(
+        &self,
+        count_per_tenant: usize,
+        size: usize,
+        concurrency: usize,
+    ) -> anyhow::Result<u64> {
         let mut jobs = Vec::new();
         for t in &self.tenants {
             let seeder = self

@@ -15,6 +15,7 @@
 //! | `source`    | blob listing and reading (block + append tail), Log Analytics      |
 //! | `cmk`       | CSE v2 format, Key Vault client, content-key cache                 |
 //! | `sink`      | destination naming, batching, compression, block upload            |
+//! | `check`     | tenant diagnostics behind `ferry check` (tokens, listing, keys, endpoints) |
 //! | `identity`  | per-tenant token providers, credential kinds, error classes        |
 //! | `state`     | checkpoints (SQLite, WAL) behind a small trait                     |
 //! | `config`    | schema, loading, validation, secret references                     |
@@ -23,6 +24,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod blob_api;
+pub mod check;
 pub mod cli;
 pub mod cmk;
 pub mod config;

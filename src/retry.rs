@@ -94,6 +94,7 @@ where
                 stats.retries += 1;
                 stats.waited += wait;
                 stats.throttled = true;
+                crate::telemetry::Metrics::retry(wait);
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }

@@ -115,24 +115,12 @@ fn config_schema_is_json_with_every_section() {
 
 #[test]
 fn commands_not_built_yet_say_so_and_exit_1() {
-    for args in [
-        vec!["run", "-c", "config/local.toml", "--once"],
-        vec![
-            "check",
-            "-c",
-            "config/local.toml",
-            "--tenant",
-            "contoso",
-            "--json",
-        ],
-        vec!["status", "--url", "http://127.0.0.1:9464", "--json"],
-        vec![
-            "cat",
-            "https://providerlogs.blob.sandbox.test/shipped/x",
-            "-c",
-            "config/local.toml",
-        ],
-    ] {
+    for args in [vec![
+        "cat",
+        "https://providerlogs.blob.sandbox.test/shipped/x",
+        "-c",
+        "config/local.toml",
+    ]] {
         let out = ferry(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}: no pretend output");

@@ -269,6 +269,7 @@ async fn add_managed_identity(State(s): State<Arc<SimState>>, body: Bytes) -> Ad
 struct SettingsUpdate {
     token_lifetime_secs: Option<u64>,
     identity_header: Option<String>,
+    federated_propagation_secs: Option<u64>,
 }
 
 async fn update_settings(State(s): State<Arc<SimState>>, body: Bytes) -> AdminResult {
@@ -282,6 +283,9 @@ async fn update_settings(State(s): State<Arc<SimState>>, body: Bytes) -> AdminRe
             ));
         }
         settings.token_lifetime_secs = secs;
+    }
+    if let Some(secs) = b.federated_propagation_secs {
+        settings.federated_propagation_secs = secs;
     }
     if let Some(h) = b.identity_header {
         settings.identity_header = h;

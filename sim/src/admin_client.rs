@@ -96,13 +96,22 @@ pub fn sandbox_http_client(
         .map_err(AdminClientError::Client)
 }
 
-/// A new secret: its id and value (the value is shown once).
-#[derive(Debug, Clone, Deserialize)]
+/// A new secret: its id and value (the value is shown once). `Debug` hides the value.
+#[derive(Clone, Deserialize)]
 pub struct AddedSecret {
     /// Secret id.
     pub id: String,
     /// The secret.
     pub value: String,
+}
+
+impl std::fmt::Debug for AddedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddedSecret")
+            .field("id", &self.id)
+            .field("value", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Thumbprints of a registered certificate.
@@ -400,6 +409,14 @@ impl AdminClient {
         let body =
             json!({"token_lifetime_secs": token_lifetime_secs, "identity_header": identity_header});
         self.put("/settings", body).await.map(drop)
+    }
+
+    /// `PUT /admin/settings {federated_propagation_secs}`: new federated credentials answer
+    /// AADSTS70021 for this long, as Entra does while they propagate.
+    pub async fn set_federated_propagation_secs(&self, secs: u64) -> Result<(), AdminClientError> {
+        self.put("/settings", json!({ "federated_propagation_secs": secs }))
+            .await
+            .map(drop)
     }
 
     /// `POST /admin/workload-tokens`: an AKS-style projected token signed by the sim.

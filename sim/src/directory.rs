@@ -98,8 +98,8 @@ pub enum Consent {
     Orphaned,
 }
 
-/// A client secret.
-#[derive(Debug, Clone)]
+/// A client secret. `Debug` never shows the value.
+#[derive(Clone)]
 pub struct ClientSecret {
     /// Secret id (GUID).
     pub id: String,
@@ -107,6 +107,16 @@ pub struct ClientSecret {
     pub value: String,
     /// Expiry (Unix seconds), if any.
     pub expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecret")
+            .field("id", &self.id)
+            .field("value", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A registered certificate (public part only).
@@ -159,6 +169,8 @@ pub struct FederatedCredential {
     pub subject: String,
     /// Accepted `aud` values.
     pub audiences: Vec<String>,
+    /// When it was added (Unix seconds); it takes effect `federated_propagation_secs` later.
+    pub created_at: i64,
 }
 
 /// A multi-tenant app registration.
@@ -433,6 +445,7 @@ impl Directory {
             issuer: issuer.into(),
             subject: subject.into(),
             audiences,
+            created_at: crate::jwt::now_unix(),
         });
         Ok(id)
     }
@@ -531,6 +544,17 @@ mod tests {
             "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
         );
         assert!(parse_guid("x", "contoso.onmicrosoft.com").is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_secret_values() {
+        let mut d = Directory::default();
+        d.add_tenant(H, None).expect("home");
+        let app = d.add_app(None, H, None).expect("app");
+        let (_, value) = d
+            .add_secret(&app, Some("hunter2-very-secret".into()), None)
+            .expect("secret");
+        assert!(!format!("{d:?}").contains(&value));
     }
 
     #[test]

@@ -87,6 +87,19 @@ fn audiences(jwt: &UnverifiedJwt) -> Vec<String> {
     }
 }
 
+/// A thumbprint header value (base64 or base64url, padded or not) as upper-case hex.
+fn thumbprint_hex(value: &str) -> Option<String> {
+    use base64::Engine as _;
+    let normalized = value
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(normalized)
+        .ok()
+        .map(hex::encode_upper)
+}
+
 /// `https://host:port/path` -> `https://host/path` (the port a client used does not matter).
 fn without_port(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -117,9 +130,16 @@ pub fn check_certificate_assertion(
         ));
     }
     let header = |name: &str| jwt.header.get(name).and_then(Value::as_str);
-    let cert = match (header("x5t#S256"), header("x5t")) {
-        (Some(s256), _) => app.certificates.iter().find(|c| c.x5t_s256 == s256),
-        (None, Some(sha1)) => app.certificates.iter().find(|c| c.x5t == sha1),
+    // Clients send the thumbprint base64url without padding (the JOSE form) or with it (MSAL).
+    let cert = match (
+        header("x5t#S256").and_then(thumbprint_hex),
+        header("x5t").and_then(thumbprint_hex),
+    ) {
+        (Some(s256), _) => app
+            .certificates
+            .iter()
+            .find(|c| c.thumbprint_sha256 == s256),
+        (None, Some(sha1)) => app.certificates.iter().find(|c| c.thumbprint_sha1 == sha1),
         (None, None) => None,
     };
     let shown = header("x5t#S256").or(header("x5t")).unwrap_or("none");
@@ -169,8 +189,14 @@ pub fn check_federated_assertion(
     let iss = jwt.str_claim("iss").unwrap_or("");
     let sub = jwt.str_claim("sub").unwrap_or("");
     let aud = audiences(jwt);
+    // A credential answers only once it has propagated (Entra: AADSTS70021 until then).
+    let propagation =
+        i64::try_from(state.settings().federated_propagation_secs).unwrap_or(i64::MAX);
     let matched = app.federated.iter().any(|f| {
-        f.issuer == iss && f.subject == sub && aud.iter().any(|a| f.audiences.contains(a))
+        f.issuer == iss
+            && f.subject == sub
+            && aud.iter().any(|a| f.audiences.contains(a))
+            && f.created_at.saturating_add(propagation) <= now
     });
     if !matched {
         return Err(EntraError::bad_request(

@@ -16,7 +16,7 @@ use ferry_sim::{AdminClient, FaultSpec, ServeConfig, Settings, SimConfig};
     name = "ferry-sim",
     version,
     about = "A local stand-in for Entra ID, managed identity, Key Vault and a storage gateway in front of Azurite",
-    after_help = "Examples:\n  ferry-sim ca generate --dir .sandbox\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000\n  ferry-sim admin --dir .sandbox consent --tenant 33333333-3333-4333-8333-333333333333 --app 11111111-1111-4111-8111-111111111111\n  ferry-sim admin --dir .sandbox fault add --host '*.blob.sandbox.test' --status 503 --retry-after-secs 2 --count 3"
+    after_help = "Examples:\n  ferry-sim sandbox up --dir .sandbox\n  ferry-sim ca generate --dir .sandbox\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000\n  ferry-sim admin --dir .sandbox consent --tenant 33333333-3333-4333-8333-333333333333 --app 11111111-1111-4111-8111-111111111111\n  ferry-sim admin --dir .sandbox fault add --host '*.blob.sandbox.test' --status 503 --retry-after-secs 2 --count 3"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Serve https (all sim hosts) and optionally the plain-http IMDS shape until Ctrl-C.
     #[command(
-        after_help = "Example:\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000\n\nThe CA and server certificate are loaded from DIR (generated there if missing); the App Service\nidentity header is read from DIR/identity-header (written there if missing)."
+        after_help = "Example:\n  ferry-sim serve --dir .sandbox --listen 127.0.0.1:18443 --imds-listen 127.0.0.1:18080 --azurite-url https://127.0.0.1:18000 --accounts contosologs,fabrikamlogs,providerlogs\n\nThe CA and server certificate are loaded from DIR (generated there if missing); the App Service\nidentity header is read from DIR/identity-header (written there if missing)."
     )]
     Serve {
         /// Sandbox directory holding ca.pem, server.pem, server-key.pem, identity-header.
@@ -42,17 +42,64 @@ enum Command {
         /// Azurite's base URL, the storage gateway's upstream.
         #[arg(long)]
         azurite_url: Option<String>,
+        /// Azurite's account names (comma-separated); storage accounts registered through the
+        /// admin API must be one of them.
+        #[arg(long, value_delimiter = ',')]
+        accounts: Vec<String>,
     },
     /// Test CA and certificates.
     Ca {
         #[command(subcommand)]
         command: CaCommand,
     },
+    /// The demo sandbox: Azurite and the sim on the fixed ports, provisioned with the demo tenants.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
     /// Call the admin API of a running sim.
     #[command(
         after_help = "Examples:\n  ferry-sim admin --dir .sandbox revoke-consent --tenant 33333333-3333-4333-8333-333333333333 --app 11111111-1111-4111-8111-111111111111\n  ferry-sim admin --dir .sandbox rotate-secret --app 11111111-1111-4111-8111-111111111111 --write .sandbox/app-secret --remove OLD_ID\n  ferry-sim admin --dir .sandbox fault add --host contosologs.blob.sandbox.test --reset-after-bytes 1000 --count 1\n  ferry-sim admin --dir .sandbox fault clear"
     )]
     Admin(AdminArgs),
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Start Azurite and the sim (https 18443, IMDS 18080, Azurite 18000), provision the demo
+    /// tenants, write the sandbox files into DIR and serve until Ctrl-C or SIGTERM.
+    #[command(after_help = "Example:\n  ferry-sim sandbox up --dir .sandbox")]
+    Up {
+        /// Sandbox directory (ca.pem, identity-header, app-secret, sandbox.json, Azurite data).
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Write the demo customers' data into a running sandbox (round 0 first; later rounds add a
+    /// new hour and grow the append-blob archives).
+    #[command(after_help = "Example:\n  ferry-sim sandbox seed --dir .sandbox --round 1")]
+    Seed {
+        /// Directory of the running sandbox.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Which round of data.
+        #[arg(long, default_value_t = 0)]
+        round: u32,
+    },
+    /// List a container of a running sandbox with each object's size and ferry_* metadata.
+    #[command(
+        after_help = "Example:\n  ferry-sim sandbox ls --dir .sandbox --account providerlogs --container shipped"
+    )]
+    Ls {
+        /// Directory of the running sandbox.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Storage account.
+        #[arg(long)]
+        account: String,
+        /// Container.
+        #[arg(long)]
+        container: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,13 +227,28 @@ enum AdminCommand {
         #[arg(long)]
         client_id: Option<String>,
     },
-    /// Change token lifetime.
+    /// Change token lifetime and federated credential propagation delay.
     Settings {
         #[arg(long)]
         token_lifetime_secs: Option<u64>,
+        /// New federated credentials answer AADSTS70021 for this many seconds.
+        #[arg(long)]
+        federated_propagation_secs: Option<u64>,
     },
     /// Print request counts as JSON.
     Requests,
+    /// Call any admin route: METHOD PATH (under /admin) and an optional JSON body; prints the answer.
+    #[command(
+        after_help = "Example:\n  ferry-sim admin --dir .sandbox raw POST /vaults/contoso-kv/keys/ferry-cmk/disable '{}'"
+    )]
+    Raw {
+        /// GET, POST, PUT or DELETE.
+        method: String,
+        /// Route under /admin, e.g. /role-assignments.
+        path: String,
+        /// JSON body.
+        body: Option<String>,
+    },
     /// Fault injection.
     Fault {
         #[command(subcommand)]
@@ -247,7 +309,8 @@ async fn main() -> anyhow::Result<()> {
             listen,
             imds_listen,
             azurite_url,
-        } => serve(&dir, listen, imds_listen, azurite_url).await,
+            accounts,
+        } => serve(&dir, listen, imds_listen, azurite_url, accounts).await,
         Command::Ca {
             command: CaCommand::Generate { dir },
         } => {
@@ -256,6 +319,66 @@ async fn main() -> anyhow::Result<()> {
                 "wrote ca.pem, server.pem, azurite.pem and their keys to {}",
                 dir.display()
             );
+            Ok(())
+        }
+        Command::Sandbox {
+            command: SandboxCommand::Up { dir },
+        } => Ok(ferry_sim::sandbox::run_demo_sandbox(&dir).await?),
+        Command::Sandbox {
+            command: SandboxCommand::Seed { dir, round },
+        } => {
+            let admin = ferry_sim::sandbox::admin_from_dir(&dir)?;
+            let data = ferry_sim::sandbox::DemoSeeder::new(&admin)
+                .seed(round)
+                .await?;
+            for (account, container, blob, size) in data.blobs {
+                println!("  {account}/{container}/{blob}  ({size})");
+            }
+            Ok(())
+        }
+        Command::Sandbox {
+            command:
+                SandboxCommand::Ls {
+                    dir,
+                    account,
+                    container,
+                },
+        } => {
+            let admin = ferry_sim::sandbox::admin_from_dir(&dir)?;
+            let summary: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("sandbox.json"))?)?;
+            let tenant = if summary["provider"]["account"].as_str() == Some(account.as_str()) {
+                summary["provider"]["tenant_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                summary["customers"]
+                    .as_array()
+                    .and_then(|cs| {
+                        cs.iter()
+                            .find(|c| c["account"].as_str() == Some(account.as_str()))
+                    })
+                    .and_then(|c| c["tenant_id"].as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let blobs =
+                ferry_sim::sandbox::list_container(&admin, &account, &tenant, &container).await?;
+            println!("{} objects in {account}/{container}:", blobs.len());
+            for (name, size, meta) in blobs {
+                let records = meta
+                    .iter()
+                    .find(|(k, _)| k == "ferry_records")
+                    .map(|(_, v)| format!(", {v} records"))
+                    .unwrap_or_default();
+                let range = meta
+                    .iter()
+                    .find(|(k, _)| k == "ferry_source_range")
+                    .map(|(_, v)| format!(", source bytes {v}"))
+                    .unwrap_or_default();
+                println!("  {name}  ({size} B{records}{range})");
+            }
             Ok(())
         }
         Command::Admin(args) => admin(args).await,
@@ -279,6 +402,7 @@ async fn serve(
     listen: SocketAddr,
     imds_listen: Option<SocketAddr>,
     azurite_url: Option<String>,
+    accounts: Vec<String>,
 ) -> anyhow::Result<()> {
     let certs = SandboxCertificates::load_or_generate(dir)?;
     let settings = Settings {
@@ -297,6 +421,9 @@ async fn serve(
         },
     })
     .await?;
+    if !accounts.is_empty() {
+        ferry_sim::state::lock(&sim.state().storage).azurite_accounts = Some(accounts);
+    }
     eprintln!(
         "ferry-sim serving https on {} (IMDS http on {}); CA {}; Ctrl-C stops",
         sim.https_addr(),
@@ -385,8 +512,36 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Settings {
             token_lifetime_secs,
-        } => c.update_settings(token_lifetime_secs, None).await?,
+            federated_propagation_secs,
+        } => {
+            c.update_settings(token_lifetime_secs, None).await?;
+            if let Some(secs) = federated_propagation_secs {
+                c.set_federated_propagation_secs(secs).await?;
+            }
+        }
         AdminCommand::Requests => print_json(&c.requests().await?)?,
+        AdminCommand::Raw { method, path, body } => {
+            let body: Option<serde_json::Value> = match body {
+                Some(b) => Some(serde_json::from_str(&b).context("the body is not JSON")?),
+                None => None,
+            };
+            let answer = match method.to_ascii_uppercase().as_str() {
+                "GET" => c.get(&path).await?,
+                "POST" => {
+                    c.post(&path, body.unwrap_or(serde_json::Value::Null))
+                        .await?
+                }
+                "PUT" => {
+                    c.put(&path, body.unwrap_or(serde_json::Value::Null))
+                        .await?
+                }
+                "DELETE" => c.delete(&path, body).await?,
+                other => anyhow::bail!("unknown method {other}: use GET, POST, PUT or DELETE"),
+            };
+            if !answer.is_null() {
+                print_json(&answer)?;
+            }
+        }
         AdminCommand::Fault { command } => match command {
             FaultCommand::Add {
                 host,

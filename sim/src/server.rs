@@ -332,7 +332,7 @@ fn request_host<B>(req: &Request<B>, imds: bool) -> RequestHost {
         })
         .unwrap_or_default();
     let host = match authority.rsplit_once(':') {
-        Some((h, port)) if !h.ends_with(']') || port.chars().all(|c| c.is_ascii_digit()) => h,
+        Some((h, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => h,
         _ => authority.as_str(),
     }
     .to_ascii_lowercase();
@@ -432,4 +432,35 @@ fn truncate(response: Response<Body>, fault: &FaultAction) -> Response<Body> {
         },
     );
     Response::from_parts(parts, Body::from_stream(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_of(uri: &str, host_header: Option<&str>) -> RequestHost {
+        let mut b = Request::builder().uri(uri);
+        if let Some(h) = host_header {
+            b = b.header("host", h);
+        }
+        request_host(&b.body(()).expect("request"), false)
+    }
+
+    #[test]
+    fn hosts_come_from_the_authority_or_the_host_header_without_port() {
+        let h = host_of("https://Login.Sandbox.Test:8443/x", None);
+        assert_eq!(
+            (h.host.as_str(), h.kind),
+            ("login.sandbox.test", HostKind::Login)
+        );
+        assert_eq!(h.authority, "Login.Sandbox.Test:8443");
+        let h = host_of("/x", Some("contosologs.blob.sandbox.test:18443"));
+        assert_eq!(
+            (h.host.as_str(), h.kind),
+            ("contosologs.blob.sandbox.test", HostKind::Blob)
+        );
+        let h = host_of("/x", Some("admin.sandbox.test"));
+        assert_eq!(h.kind, HostKind::Admin);
+        assert_eq!(host_of("/x", None).kind, HostKind::Unknown);
+    }
 }

@@ -13,16 +13,33 @@ use crate::directory::Directory;
 use crate::faults::Faults;
 use crate::jwt::Signer;
 
-/// Settings the admin API may change at run time.
-#[derive(Debug, Clone, Serialize)]
+/// Settings the admin API may change at run time. `Debug` hides the identity header.
+#[derive(Clone, Serialize)]
 pub struct Settings {
     /// Lifetime of issued access tokens (`expires_in`), seconds. Default 3599.
     pub token_lifetime_secs: u64,
     /// The value the App Service managed-identity shape expects in `X-IDENTITY-HEADER`.
     #[serde(skip)]
     pub identity_header: String,
+    /// Seconds before a new federated credential takes effect (Entra answers AADSTS70021 until
+    /// it has propagated). Default 0.
+    pub federated_propagation_secs: u64,
     /// Host name used in v2 issuers (`https://{issuer_host}/{tid}/v2.0`). Default `login.sandbox.test`.
     pub issuer_host: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("token_lifetime_secs", &self.token_lifetime_secs)
+            .field("identity_header", &"<redacted>")
+            .field("issuer_host", &self.issuer_host)
+            .field(
+                "federated_propagation_secs",
+                &self.federated_propagation_secs,
+            )
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -31,6 +48,7 @@ impl Default for Settings {
             token_lifetime_secs: 3599,
             identity_header: uuid::Uuid::new_v4().to_string(),
             issuer_host: "login.sandbox.test".to_string(),
+            federated_propagation_secs: 0,
         }
     }
 }

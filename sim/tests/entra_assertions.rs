@@ -281,6 +281,31 @@ async fn federated_assertion_from_a_workload_token() {
     let (s, b) = e.assertion_token(CUSTOMER, &expired).await;
     assert_entra_error(s, &b, 401, "invalid_client", 700024);
 
+    // A new credential takes effect only after the propagation delay (70021 meanwhile).
+    e.admin
+        .set_federated_propagation_secs(2)
+        .await
+        .expect("settings");
+    let late_subject = "system:serviceaccount:ferry:late";
+    e.admin
+        .add_federated_credential(APP, issuer, late_subject, &["api://AzureADTokenExchange"])
+        .await
+        .expect("fic");
+    let late = e
+        .admin
+        .workload_token(issuer, late_subject, "api://AzureADTokenExchange", None)
+        .await
+        .expect("token");
+    let (s, b) = e.assertion_token(CUSTOMER, &late).await;
+    assert_entra_error(s, &b, 400, "invalid_request", 70021);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let (s, b) = e.assertion_token(CUSTOMER, &late).await;
+    assert_eq!(s, 200, "{b}");
+    e.admin
+        .set_federated_propagation_secs(0)
+        .await
+        .expect("settings");
+
     let wrong_aud = e
         .admin
         .workload_token(issuer, subject, "api://other", None)

@@ -178,6 +178,25 @@ async fn reader_reads_but_cannot_write_and_others_are_refused_like_azure() {
         "Azurite's errors pass through"
     );
 
+    // A token for the account's production URL is accepted too (by the gateway and by Azurite).
+    let account_aud = admin
+        .mint_token(
+            CONTOSO,
+            "https://contosologs.blob.core.windows.net",
+            &sp,
+            Some(&provider.app_client_id),
+        )
+        .await
+        .expect("account token");
+    let r = get(
+        &format!("{CONTAINER}?restype=container&comp=list"),
+        &account_aud,
+    )
+    .send()
+    .await
+    .expect("list");
+    assert_eq!(r.status(), StatusCode::OK);
+
     // Reader cannot write.
     let r = http
         .put(blob_url(&sandbox, &format!("{CONTAINER}/w.json")))

@@ -14,6 +14,7 @@ mod cat;
 mod check;
 mod config_schema;
 mod consent_url;
+mod readiness;
 mod run;
 mod status;
 mod validate;
@@ -112,14 +113,6 @@ pub(crate) fn load_or_report(
         );
         ExitCode::from(EXIT_CONFIG)
     })
-}
-
-/// The honest answer of a command whose capability is not built yet.
-pub(crate) fn not_built(command: &str, issue: &str) -> ExitCode {
-    eprintln!(
-        "ferry {command}: not built yet: this capability arrives with {issue}; nothing was done"
-    );
-    ExitCode::from(EXIT_RUNTIME)
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use super::{ConfigArg, EXIT_OK, EXIT_RUNTIME};
 use crate::config::LogFormat;
 use crate::pipeline::{RunOptions, RunSummary, Supervisor};
 use crate::telemetry::logging::{self, LogStyle};
-use crate::telemetry::StatusBoard;
+use crate::telemetry::server::StatusServer;
+use crate::telemetry::{Metrics, StatusBoard};
 
 /// Arguments of `ferry run`.
 #[derive(Debug, Args)]
@@ -66,11 +67,30 @@ pub fn run(args: RunArgs) -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signals(shutdown.clone()));
+        // status server and config reload (SIGHUP), daemon mode only
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+        let mut status_server = None;
+        // the server keeps answering during the graceful stop, and ends after it
+        let server_stop = CancellationToken::new();
+        if !args.once {
+            match start_status_server(&supervisor, &board, server_stop.clone()).await {
+                Ok(task) => status_server = Some(task),
+                Err(e) => {
+                    eprintln!("ferry run: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            }
+            tokio::spawn(forward_sighup(reload_tx));
+        }
         let progress =
             (args.once && std::io::stderr().is_terminal()).then(|| spawn_progress(board.clone()));
         let result = supervisor
-            .run(RunOptions { once: args.once }, shutdown)
+            .run_with_reload(RunOptions { once: args.once }, shutdown.clone(), reloads)
             .await;
+        server_stop.cancel();
+        if let Some(task) = status_server {
+            let _ = task.await;
+        }
         if let Some((bar, task)) = progress {
             task.abort();
             bar.finish_and_clear();
@@ -90,6 +110,42 @@ pub fn run(args: RunArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// Starts the status server on `agent.status_listen` and wires the scrape-time metric probes.
+async fn start_status_server(
+    supervisor: &Supervisor,
+    board: &StatusBoard,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, crate::telemetry::server::StatusServerError> {
+    let tokens = supervisor.tokens().clone();
+    Metrics::set_token_totals(move || tokens.totals());
+    let dest = supervisor.destination().clone();
+    Metrics::set_destination_waited(move || dest.waited());
+    let addr = supervisor.config().agent.status_listen;
+    let server =
+        StatusServer::bind(addr, board.clone(), super::readiness::checks(supervisor)).await?;
+    Ok(server.spawn(shutdown))
+}
+
+/// Each SIGHUP asks the supervisor to reload the config file.
+async fn forward_sighup(reloads: tokio::sync::mpsc::Sender<()>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be handled here: config reload is unavailable; restart ferry to apply config changes");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config file");
+            if reloads.send(()).await.is_err() {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloads);
 }
 
 async fn wait_for_signals(shutdown: CancellationToken) {

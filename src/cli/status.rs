@@ -1,16 +1,23 @@
 //! `ferry status [--url URL | -c FILE] [--json]`: the state of a running Ferry, read from its status
-//! server. Not built yet: the status server arrives with a later issue.
+//! server's `/status`; a table for people, the JSON passed through with `--json`.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
+
+use super::{EXIT_OK, EXIT_RUNTIME};
+use crate::telemetry::server::StatusDocument;
+use crate::telemetry::status::unix_now;
 
 /// Arguments of `ferry status`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  ferry status --url http://127.0.0.1:9464\n  ferry status -c /etc/ferry/ferry.toml --json\n\n\
-With -c, the status server address is agent.status_listen of that config."
+    after_help = "Examples:\n  ferry status --url http://127.0.0.1:9464\n  ferry status -c /etc/ferry/ferry.toml --json\n  ferry status --url http://127.0.0.1:9464 --healthz\n\n\
+With -c, the status server address is agent.status_listen of that config.\n\
+Exit codes: 0 the status was shown; 1 no Ferry answered; 2 bad config or usage."
 )]
 pub struct StatusArgs {
     /// Status server of the running Ferry.
@@ -27,20 +34,235 @@ pub struct StatusArgs {
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only ask /healthz: exit 0 when the process answers (container health checks).
+    #[arg(long, conflicts_with = "json")]
+    pub healthz: bool,
 }
 
 /// Runs `ferry status`.
 pub fn run(args: StatusArgs) -> ExitCode {
-    if args.url.is_none() && args.config.is_none() {
-        eprintln!("ferry status: say which Ferry to ask\n  help: pass --url http://127.0.0.1:9464 or -c FILE (or set FERRY_CONFIG)");
-        return ExitCode::from(super::EXIT_CONFIG);
-    }
-    if args.url.is_none() {
-        if let Some(path) = &args.config {
-            if let Err(code) = super::load_or_report(path) {
-                return code;
+    let base = match (&args.url, &args.config) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, Some(path)) => match super::load_or_report(path) {
+            Ok(l) => {
+                let mut addr = l.config.agent.status_listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
             }
+            Err(code) => return code,
+        },
+        (None, None) => {
+            eprintln!("ferry status: say which Ferry to ask\n  help: pass --url http://127.0.0.1:9464 or -c FILE (or set FERRY_CONFIG)");
+            return ExitCode::from(super::EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferry status: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    if args.healthz {
+        return match runtime.block_on(fetch(&base, "/healthz")) {
+            Ok(_) => ExitCode::from(EXIT_OK),
+            Err(msg) => {
+                eprintln!("ferry status: {msg}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        };
+    }
+    let body = match runtime.block_on(fetch(&base, "/status")) {
+        Ok(b) => b,
+        Err(msg) => {
+            eprintln!("ferry status: {msg}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    if args.json {
+        println!("{}", body.trim_end());
+        return ExitCode::from(EXIT_OK);
+    }
+    match serde_json::from_str::<StatusDocument>(&body) {
+        Ok(doc) => {
+            print!("{}", render_table(&doc, unix_now()));
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("ferry status: {base}/status did not answer a Ferry status document ({e}); is that address a Ferry status server?");
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
-    super::not_built("status", "the status server (a later issue)")
+}
+
+async fn fetch(base: &str, path: &str) -> Result<String, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let url = format!("{base}{path}");
+    let resp = client.get(&url).send().await.map_err(|e| {
+        if e.is_connect() || e.is_timeout() {
+            format!("no ferry is listening on {base}: is it running? (`ferry run -c FILE` serves agent.status_listen)")
+        } else {
+            format!("{url}: {e}")
+        }
+    })?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "{url} answered {}; is that address a Ferry status server?",
+            resp.status()
+        ));
+    }
+    resp.text().await.map_err(|e| format!("{url}: {e}"))
+}
+
+/// "3m ago", "2h", ... for a duration in seconds.
+fn ago(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// The table `ferry status` prints: one line per source (tenant columns repeated), then the
+/// reason and fix of every tenant that is not shipping, and the last error of every source.
+pub fn render_table(doc: &StatusDocument, now: i64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<18} {:<18} {:>7} {:<14} {:>9} {:>7} {:>8} {:>10} {:>9}",
+        "TENANT", "STATE", "SINCE", "SOURCE", "LAST OK", "LAG", "OBJECTS", "SHIPPED", "ERRORS"
+    );
+    let mut notes = Vec::new();
+    for (name, t) in &doc.tenants {
+        let since = ago(now - t.since);
+        if t.sources.is_empty() {
+            let _ = writeln!(
+                out,
+                "{name:<18} {:<18} {since:>7} {:<14}",
+                t.state.as_str(),
+                "-"
+            );
+        }
+        for (sname, s) in &t.sources {
+            let last_ok = s
+                .last_success
+                .map(|at| format!("{} ago", ago(now - at)))
+                .unwrap_or_else(|| "never".into());
+            let _ = writeln!(
+                out,
+                "{name:<18} {:<18} {since:>7} {sname:<14} {last_ok:>9} {:>7} {:>8} {:>10} {:>9}",
+                t.state.as_str(),
+                ago(s.lag_seconds as i64),
+                s.objects_shipped,
+                bytes(s.bytes_shipped),
+                if s.last_error.is_some() { "yes" } else { "-" },
+            );
+            // the error that blocked the tenant is shown once, with the tenant
+            let said = t.state.is_blocked()
+                && t.reason.as_deref() == s.last_error.as_ref().map(|e| e.message.as_str());
+            if let Some(e) = s.last_error.as_ref().filter(|_| !said) {
+                let fix = if e.fix.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n    fix: {}", e.fix)
+                };
+                notes.push(format!(
+                    "{name}/{sname}: last error {} ago [{}]: {}{fix}",
+                    ago(now - e.at),
+                    e.class,
+                    e.message
+                ));
+            }
+        }
+        if t.state.is_blocked() {
+            notes.insert(
+                0,
+                format!(
+                    "{name}: {}: {}\n    fix: {}",
+                    t.state.as_str(),
+                    t.reason.as_deref().unwrap_or("-"),
+                    t.fix.as_deref().unwrap_or("-")
+                ),
+            );
+        }
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            let _ = writeln!(out, "{n}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::{StatusBoard, TenantState};
+
+    #[test]
+    fn the_table_names_states_and_fixes() {
+        let b = StatusBoard::new();
+        b.register("contoso", "t1", &["audit".into()], TenantState::Active);
+        b.register("fabrikam", "t2", &["audit".into()], TenantState::Starting);
+        b.set_state(
+            "fabrikam",
+            TenantState::AccessDenied,
+            Some("403 AuthorizationPermissionMismatch".into()),
+            Some("assign Storage Blob Data Reader".into()),
+        );
+        b.update_source("contoso", "audit", |s| {
+            s.objects_shipped = 4;
+            s.bytes_shipped = 2048;
+            s.last_success = Some(unix_now() - 30);
+        });
+        let doc = StatusDocument {
+            generated_at: unix_now(),
+            version: "x".into(),
+            tenants: b.snapshot(),
+        };
+        let json = serde_json::to_string(&doc).unwrap();
+        let back: StatusDocument = serde_json::from_str(&json).unwrap();
+        let table = render_table(&back, unix_now());
+        assert!(table.contains("contoso"), "{table}");
+        assert!(table.contains("2.0 KiB"), "{table}");
+        assert!(table.contains("access_denied"), "{table}");
+        assert!(
+            table.contains("fix: assign Storage Blob Data Reader"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(ago(5), "5s");
+        assert_eq!(ago(600), "10m");
+        assert_eq!(ago(3 * 3600), "3h");
+        assert_eq!(ago(-4), "0s");
+    }
 }

@@ -178,7 +178,17 @@ fn summary_line(description: &str) -> String {
         Some((prefix, rest)) if prefix.starts_with("AADSTS") => rest,
         _ => first,
     };
-    first.chars().take(300).collect()
+    // the first sentence names the problem; the rest is advice written for interactive sign-ins
+    let sentence = match first.find(". ") {
+        Some(i) => &first[..=i],
+        None => first,
+    };
+    if sentence.chars().count() <= 300 {
+        sentence.to_string()
+    } else {
+        let cut: String = sentence.chars().take(299).collect();
+        format!("{cut}…")
+    }
 }
 
 /// A reqwest error in words, without URLs' query strings.
@@ -211,6 +221,12 @@ mod tests {
         let d =
             "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x\r\nCorrelation ID: y";
         assert_eq!(summary_line(d), "Invalid client secret provided.");
+        let d = "AADSTS700016: Application with identifier 'a' was not found in the directory 'fabrikam'. This can happen if the application has not been installed.\r\nTrace ID: x";
+        assert_eq!(
+            summary_line(d),
+            "Application with identifier 'a' was not found in the directory 'fabrikam'."
+        );
+        assert!(summary_line(&"x".repeat(400)).ends_with('…'));
     }
 
     #[test]

@@ -38,8 +38,8 @@ pub fn classify_aadsts(code: u64) -> FailureClass {
         700016 | 7000229 | 7000112 => FailureClass::ConsentRevoked,
         // invalid or expired secret, assertion signature/time, no federated record,
         // assertion missing or malformed, certificate unknown
-        7000215 | 7000222 | 700027 | 700024 | 70021 | 7000218 | 50012 | 700023 | 50027 | 700025
-        | 7000274 | 70002 | 7000232 => FailureClass::CredentialInvalid,
+        7000215 | 7000222 | 700027 | 700024 | 70021 | 700021 | 7000218 | 50012 | 700023 | 50027
+        | 700025 | 7000274 | 70002 | 7000232 => FailureClass::CredentialInvalid,
         // tenant not found, tenant id malformed, resource not found in tenant
         90002 | 900023 | 500011 | 90013 => FailureClass::Misconfigured,
         // throttling / service errors reported with a code
@@ -135,22 +135,55 @@ impl TokenError {
         }
     }
 
-    /// What a person should do, in words (empty for transient failures).
+    /// What a person should do, in words, naming the step that works on real Azure (empty for
+    /// transient failures, which need nothing but time).
     pub fn fix(&self, consent_url: &str) -> String {
+        let tenant = match self {
+            TokenError::Entra { tenant_id, .. } | TokenError::Rejected { tenant_id, .. } => {
+                tenant_id.as_str()
+            }
+            _ => "the tenant",
+        };
+        match self {
+            TokenError::Rejected { .. } => {
+                return format!(
+                    "the token did not come from the configured tenant or resource: check tenant_id {tenant} in the config against the customer's directory (Entra ID > Overview > Tenant ID)"
+                )
+            }
+            TokenError::ManagedIdentity { .. } if self.class() != FailureClass::Transient => {
+                return "the provider's managed identity cannot get a token: assign the user-assigned identity to this host (VM, App Service or AKS) and check its client id in the config".into()
+            }
+            TokenError::CredentialSource(_) => {
+                return "the app credential cannot be loaded on this host: fix the file, variable or vault secret that [app].credential names (this affects every tenant)".into()
+            }
+            _ => {}
+        }
         match self.class() {
-            FailureClass::ConsentRevoked => format!(
-                "consent missing or withdrawn: the customer's admin must open {consent_url} and consent (or re-enable the app's service principal)"
-            ),
+            FailureClass::ConsentRevoked => match self.aadsts() {
+                Some(7000229) => format!(
+                    "service principal missing: the app's service principal was deleted from tenant {tenant}; the customer's admin must open {consent_url} to create it again"
+                ),
+                Some(7000112) => format!(
+                    "app disabled: the app is disabled for tenant {tenant}; the customer's admin must set 'Enabled for users to sign-in' to Yes on the app's enterprise application (or the provider must re-enable its app registration), then consent again at {consent_url} if asked"
+                ),
+                _ => format!(
+                    "consent missing: the customer's admin must open {consent_url} and grant admin consent to the app"
+                ),
+            },
             FailureClass::CredentialInvalid => match self.aadsts() {
-                Some(7000215) => "the app's client secret is wrong: put the secret's value (not its id) where [app].credential points".into(),
-                Some(7000222) => "the app's client secret expired: create a new secret on the app registration and update [app].credential".into(),
-                Some(700027) => "the certificate is not registered on the app or the key does not match it: upload the certificate to the app registration".into(),
-                Some(700024) => "the client assertion is outside its time window: check this host's clock".into(),
-                Some(70021) => "no federated credential on the app matches the managed identity: add one with issuer https://login.microsoftonline.com/<provider tenant>/v2.0, subject = the identity's object id, audience api://AzureADTokenExchange".into(),
-                _ => "the provider's app credential is not usable: fix [app].credential (this affects every tenant)".into(),
+                Some(7000215) => "client secret invalid: put the secret's value (not its id) where [app].credential points; this affects every tenant".into(),
+                Some(7000222) => "client secret expired: add a new client secret to the app registration (Certificates & secrets), store its value where [app].credential points; this affects every tenant".into(),
+                Some(700027) => "client assertion not accepted: with a certificate credential, upload the certificate in [app].credential to the app registration (Certificates & secrets) or point [app].credential at the registered one; with a federated credential, check the identity's issuer; this affects every tenant".into(),
+                Some(700021) => "client assertion names another app: its iss and sub must be the app's client id; check app.client_id against the certificate's app registration".into(),
+                Some(700024) => "client assertion outside its time window: check this host's clock (NTP); this affects every tenant".into(),
+                Some(70021) => "federated credential missing: add a federated credential to the app registration with issuer https://login.microsoftonline.com/<provider tenant>/v2.0, subject = the managed identity's object id, audience api://AzureADTokenExchange (allow a few minutes to propagate)".into(),
+                _ => "the provider's app credential is not accepted: fix [app].credential (this affects every tenant)".into(),
             },
             FailureClass::Misconfigured => match self.aadsts() {
-                Some(90002) | Some(900023) => "tenant not found: check tenant_id in the config".into(),
+                Some(90002) | Some(900023) => format!(
+                    "tenant not found: tenant_id {tenant} does not exist in this cloud; check tenant_id and agent.cloud in the config"
+                ),
+                Some(500011) => "resource not found in the tenant: check agent.cloud / custom_cloud resources in the config".into(),
                 _ => "check the tenant's settings in the config".into(),
             },
             FailureClass::Transient => String::new(),
@@ -195,6 +228,50 @@ mod tests {
             assert_eq!(classify_aadsts(c), FailureClass::CredentialInvalid, "{c}");
         }
         assert_eq!(classify_aadsts(90002), FailureClass::Misconfigured);
+    }
+
+    fn entra(code: u64) -> TokenError {
+        TokenError::Entra {
+            tenant_id: "t1".into(),
+            code,
+            error: "invalid_client".into(),
+            summary: "s".into(),
+            class: classify_aadsts(code),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn every_contract_code_has_its_own_fix() {
+        let url = "https://login.microsoftonline.com/t1/adminconsent?client_id=a";
+        let cases = [
+            (700016, "consent missing"),
+            (7000229, "service principal missing"),
+            (7000112, "app disabled"),
+            (7000215, "client secret invalid"),
+            (7000222, "client secret expired"),
+            (700027, "client assertion not accepted"),
+            (700024, "clock"),
+            (70021, "federated credential missing"),
+            (90002, "tenant not found"),
+        ];
+        for (code, needle) in cases {
+            let fix = entra(code).fix(url);
+            assert!(fix.contains(needle), "{code}: {fix}");
+        }
+        assert!(entra(700016).fix(url).contains(url));
+        assert!(entra(7000229).fix(url).contains(url));
+        let unavailable = TokenError::Unavailable {
+            endpoint: "e".into(),
+            reason: "r".into(),
+            retry_after: None,
+        };
+        assert!(unavailable.fix(url).is_empty());
+        let rejected = TokenError::Rejected {
+            tenant_id: "t1".into(),
+            reason: "r".into(),
+        };
+        assert!(rejected.fix(url).contains("check tenant_id t1"));
     }
 
     #[test]

@@ -13,14 +13,17 @@ pub mod from_config;
 pub mod http;
 mod managed;
 mod provider;
+mod refresh;
 mod token;
+mod vault_secret;
 
 pub use credential::{read_assertion_file, CertificateCredential, SecretLocation};
 pub use entra::{default_scope, request_token, token_endpoint, ClientAuth, TokenRequest};
 pub use error::{classify_aadsts, retry_after, FailureClass, TokenError};
 pub use managed::{request_managed_identity_token, ManagedIdentityEndpoint};
 pub use provider::{
-    AppAuthMethod, IdentitySettings, Principal, TokenProvider, TOKEN_EXCHANGE_RESOURCE,
+    AppAuthMethod, IdentitySettings, Principal, ProviderTuning, TokenProvider,
+    TOKEN_EXCHANGE_RESOURCE,
 };
 pub use token::{
     check_claims, decode_claims, AccessToken, SecretString, TokenCheckError, TokenClaims,

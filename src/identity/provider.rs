@@ -18,22 +18,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::Rng;
-
 use super::credential::{read_assertion_file, CertificateCredential, SecretLocation};
 use super::entra::{request_token, token_endpoint, ClientAuth, TokenRequest};
 use super::error::{FailureClass, TokenError};
 use super::managed::{request_managed_identity_token, ManagedIdentityEndpoint};
+use super::refresh::{backoff, refresh_point};
 use super::token::{check_claims, AccessToken, SecretString};
+use super::vault_secret::fetch_key_vault_secret;
 
 /// The resource whose token is the federated-credential assertion.
 pub const TOKEN_EXCHANGE_RESOURCE: &str = "api://AzureADTokenExchange";
-/// A token with less life than this is not handed out.
+/// A token with less life than this is not handed out (a tenth of its lifetime for short tokens,
+/// so that the refresh ahead of expiry, not a caller, is what replaces it).
 const MIN_LIFE: Duration = Duration::from_secs(30);
 /// How long AADSTS70021 is treated as propagation delay after it is first seen.
 const FEDERATION_PROPAGATION: Duration = Duration::from_secs(300);
 /// Token requests in flight at once, across all tenants.
 const MAX_CONCURRENT_REQUESTS: usize = 16;
+
+/// Tunables of a [`TokenProvider`]; `Default` is what `ferry run` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderTuning {
+    /// How long AADSTS70021 (no matching federated credential) counts as propagation delay
+    /// (transient) after it is first seen, before it becomes `credential_invalid`. Entra needs
+    /// a few minutes to propagate a new federated credential.
+    pub federation_propagation: Duration,
+    /// Token requests in flight at once, across all tenants.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for ProviderTuning {
+    fn default() -> Self {
+        ProviderTuning {
+            federation_propagation: FEDERATION_PROPAGATION,
+            max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
+        }
+    }
+}
 
 /// How the app authenticates to customer tenants.
 #[derive(Debug)]
@@ -138,6 +159,7 @@ pub struct TokenStats {
 #[derive(Debug, Default)]
 struct EntryState {
     token: Option<Arc<AccessToken>>,
+    min_life: Option<Duration>,
     refresh_at: Option<SystemTime>,
     retry_at: Option<Instant>,
     failures_in_row: u32,
@@ -161,6 +183,7 @@ struct Inner {
     key_vault_secret: Mutex<Option<SecretString>>,
     federation_first_refused: Mutex<Option<Instant>>,
     request_slots: tokio::sync::Semaphore,
+    tuning: ProviderTuning,
 }
 
 /// Tokens for every principal and resource Ferry uses. Cheap to clone.
@@ -178,15 +201,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl TokenProvider {
     /// A provider with an empty cache.
     pub fn new(settings: IdentitySettings) -> TokenProvider {
+        TokenProvider::with_tuning(settings, ProviderTuning::default())
+    }
+
+    /// A provider with an empty cache and non-default tunables.
+    pub fn with_tuning(settings: IdentitySettings, tuning: ProviderTuning) -> TokenProvider {
         TokenProvider {
             inner: Arc::new(Inner {
                 settings,
                 entries: Mutex::new(HashMap::new()),
                 key_vault_secret: Mutex::new(None),
                 federation_first_refused: Mutex::new(None),
-                request_slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
+                request_slots: tokio::sync::Semaphore::new(tuning.max_concurrent_requests.max(1)),
+                tuning,
             }),
         }
+    }
+
+    /// The last failure recorded for a key (cleared by the next success), for status displays.
+    pub fn last_error(&self, principal: &Principal, resource: &str) -> Option<TokenError> {
+        let entries = lock(&self.inner.entries);
+        entries
+            .get(&(principal.clone(), resource.to_string()))
+            .and_then(|e| lock(&e.state).last_error.clone())
     }
 
     /// The app's client id.
@@ -231,12 +268,14 @@ impl TokenProvider {
             .await
     }
 
-    /// Forgets the cached token (after a data-plane 401 that says the token is no longer good).
+    /// Forgets the cached token (after a data-plane 401 that says the token is no longer good); the
+    /// next caller asks the token endpoint at once, whatever backoff was in force.
     pub fn invalidate(&self, principal: &Principal, resource: &str) {
         let entry = self.inner.entry(&(principal.clone(), resource.to_string()));
         let mut st = lock(&entry.state);
         st.token = None;
         st.refresh_at = None;
+        st.retry_at = None;
     }
 
     /// Request and failure counts for a key, if it was ever asked for.
@@ -281,7 +320,7 @@ impl Inner {
             {
                 let mut st = lock(&entry.state);
                 if let Some(tok) = st.token.clone() {
-                    if tok.valid_for(MIN_LIFE) {
+                    if tok.valid_for(st.min_life.unwrap_or(MIN_LIFE)) {
                         let due = st.refresh_at.is_none_or(|r| SystemTime::now() >= r);
                         let may_retry = st.retry_at.is_none_or(|r| Instant::now() >= r);
                         if due && may_retry && !st.refreshing {
@@ -304,8 +343,17 @@ impl Inner {
             {
                 let st = lock(&entry.state);
                 if let Some(tok) = st.token.clone() {
-                    if tok.valid_for(MIN_LIFE) {
+                    if tok.valid_for(st.min_life.unwrap_or(MIN_LIFE)) {
                         return Ok(tok);
+                    }
+                }
+                // the server asked for a pause (429/503 with Retry-After): honour it for every caller
+                if let (Some(e), Some(at)) = (&st.last_error, st.retry_at) {
+                    if e.class() == FailureClass::Transient
+                        && e.retry_after().is_some()
+                        && Instant::now() < at
+                    {
+                        return Err(e.clone());
                     }
                 }
             }
@@ -335,6 +383,11 @@ impl Inner {
         match checked {
             Ok(tok) => {
                 let tok = Arc::new(tok);
+                let life = tok
+                    .expires_at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                st.min_life = Some(MIN_LIFE.min(life / 10));
                 st.refresh_at = Some(refresh_point(&tok));
                 st.token = Some(tok.clone());
                 st.retry_at = None;
@@ -446,7 +499,7 @@ impl Inner {
                 if code == 70021 {
                     let mut first = lock(&self.federation_first_refused);
                     let since = *first.get_or_insert_with(Instant::now);
-                    if since.elapsed() < FEDERATION_PROPAGATION {
+                    if since.elapsed() < self.tuning.federation_propagation {
                         class = FailureClass::Transient;
                     }
                 }
@@ -509,130 +562,5 @@ impl Inner {
                 }
             }
         })
-    }
-}
-
-/// When to refresh: 5 minutes before expiry (or half the lifetime for short tokens), minus a
-/// random part of up to a tenth of the lifetime, so tokens issued together refresh apart.
-fn refresh_point(tok: &AccessToken) -> SystemTime {
-    let life = tok
-        .expires_at
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    let margin = std::cmp::min(Duration::from_secs(300), life / 2);
-    let spread = (life / 10).as_millis() as u64;
-    let jitter = if spread > 0 {
-        Duration::from_millis(rand::thread_rng().gen_range(0..spread))
-    } else {
-        Duration::ZERO
-    };
-    tok.expires_at - margin - jitter.min(life.saturating_sub(margin))
-}
-
-/// Exponential backoff with full jitter, at least what the server asked for, at most 2 minutes.
-fn backoff(failures_in_row: u32, server_asked: Option<Duration>) -> Duration {
-    let base = Duration::from_secs(2u64.saturating_pow(failures_in_row.min(7)))
-        .min(Duration::from_secs(120));
-    let jittered = Duration::from_millis(
-        rand::thread_rng().gen_range(base.as_millis() as u64 / 2..=base.as_millis() as u64),
-    );
-    match server_asked {
-        Some(s) => s.max(jittered),
-        None => jittered,
-    }
-}
-
-/// `GET {vault}/secrets/{name}` with a provider token.
-async fn fetch_key_vault_secret(
-    http: &reqwest::Client,
-    vault_url: &str,
-    name: &str,
-    token: &AccessToken,
-) -> Result<SecretString, TokenError> {
-    let url = format!(
-        "{}/secrets/{}?api-version=7.5",
-        vault_url.trim_end_matches('/'),
-        name
-    );
-    let resp = http
-        .get(&url)
-        .header("Authorization", token.bearer())
-        .send()
-        .await
-        .map_err(|e| TokenError::Unavailable {
-            endpoint: vault_url.to_string(),
-            reason: super::entra::describe_reqwest(&e),
-            retry_after: None,
-        })?;
-    let status = resp.status();
-    let wait = super::error::retry_after(resp.headers());
-    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
-    if status.is_success() {
-        return body
-            .get("value")
-            .and_then(|v| v.as_str())
-            .filter(|v| !v.is_empty())
-            .map(SecretString::new)
-            .ok_or_else(|| {
-                TokenError::CredentialSource(format!("secret {name} in {vault_url} has no value"))
-            });
-    }
-    if status.as_u16() == 429 || status.is_server_error() {
-        return Err(TokenError::Unavailable {
-            endpoint: vault_url.to_string(),
-            reason: format!("HTTP {status}"),
-            retry_after: wait,
-        });
-    }
-    let code = body
-        .pointer("/error/innererror/code")
-        .or_else(|| body.pointer("/error/code"))
-        .and_then(|c| c.as_str())
-        .unwrap_or("unknown");
-    Err(TokenError::CredentialSource(format!(
-        "cannot read the app secret {name} from {vault_url}: HTTP {status} {code}; grant the provider identity 'Key Vault Secrets User' on the secret"
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token_for(secs: u64) -> AccessToken {
-        AccessToken {
-            secret: SecretString::new("t"),
-            expires_at: SystemTime::now() + Duration::from_secs(secs),
-            claims: Default::default(),
-        }
-    }
-
-    #[test]
-    fn refresh_points_are_spread_and_before_expiry() {
-        let t = token_for(3600);
-        let points: Vec<SystemTime> = (0..50).map(|_| refresh_point(&t)).collect();
-        for p in &points {
-            let left = t.expires_at.duration_since(*p).unwrap();
-            assert!(
-                left >= Duration::from_secs(300) && left <= Duration::from_secs(660),
-                "{left:?}"
-            );
-        }
-        let distinct: std::collections::HashSet<_> = points.iter().collect();
-        assert!(distinct.len() > 40, "refresh points are not jittered");
-        let short = token_for(60);
-        let left = short
-            .expires_at
-            .duration_since(refresh_point(&short))
-            .unwrap();
-        assert!(
-            left >= Duration::from_secs(29) && left <= Duration::from_secs(37),
-            "{left:?}"
-        );
-    }
-
-    #[test]
-    fn backoff_honours_server_and_caps() {
-        assert!(backoff(1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
-        assert!(backoff(20, None) <= Duration::from_secs(120));
     }
 }

@@ -5,6 +5,7 @@
 //! commit succeeded. Must not: parse wire formats (that is `source`, `cmk`, `sink`).
 
 pub mod decrypt;
+pub mod reload;
 pub mod ship;
 pub mod supervisor;
 pub mod tenant;

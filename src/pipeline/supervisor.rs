@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::blob_api::ContainerClient;
 use crate::config::{LoadedConfig, SourceConfig, TenantConfig};
@@ -157,7 +159,26 @@ impl Supervisor {
         &self.board
     }
 
-    async fn tenant(&self, t: &TenantConfig) -> Result<Arc<TenantSupervisor>, StartError> {
+    /// The configuration the agent was started with.
+    pub fn config(&self) -> &crate::config::Config {
+        &self.loaded.config
+    }
+
+    /// The destination (for readiness checks).
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// The checkpoint store (for readiness checks).
+    pub fn store(&self) -> &Arc<dyn CheckpointStore> {
+        &self.store
+    }
+
+    async fn tenant(
+        &self,
+        loaded: &LoadedConfig,
+        t: &TenantConfig,
+    ) -> Result<Arc<TenantSupervisor>, StartError> {
         let limits = Arc::new(Limits::new(
             t.max_bytes_per_sec.map(|b| b.get()),
             t.max_requests_per_sec,
@@ -183,7 +204,7 @@ impl Supervisor {
                 ContainerClient::new(client, &b.account_url, &b.container),
                 self.tokens.clone(),
                 t.tenant_id.clone(),
-                self.loaded.endpoints.storage_resource.clone(),
+                loaded.endpoints.storage_resource.clone(),
                 limits.clone(),
             );
             let filter =
@@ -242,10 +263,10 @@ impl Supervisor {
             fetch_slots: self.fetch_slots.clone(),
             board: self.board.clone(),
             tokens: self.tokens.clone(),
-            storage_resource: self.loaded.endpoints.storage_resource.clone(),
-            recheck_interval: self.loaded.config.agent.recheck_interval.get(),
+            storage_resource: loaded.endpoints.storage_resource.clone(),
+            recheck_interval: loaded.config.agent.recheck_interval.get(),
             store: self.store.clone(),
-            consent_url: self.loaded.consent_url(t),
+            consent_url: loaded.consent_url(t),
         }))
     }
 
@@ -255,55 +276,203 @@ impl Supervisor {
     pub async fn run(
         &self,
         opts: RunOptions,
-        shutdown: tokio_util::sync::CancellationToken,
+        shutdown: CancellationToken,
     ) -> Result<RunSummary, StartError> {
-        let stops = Stops {
-            drain: tokio_util::sync::CancellationToken::new(),
-            abort: tokio_util::sync::CancellationToken::new(),
+        let (_never, reloads) = tokio::sync::mpsc::channel(1);
+        self.run_with_reload(opts, shutdown, reloads).await
+    }
+
+    /// Like `run`, and each message on `reloads` re-reads the config file (see `super::reload`).
+    pub async fn run_with_reload(
+        &self,
+        opts: RunOptions,
+        shutdown: CancellationToken,
+        mut reloads: tokio::sync::mpsc::Receiver<()>,
+    ) -> Result<RunSummary, StartError> {
+        let global = Stops {
+            drain: CancellationToken::new(),
+            abort: CancellationToken::new(),
         };
-        let mut tasks = tokio::task::JoinSet::new();
-        for t in &self.loaded.config.tenants {
-            if !t.enabled {
-                self.board
-                    .register(&t.name, &t.tenant_id, &[], TenantState::Disabled);
-                continue;
-            }
-            let tenant = self.tenant(t).await?;
-            let name = t.name.clone();
-            let stops = stops.clone();
-            tasks.spawn(async move { (name, tenant.run(stops, opts.once).await) });
+        let mut fleet = Fleet::default();
+        let mut current = self.loaded.clone();
+        for t in &current.config.tenants {
+            self.start_tenant(&current, t, &global, &mut fleet, opts.once)
+                .await?;
             tokio::time::sleep(TENANT_START_SPREAD).await;
         }
-        let grace = self.loaded.config.agent.shutdown_grace.get();
         let mut summary = RunSummary::default();
-        let collect = |r: Result<(String, TenantTotals), tokio::task::JoinError>,
-                       summary: &mut RunSummary| {
-            if let Ok((name, totals)) = r {
-                let state = self.board.state(&name).unwrap_or(TenantState::Starting);
-                summary.tenants.insert(name, (state, totals));
-            }
-        };
         loop {
+            if fleet.tasks.is_empty()
+                && fleet.pending.is_empty()
+                && (opts.once || global.drain.is_cancelled())
+            {
+                return Ok(summary);
+            }
             tokio::select! {
-                r = tasks.join_next() => match r {
-                    Some(r) => collect(r, &mut summary),
-                    None => return Ok(summary),
+                r = fleet.tasks.join_next(), if !fleet.tasks.is_empty() => match r {
+                    Some(Ok(ended)) => {
+                        self.tenant_ended(ended, &current, &global, &mut fleet, &mut summary, opts.once)
+                            .await?;
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "A tenant task ended abnormally; restart ferry to run that tenant again");
+                    }
+                    None => {}
                 },
-                _ = shutdown.cancelled(), if !stops.drain.is_cancelled() => {
+                Some(()) = reloads.recv(), if !opts.once && !global.drain.is_cancelled() => {
+                    if let Some(next) = super::reload::reload(&current) {
+                        self.apply_reload(&current, &next, &global, &mut fleet).await?;
+                        current = next;
+                    }
+                }
+                _ = shutdown.cancelled(), if !global.drain.is_cancelled() => {
+                    let grace = current.config.agent.shutdown_grace.get();
                     tracing::info!(grace_seconds = grace.as_secs(), "Stopping: no new work; in-flight objects may finish within the grace period");
-                    stops.drain.cancel();
-                    let abort = stops.abort.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(grace).await;
-                        if !abort.is_cancelled() {
-                            tracing::warn!("Grace period over: abandoning in-flight objects uncommitted; they are shipped again after restart");
-                            abort.cancel();
-                        }
-                    });
+                    fleet.pending.clear();
+                    stop_after_grace(&global, grace);
                 }
             }
         }
     }
+
+    /// A tenant task ended: record its totals, start its pending restart, or forget a removed
+    /// tenant.
+    async fn tenant_ended(
+        &self,
+        (name, generation, totals): (String, u64, TenantTotals),
+        current: &LoadedConfig,
+        global: &Stops,
+        fleet: &mut Fleet,
+        summary: &mut RunSummary,
+        once: bool,
+    ) -> Result<(), StartError> {
+        let state = self.board.state(&name).unwrap_or(TenantState::Starting);
+        summary.tenants.insert(name.clone(), (state, totals));
+        if fleet
+            .running
+            .get(&name)
+            .is_some_and(|r| r.generation == generation)
+        {
+            fleet.running.remove(&name);
+        }
+        if let Some(t) = fleet.pending.remove(&name) {
+            if !global.drain.is_cancelled() {
+                self.start_tenant(current, &t, global, fleet, once).await?;
+            }
+        } else if !fleet.running.contains_key(&name)
+            && !current.config.tenants.iter().any(|t| t.name == name)
+        {
+            self.board.remove(&name);
+        }
+        Ok(())
+    }
+
+    /// Starts one tenant (or registers it as disabled), as its own task with its own stops.
+    async fn start_tenant(
+        &self,
+        loaded: &LoadedConfig,
+        t: &TenantConfig,
+        global: &Stops,
+        fleet: &mut Fleet,
+        once: bool,
+    ) -> Result<(), StartError> {
+        if !t.enabled {
+            self.board
+                .register(&t.name, &t.tenant_id, &[], TenantState::Disabled);
+            // a tenant disabled by a reload was registered before, in another state
+            self.board
+                .set_state(&t.name, TenantState::Disabled, None, None);
+            return Ok(());
+        }
+        let tenant = self.tenant(loaded, t).await?;
+        let stops = Stops {
+            drain: global.drain.child_token(),
+            abort: global.abort.child_token(),
+        };
+        fleet.generation += 1;
+        let generation = fleet.generation;
+        fleet.running.insert(
+            t.name.clone(),
+            RunningTenant {
+                generation,
+                stops: stops.clone(),
+            },
+        );
+        let name = t.name.clone();
+        // every line logged inside the tenant's own task carries its name in the span
+        let span = tracing::info_span!("tenant", tenant = %t.name);
+        fleet.tasks.spawn(
+            async move { (name, generation, tenant.run(stops, once).await) }.instrument(span),
+        );
+        Ok(())
+    }
+
+    /// Applies a validated new config: removed tenants stop, added ones start, changed ones
+    /// restart (after the old task ended), unchanged ones are left alone.
+    async fn apply_reload(
+        &self,
+        current: &LoadedConfig,
+        next: &LoadedConfig,
+        global: &Stops,
+        fleet: &mut Fleet,
+    ) -> Result<(), StartError> {
+        let plan = super::reload::plan(current, next);
+        let grace = next.config.agent.shutdown_grace.get();
+        for name in plan.removed.iter().chain(plan.changed.iter()) {
+            if let Some(r) = fleet.running.get(name) {
+                stop_after_grace(&r.stops, grace);
+            } else if plan.removed.contains(name) {
+                self.board.remove(name);
+            }
+        }
+        for name in &plan.changed {
+            if let Some(t) = next.tenant(name) {
+                if fleet.running.contains_key(name) {
+                    fleet.pending.insert(name.clone(), t.clone());
+                } else {
+                    self.start_tenant(next, t, global, fleet, false).await?;
+                }
+            }
+        }
+        for name in &plan.added {
+            if let Some(t) = next.tenant(name) {
+                self.start_tenant(next, t, global, fleet, false).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One running tenant task.
+#[derive(Debug)]
+struct RunningTenant {
+    /// Which start of the tenant this is (a restart gets a new one).
+    generation: u64,
+    /// Its own stop signals (children of the agent's).
+    stops: Stops,
+}
+
+/// Every tenant task of the agent.
+#[derive(Debug, Default)]
+struct Fleet {
+    tasks: tokio::task::JoinSet<(String, u64, TenantTotals)>,
+    running: BTreeMap<String, RunningTenant>,
+    /// Changed tenants waiting for their old task to end before they start again.
+    pending: BTreeMap<String, TenantConfig>,
+    generation: u64,
+}
+
+/// Drains now; abandons in-flight work when `grace` is over.
+fn stop_after_grace(stops: &Stops, grace: Duration) {
+    stops.drain.cancel();
+    let abort = stops.abort.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        if !abort.is_cancelled() {
+            tracing::warn!("Grace period over: abandoning in-flight objects uncommitted; they are shipped again after restart");
+            abort.cancel();
+        }
+    });
 }
 
 /// Refuses an endpoint that resolves to a public address when a private endpoint is required.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::blob_api::BlobErrorClass;
 use crate::cmk::{KeyFailure, KeyVaultError};
@@ -18,7 +19,9 @@ use crate::identity::{FailureClass, Principal, TokenProvider};
 use crate::sink::SinkError;
 use crate::source::SourceError;
 use crate::state::CheckpointStore;
-use crate::telemetry::status::{unix_now, LastError};
+use crate::telemetry::events::{SourceWorkFailed, TenantRefused, TenantStateChanged};
+use crate::telemetry::metrics::in_scope;
+use crate::telemetry::status::unix_now;
 use crate::telemetry::{StatusBoard, TenantState};
 
 use super::ship::{ShipError, Shipped, SourceContext};
@@ -133,6 +136,30 @@ pub struct TenantTotals {
     pub shipped: Shipped,
     /// Jobs that failed (to be retried next poll).
     pub failed: u64,
+    /// Last-modified time (unix seconds) of the oldest blob whose job failed.
+    pub oldest_failed: Option<i64>,
+}
+
+/// True when a growing blob's new bytes should wait for the next poll: it was shipped less than
+/// `batch_max_age` ago and its pending bytes do not fill `batch_max_bytes`. The first bytes of a
+/// blob, and anything in `--once` runs, ship at once.
+pub fn defer_for_batch_age(
+    item: &WorkItem,
+    cfg: &crate::config::BlobSourceConfig,
+    now: i64,
+) -> bool {
+    if item.kind != crate::blob_api::BlobKind::Append {
+        return false;
+    }
+    let Some(prior) = item
+        .prior
+        .as_ref()
+        .filter(|p| p.value.etag == item.identity)
+    else {
+        return false;
+    };
+    let young = now - prior.value.last_shipped_at < cfg.batch_max_age.get().as_secs() as i64;
+    young && item.end - item.start < cfg.batch_max_bytes.get()
 }
 
 struct Job {
@@ -212,13 +239,14 @@ impl TenantSupervisor {
             .board
             .set_state(&self.name, state, reason.clone(), fix.clone())
         {
-            let reason = reason.unwrap_or_default();
-            let fix = fix.unwrap_or_default();
-            if state.is_blocked() {
-                tracing::warn!(tenant = %self.name, from = previous.as_str(), to = state.as_str(), reason = %reason, fix = %fix, "Tenant stopped shipping");
-            } else {
-                tracing::info!(tenant = %self.name, from = previous.as_str(), to = state.as_str(), "Tenant state changed");
+            TenantStateChanged {
+                tenant: &self.name,
+                from: previous,
+                to: state,
+                reason: reason.as_deref().unwrap_or_default(),
+                fix: fix.as_deref().unwrap_or_default(),
             }
+            .emit();
         }
     }
 
@@ -345,19 +373,26 @@ impl TenantSupervisor {
             let slots = self.fetch_slots.clone();
             let stop = tenant_stop.clone();
             let drain = tenant_drain.clone();
-            workers.spawn(async move {
-                while let Ok(job) = rx.recv_async().await {
-                    if drain.is_cancelled() || stop.is_cancelled() {
-                        let _ = job.done.send((job.ctx, job.item, Err(ShipError::Stopped)));
-                        continue;
+            let (board, name) = (self.board.clone(), self.name.clone());
+            workers.spawn(
+                async move {
+                    while let Ok(job) = rx.recv_async().await {
+                        board.update_tenant(&name, |t| t.queue_depth = rx.len() as u64);
+                        if drain.is_cancelled() || stop.is_cancelled() {
+                            let _ = job.done.send((job.ctx, job.item, Err(ShipError::Stopped)));
+                            continue;
+                        }
+                        let Ok(_slot) = slots.acquire().await else {
+                            return;
+                        };
+                        let result =
+                            in_scope(&name, &job.ctx.cfg.name, job.ctx.ship(&job.item, &stop))
+                                .await;
+                        let _ = job.done.send((job.ctx, job.item, result));
                     }
-                    let Ok(_slot) = slots.acquire().await else {
-                        return;
-                    };
-                    let result = job.ctx.ship(&job.item, &stop).await;
-                    let _ = job.done.send((job.ctx, job.item, result));
                 }
-            });
+                .instrument(tracing::Span::current()),
+            );
         }
         drop(work_rx);
 
@@ -367,10 +402,15 @@ impl TenantSupervisor {
             let work_tx = work_tx.clone();
             let block_tx = block_tx.clone();
             let drain = tenant_drain.clone();
-            loops.spawn(async move {
-                this.source_loop(index, work_tx, block_tx, drain, once)
-                    .await
-            });
+            // lines logged by the source's loop carry the tenant and source spans
+            let span = tracing::info_span!("source", source = %self.sources[index].ctx.cfg.name);
+            loops.spawn(
+                async move {
+                    this.source_loop(index, work_tx, block_tx, drain, once)
+                        .await
+                }
+                .instrument(span),
+            );
         }
         drop(work_tx);
         drop(block_tx);
@@ -415,7 +455,12 @@ impl TenantSupervisor {
             return totals;
         }
         loop {
-            match self.poll_cycle(source, &work_tx, &block_tx, &drain).await {
+            let cycle = self.poll_cycle(source, &work_tx, &block_tx, &drain, once);
+            let cycle = in_scope(&self.name, &source.ctx.cfg.name, cycle).await;
+            let waited = source.ctx.reader.limits().waited().as_secs_f64();
+            self.board
+                .update_tenant(&self.name, |t| t.rate_limit_wait_seconds = waited);
+            match cycle {
                 Ok(t) => {
                     totals.shipped = add(totals.shipped, t.shipped);
                     totals.failed += t.failed;
@@ -454,6 +499,7 @@ impl TenantSupervisor {
         work_tx: &flume::Sender<Job>,
         block_tx: &flume::Sender<Blocked>,
         drain: &CancellationToken,
+        once: bool,
     ) -> Result<TenantTotals, Blocked> {
         let ctx = &source.ctx;
         let container = ctx.reader.container().container().to_string();
@@ -481,16 +527,13 @@ impl TenantSupervisor {
                     let key = crate::state::ObjectKey::new(&self.name, &ctx.cfg.name, &blob.name);
                     let prior = store.load(&key)?;
                     if let Some(item) = plan(&blob, prior) {
-                        if let Some(t) = item
-                            .last_modified
-                            .as_deref()
-                            .and_then(|t| httpdate::parse_http_date(t).ok())
-                        {
-                            let t = t
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map(|d| d.as_secs() as i64)
-                                .unwrap_or(0);
-                            oldest_pending = Some(oldest_pending.map_or(t, |o: i64| o.min(t)));
+                        if !once && defer_for_batch_age(&item, &ctx.cfg, unix_now()) {
+                            // a growing blob shipped recently: its new lines wait to fill a batch
+                            // (up to batch_max_age), so objects are not one per poll
+                            let since = item.prior.as_ref().map_or(0, |p| p.value.last_shipped_at);
+                            oldest_pending =
+                                Some(oldest_pending.map_or(since, |o: i64| o.min(since)));
+                            continue;
                         }
                         let job = Job {
                             ctx: ctx.clone(),
@@ -543,10 +586,28 @@ impl TenantSupervisor {
                     }
                     Err(e) => {
                         totals.failed += 1;
+                        if let Some(t) = item
+                            .last_modified
+                            .as_deref()
+                            .and_then(|t| httpdate::parse_http_date(t).ok())
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        {
+                            let t = t.as_secs() as i64;
+                            totals.oldest_failed =
+                                Some(totals.oldest_failed.map_or(t, |o| o.min(t)));
+                        }
                         if let Some(b) = blocking_state(&e, &self.consent_url, &container) {
                             if !blocked {
                                 blocked = true;
-                                tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, error = %e, "Refused by the customer's tenant; stopping this tenant now");
+                                TenantRefused {
+                                    tenant: &self.name,
+                                    source: &ctx.cfg.name,
+                                    blob: Some(&item.blob),
+                                    state: b.state,
+                                    error: &e,
+                                    fix: &b.fix,
+                                }
+                                .emit(&self.board);
                                 // the tenant cancels its in-flight work at once; the remaining
                                 // jobs come back Stopped
                                 let _ = block_tx.try_send(b);
@@ -554,15 +615,15 @@ impl TenantSupervisor {
                             continue;
                         }
                         let (class, fix) = error_class(&e);
-                        tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, class, error = %e, "Shipping failed; it is retried next poll");
-                        self.board.update_source(&self.name, &ctx.cfg.name, |st| {
-                            st.last_error = Some(LastError {
-                                at: unix_now(),
-                                class: class.to_string(),
-                                message: e.to_string(),
-                                fix: fix.to_string(),
-                            })
-                        });
+                        SourceWorkFailed {
+                            tenant: &self.name,
+                            source: &ctx.cfg.name,
+                            blob: Some(&item.blob),
+                            class,
+                            error: &e,
+                            fix,
+                        }
+                        .emit(&self.board);
                     }
                 }
             }
@@ -575,11 +636,12 @@ impl TenantSupervisor {
         }
         match listed {
             Ok(oldest) => {
-                let lag = if totals.failed > 0 {
-                    oldest.map(|o| (unix_now() - o).max(0) as u64).unwrap_or(0)
-                } else {
-                    0
+                // age of the oldest data seen but not shipped: deferred tails and failed items
+                let oldest = match (oldest, totals.oldest_failed) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
                 };
+                let lag = oldest.map(|o| (unix_now() - o).max(0) as u64).unwrap_or(0);
                 self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                     st.last_poll = Some(unix_now());
                     st.lag_seconds = lag;
@@ -587,21 +649,32 @@ impl TenantSupervisor {
                 Ok(totals)
             }
             Err(e) => match blocking_state(&e, &self.consent_url, &container) {
-                Some(b) => Err(b),
+                Some(b) => {
+                    TenantRefused {
+                        tenant: &self.name,
+                        source: &ctx.cfg.name,
+                        blob: None,
+                        state: b.state,
+                        error: &e,
+                        fix: &b.fix,
+                    }
+                    .emit(&self.board);
+                    Err(b)
+                }
                 None => {
                     let (class, fix) = error_class(&e);
-                    tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, class, error = %e, "Listing failed; retried next poll");
-                    self.board.update_source(&self.name, &ctx.cfg.name, |st| {
-                        st.last_error = Some(LastError {
-                            at: unix_now(),
-                            class: class.to_string(),
-                            message: e.to_string(),
-                            fix: fix.to_string(),
-                        })
-                    });
+                    SourceWorkFailed {
+                        tenant: &self.name,
+                        source: &ctx.cfg.name,
+                        blob: None,
+                        class,
+                        error: &e,
+                        fix,
+                    }
+                    .emit(&self.board);
                     Ok(TenantTotals {
-                        shipped: totals.shipped,
                         failed: totals.failed + 1,
+                        ..totals
                     })
                 }
             },
@@ -645,6 +718,55 @@ fn add(a: Shipped, b: Shipped) -> Shipped {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growing_blobs_wait_for_a_batch_but_not_forever() {
+        use crate::state::{Checkpoint, Versioned};
+        let cfg: crate::config::BlobSourceConfig = toml::from_str(
+            "name = \"a\"\naccount_url = \"https://a.blob.core.windows.net\"\ncontainer = \"c\"\nbatch_max_age = \"60s\"\nbatch_max_bytes = \"1MiB\"",
+        )
+        .unwrap();
+        let mut item = WorkItem {
+            blob: "b".into(),
+            kind: crate::blob_api::BlobKind::Append,
+            etag: "e".into(),
+            identity: "created:x".into(),
+            creation_time: None,
+            last_modified: None,
+            start: 100,
+            end: 200,
+            prior: Some(Versioned {
+                version: 1,
+                value: Checkpoint {
+                    etag: "created:x".into(),
+                    offset: 100,
+                    blob_kind: crate::state::BlobKind::Append,
+                    size_seen: 100,
+                    records_shipped: 1,
+                    rejected_records: 0,
+                    last_shipped_at: 1000,
+                    first_unshipped_at: None,
+                },
+            }),
+            metadata: Default::default(),
+        };
+        assert!(defer_for_batch_age(&item, &cfg, 1030));
+        assert!(
+            !defer_for_batch_age(&item, &cfg, 1061),
+            "older than batch_max_age"
+        );
+        item.end = 100 + (1 << 20);
+        assert!(
+            !defer_for_batch_age(&item, &cfg, 1030),
+            "a full batch ships at once"
+        );
+        item.end = 200;
+        item.prior = None;
+        assert!(
+            !defer_for_batch_age(&item, &cfg, 1030),
+            "first bytes ship at once"
+        );
+    }
 
     #[test]
     fn globs_filter_names() {

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a tenant stands. Revoked and denied states are re-checked on an interval and return to
 /// `active` by themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantState {
     /// Not started yet (first token and listing pending).
@@ -86,7 +86,7 @@ pub fn unix_now() -> i64 {
 }
 
 /// The last error seen, and what to do about it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastError {
     /// When (unix seconds).
     pub at: i64,
@@ -99,7 +99,8 @@ pub struct LastError {
 }
 
 /// Progress of one source.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SourceStatus {
     /// Last time something was committed (unix seconds).
     pub last_success: Option<i64>,
@@ -124,7 +125,7 @@ pub struct SourceStatus {
 }
 
 /// One tenant's record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantStatus {
     /// Customer tenant id.
     pub tenant_id: String,
@@ -136,6 +137,12 @@ pub struct TenantStatus {
     pub reason: Option<String>,
     /// What a person should do about it.
     pub fix: Option<String>,
+    /// Work items queued for the tenant's fetch workers.
+    #[serde(default)]
+    pub queue_depth: u64,
+    /// Seconds the tenant's work waited on its own rate limits (requests/s, bytes/s).
+    #[serde(default)]
+    pub rate_limit_wait_seconds: f64,
     /// Sources by name.
     pub sources: BTreeMap<String, SourceStatus>,
 }
@@ -165,6 +172,8 @@ impl StatusBoard {
             since: unix_now(),
             reason: None,
             fix: None,
+            queue_depth: 0,
+            rate_limit_wait_seconds: 0.0,
             sources: BTreeMap::new(),
         });
         entry.tenant_id = tenant_id.to_string();
@@ -210,6 +219,18 @@ impl StatusBoard {
         if let Some(s) = t.get_mut(tenant).and_then(|t| t.sources.get_mut(source)) {
             f(s);
         }
+    }
+
+    /// Updates a tenant's record (queue depth, waits).
+    pub fn update_tenant(&self, tenant: &str, f: impl FnOnce(&mut TenantStatus)) {
+        if let Some(t) = lock(&self.tenants).get_mut(tenant) {
+            f(t);
+        }
+    }
+
+    /// Names of the registered tenants.
+    pub fn tenants(&self) -> Vec<String> {
+        lock(&self.tenants).keys().cloned().collect()
     }
 
     /// A copy of everything.

@@ -72,7 +72,7 @@ struct AssignmentBody {
 }
 
 impl AssignmentBody {
-    fn assignment(&self) -> Result<RoleAssignment, Response> {
+    fn assignment(&self) -> Result<RoleAssignment, String> {
         let principal = Principal::from_parts(
             self.object_id.as_deref(),
             self.tenant_id.as_deref(),
@@ -80,10 +80,8 @@ impl AssignmentBody {
             self.managed_identity_client_id.as_deref(),
         )
         .ok_or_else(|| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "name the principal: object_id, or tenant_id and app_id, or managed_identity_client_id".into(),
-            )
+            "name the principal: object_id, or tenant_id and app_id, or managed_identity_client_id"
+                .to_string()
         })?;
         Ok(RoleAssignment {
             account: self.account.to_ascii_lowercase(),
@@ -97,7 +95,7 @@ impl AssignmentBody {
 async fn assign(State(state): State<Arc<SimState>>, Json(req): Json<AssignmentBody>) -> Response {
     let a = match req.assignment() {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let mut storage = lock(&state.storage);
     if !storage.accounts.contains_key(&a.account) {
@@ -118,7 +116,7 @@ async fn assign(State(state): State<Arc<SimState>>, Json(req): Json<AssignmentBo
 async fn unassign(State(state): State<Arc<SimState>>, Json(req): Json<AssignmentBody>) -> Response {
     let a = match req.assignment() {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     lock(&state.storage).assignments.retain(|x| x != &a);
     StatusCode::NO_CONTENT.into_response()

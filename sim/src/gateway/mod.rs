@@ -162,10 +162,12 @@ fn authenticate(
             "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
         )
     })?;
+    // Exactly the audiences Azurite accepts (it checks the token again behind us): the storage
+    // resource, or the account's production URL. An `https://{account}.blob.sandbox.test` token
+    // would pass here and fail there, so it is refused here.
     let audiences = [
         "https://storage.azure.com".to_string(),
         format!("https://{account}.blob.core.windows.net"),
-        format!("https://{account}.blob.{suffix}"),
     ];
     let mut last = None;
     let mut claims = None;

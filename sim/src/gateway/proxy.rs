@@ -89,7 +89,9 @@ impl Upstream {
         let upstream = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(url = %url, error = %e, "Azurite did not answer the gateway");
+                // Path only: a query string may carry a SAS signature.
+                let path = path_and_query.split('?').next().unwrap_or_default();
+                tracing::warn!(account, path, error = %e, "Azurite did not answer the gateway");
                 return StorageError::new(
                     StatusCode::BAD_GATEWAY,
                     "ServerUnavailable",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::to_bytes;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -21,129 +21,12 @@ use super::bundle::{
 };
 use super::crypto::{b64url, b64url_decode, CryptoError, KeyMaterial};
 use super::errors::KvError;
-use super::model::{new_version_id, now_secs, Area, KeyVersion, SecretVersion, Vault, VaultKind};
+use super::model::{new_version_id, now_secs, KeyVersion, SecretVersion, Vault, VaultKind};
+use super::operation::Operation;
 use crate::state::SimState;
 
 /// Request bodies above this are refused (Key Vault bodies are small JSON documents).
 const MAX_BODY_BYTES: usize = 1 << 20;
-
-/// What a request asks for, parsed from method and path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Operation {
-    ListKeys,
-    GetKey {
-        name: String,
-        version: String,
-    },
-    CreateKey {
-        name: String,
-    },
-    ImportKey {
-        name: String,
-    },
-    UpdateKey {
-        name: String,
-        version: String,
-    },
-    DeleteKey {
-        name: String,
-    },
-    Wrap {
-        name: String,
-        version: String,
-        unwrap: bool,
-    },
-    GetSecret {
-        name: String,
-        version: String,
-    },
-    SetSecret {
-        name: String,
-    },
-}
-
-impl Operation {
-    fn parse(method: &Method, path: &str) -> Option<Operation> {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
-        let s: Vec<&str> = lower.iter().map(String::as_str).collect();
-        let name = |i: usize| {
-            segments
-                .get(i)
-                .map(|n| n.to_ascii_lowercase())
-                .unwrap_or_default()
-        };
-        let op = match (method, s.as_slice()) {
-            (&Method::GET, ["keys"] | ["keys", ""]) => Operation::ListKeys,
-            (&Method::POST, ["keys", n, "create"]) if !n.is_empty() => {
-                Operation::CreateKey { name: name(1) }
-            }
-            (&Method::POST, ["keys", n, w @ ("wrapkey" | "unwrapkey")]) if !n.is_empty() => {
-                Operation::Wrap {
-                    name: name(1),
-                    version: String::new(),
-                    unwrap: *w == "unwrapkey",
-                }
-            }
-            (&Method::POST, ["keys", n, v, w @ ("wrapkey" | "unwrapkey")]) if !n.is_empty() => {
-                Operation::Wrap {
-                    name: name(1),
-                    version: v.to_string(),
-                    unwrap: *w == "unwrapkey",
-                }
-            }
-            (&Method::GET, ["keys", n]) if !n.is_empty() => Operation::GetKey {
-                name: name(1),
-                version: String::new(),
-            },
-            (&Method::GET, ["keys", n, v]) if !n.is_empty() => Operation::GetKey {
-                name: name(1),
-                version: v.to_string(),
-            },
-            (&Method::PUT, ["keys", n]) if !n.is_empty() => Operation::ImportKey { name: name(1) },
-            (&Method::PATCH, ["keys", n]) if !n.is_empty() => Operation::UpdateKey {
-                name: name(1),
-                version: String::new(),
-            },
-            (&Method::PATCH, ["keys", n, v]) if !n.is_empty() => Operation::UpdateKey {
-                name: name(1),
-                version: v.to_string(),
-            },
-            (&Method::DELETE, ["keys", n]) if !n.is_empty() => {
-                Operation::DeleteKey { name: name(1) }
-            }
-            (&Method::GET, ["secrets", n]) if !n.is_empty() => Operation::GetSecret {
-                name: name(1),
-                version: String::new(),
-            },
-            (&Method::GET, ["secrets", n, v]) if !n.is_empty() => Operation::GetSecret {
-                name: name(1),
-                version: v.to_string(),
-            },
-            (&Method::PUT, ["secrets", n]) if !n.is_empty() => {
-                Operation::SetSecret { name: name(1) }
-            }
-            _ => return None,
-        };
-        Some(op)
-    }
-
-    /// The permission area and access-policy operation this needs.
-    fn permission(&self) -> (Area, &'static str) {
-        match self {
-            Operation::ListKeys => (Area::Keys, "list"),
-            Operation::GetKey { .. } => (Area::Keys, "get"),
-            Operation::CreateKey { .. } => (Area::Keys, "create"),
-            Operation::ImportKey { .. } => (Area::Keys, "import"),
-            Operation::UpdateKey { .. } => (Area::Keys, "update"),
-            Operation::DeleteKey { .. } => (Area::Keys, "delete"),
-            Operation::Wrap { unwrap: true, .. } => (Area::Keys, "unwrapKey"),
-            Operation::Wrap { unwrap: false, .. } => (Area::Keys, "wrapKey"),
-            Operation::GetSecret { .. } => (Area::Secrets, "get"),
-            Operation::SetSecret { .. } => (Area::Secrets, "set"),
-        }
-    }
-}
 
 /// Serves every request to a `*.vault.*` or `*.managedhsm.*` host.
 pub async fn serve(State(state): State<Arc<SimState>>, request: Request) -> Response {
@@ -179,6 +62,15 @@ async fn handle(state: &SimState, request: Request) -> Result<Response, KvError>
         let vaults = lock(state)?;
         let vault = find_vault(&vaults.by_name, &host)?;
         let caller = authenticate(state, &parts.headers, &host, vault)?;
+        // Counted once the token is valid: `GET /admin/requests` -> vault -> tenant -> "vault/op".
+        let label = Operation::parse(&parts.method, parts.uri.path())
+            .map(|op| op.permission().1)
+            .unwrap_or("unknown");
+        state.count_request(
+            "vault",
+            &vault.tenant_id,
+            &format!("{}/{label}", vault.name),
+        );
         if !has_api_version {
             return Err(KvError::bad_parameter(
                 "The api-version query parameter is missing; use api-version=7.5.",
@@ -421,6 +313,35 @@ fn run(
                 json!({ "kid": key_id(&host.authority, &name, &v.version), "value": b64url(&out) }),
             ))
         }
+        Operation::GetDeletedKey { name } => {
+            let vaults = lock(state)?;
+            let vault = find_vault(&vaults.by_name, host)?;
+            let v = vault
+                .keys
+                .get(&name)
+                .filter(|k| k.deleted)
+                .and_then(|k| k.versions.last())
+                .ok_or_else(|| KvError::deleted_key_not_found(&name))?;
+            Ok(ok(deleted_key_bundle(&host.authority, &name, v, v.updated)))
+        }
+        Operation::RecoverDeletedKey { name } => {
+            let mut vaults = lock(state)?;
+            let vault = vaults
+                .by_name
+                .get_mut(&host.name)
+                .ok_or_else(|| KvError::deleted_key_not_found(&name))?;
+            let key = vault
+                .keys
+                .get_mut(&name)
+                .filter(|k| k.deleted)
+                .ok_or_else(|| KvError::deleted_key_not_found(&name))?;
+            key.deleted = false;
+            let v = key
+                .versions
+                .last()
+                .ok_or_else(|| KvError::key_not_found(&name))?;
+            Ok(ok(key_bundle(&host.authority, &name, v)))
+        }
         Operation::GetSecret { name, version } => {
             let vaults = lock(state)?;
             let vault = find_vault(&vaults.by_name, host)?;
@@ -555,58 +476,4 @@ fn insert_version(
     let bundle = key_bundle(&host.authority, name, &version);
     key.versions.push(version);
     Ok(ok(bundle))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_parse_like_the_service() {
-        let p = |m: Method, path: &str| Operation::parse(&m, path);
-        assert_eq!(
-            p(Method::GET, "/keys/K1/"),
-            Some(Operation::GetKey {
-                name: "k1".into(),
-                version: String::new()
-            })
-        );
-        assert_eq!(
-            p(Method::GET, "/keys/k1/abc"),
-            Some(Operation::GetKey {
-                name: "k1".into(),
-                version: "abc".into()
-            })
-        );
-        assert_eq!(
-            p(Method::POST, "/keys/k1/abc/unwrapKey"),
-            Some(Operation::Wrap {
-                name: "k1".into(),
-                version: "abc".into(),
-                unwrap: true
-            })
-        );
-        assert_eq!(
-            p(Method::POST, "/keys/k1/wrapkey"),
-            Some(Operation::Wrap {
-                name: "k1".into(),
-                version: String::new(),
-                unwrap: false
-            })
-        );
-        assert_eq!(
-            p(Method::POST, "/keys/k1/create"),
-            Some(Operation::CreateKey { name: "k1".into() })
-        );
-        assert_eq!(
-            p(Method::DELETE, "/keys/k1"),
-            Some(Operation::DeleteKey { name: "k1".into() })
-        );
-        assert_eq!(
-            p(Method::PUT, "/secrets/s"),
-            Some(Operation::SetSecret { name: "s".into() })
-        );
-        assert_eq!(p(Method::GET, "/certificates/c"), None);
-        assert_eq!(p(Method::GET, "/keys//x"), None);
-    }
 }

@@ -64,6 +64,15 @@ impl KvError {
         )
     }
 
+    /// 404 `KeyNotFound` for a key that is not in the deleted state.
+    pub fn deleted_key_not_found(name: &str) -> Self {
+        KvError::new(
+            StatusCode::NOT_FOUND,
+            "KeyNotFound",
+            format!("Deleted Key not found: {name}"),
+        )
+    }
+
     /// 404 `SecretNotFound` for `name` (or `name/version`).
     pub fn secret_not_found(id: &str) -> Self {
         KvError::new(

@@ -17,6 +17,7 @@ mod crypto;
 mod data_plane;
 mod errors;
 mod model;
+mod operation;
 
 use std::sync::Arc;
 

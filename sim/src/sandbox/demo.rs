@@ -3,7 +3,6 @@
 //! `sandbox.json` and the secret/header files written into the directory; then it stays up until
 //! Ctrl-C or SIGTERM. Prints paths and ids, never secret values.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use serde_json::json;
@@ -48,8 +47,68 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<(), SandboxError> {
     })
 }
 
-/// Starts the demo sandbox in `dir`, provisions it, writes its files and serves until Ctrl-C or SIGTERM.
+/// Ports of the demo sandbox.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoPorts {
+    /// Sim https (0: any).
+    pub https: u16,
+    /// Sim IMDS (0: any).
+    pub imds: u16,
+    /// Azurite (None: any).
+    pub azurite: Option<u16>,
+}
+
+impl DemoPorts {
+    /// The fixed ports of SANDBOX.md (what `scripts/demo` and `config/local.toml` use).
+    pub const FIXED: DemoPorts = DemoPorts {
+        https: SIM_HTTPS_PORT,
+        imds: SIM_IMDS_PORT,
+        azurite: Some(AZURITE_PORT),
+    };
+    /// Free ports (tests).
+    pub const ANY: DemoPorts = DemoPorts {
+        https: 0,
+        imds: 0,
+        azurite: None,
+    };
+}
+
+/// Starts the demo sandbox on the fixed ports in `dir`, provisions it, writes its files, prints a
+/// summary and serves until Ctrl-C or SIGTERM.
 pub async fn run_demo_sandbox(dir: &Path) -> Result<(), SandboxError> {
+    let sandbox = start_demo_sandbox(dir, DemoPorts::FIXED).await?;
+    println!("ferry sandbox is up in {}", dir.display());
+    println!(
+        "  sim https  {}  (pin *.sandbox.test to it; CA {})",
+        sandbox.https_addr(),
+        sandbox.ca_path().display()
+    );
+    if let Some(imds) = sandbox.imds_url() {
+        println!("  sim imds   {imds}");
+    }
+    println!("  azurite    {}", sandbox.azurite_url());
+    println!("  provider   tenant {PROVIDER_TENANT} app {APP_CLIENT_ID} (secret in app-secret)");
+    for (name, tenant, account, vault) in DemoIds::CUSTOMERS {
+        println!("  customer   {name} tenant {tenant} account {account} vault {vault}");
+    }
+    println!("  ids and ports: {}", dir.join("sandbox.json").display());
+    println!("Ctrl-C or SIGTERM stops it.");
+    wait_for_stop().await?;
+    println!("ferry sandbox stopping");
+    drop(sandbox);
+    Ok(())
+}
+
+/// Starts and provisions the demo sandbox in `dir` (Azurite data under `dir/azurite`), writes
+/// `sandbox.json`, `identity-header` (kept across restarts), `app-secret`, `app-cert.pem`,
+/// `app-key.pem`, and returns it running.
+pub async fn start_demo_sandbox(dir: &Path, ports: DemoPorts) -> Result<Sandbox, SandboxError> {
+    let mut settings = Settings::default();
+    if let Ok(header) = std::fs::read_to_string(dir.join("identity-header")) {
+        if !header.trim().is_empty() {
+            settings.identity_header = header.trim().to_string();
+        }
+    }
     let options = SandboxOptions {
         dir: Some(dir.to_path_buf()),
         accounts: vec![
@@ -58,10 +117,11 @@ pub async fn run_demo_sandbox(dir: &Path) -> Result<(), SandboxError> {
             "providerlogs".into(),
         ],
         in_memory: false,
-        https_port: SIM_HTTPS_PORT,
-        imds_port: Some(SIM_IMDS_PORT),
-        azurite_port: Some(AZURITE_PORT),
-        settings: Settings::default(),
+        https_port: ports.https,
+        imds_port: Some(ports.imds),
+        azurite_port: ports.azurite,
+        settings,
+        azurite_bin: None,
     };
     let sandbox = Sandbox::start(options).await?;
     let provider = sandbox
@@ -88,7 +148,7 @@ pub async fn run_demo_sandbox(dir: &Path) -> Result<(), SandboxError> {
     write(dir, "app-key.pem", &provider.app_certificate_key_pem)?;
     let summary = json!({
         "sim_https": sandbox.https_addr().to_string(),
-        "sim_imds": SocketAddr::from(([127, 0, 0, 1], SIM_IMDS_PORT)).to_string(),
+        "sim_imds": sandbox.imds_url(),
         "azurite": sandbox.azurite_url(),
         "ca_file": "ca.pem",
         "authority_host": sandbox.authority_host(),
@@ -123,30 +183,7 @@ pub async fn run_demo_sandbox(dir: &Path) -> Result<(), SandboxError> {
     let pretty =
         serde_json::to_string_pretty(&summary).map_err(|e| SandboxError::Setup(e.to_string()))?;
     write(dir, "sandbox.json", &pretty)?;
-    println!("ferry sandbox is up in {}", dir.display());
-    println!(
-        "  sim https  {}  (pin *.sandbox.test to it; CA {})",
-        sandbox.https_addr(),
-        sandbox.ca_path().display()
-    );
-    println!("  sim imds   http://127.0.0.1:{SIM_IMDS_PORT}");
-    println!("  azurite    {}", sandbox.azurite_url());
-    println!(
-        "  provider   tenant {} app {} (secret in app-secret)",
-        provider.tenant_id, provider.app_client_id
-    );
-    for c in &customers {
-        println!(
-            "  customer   {} tenant {} account {} vault {}",
-            c.spec.name, c.spec.tenant_id, c.spec.account, c.spec.vault
-        );
-    }
-    println!("  ids and ports: {}", dir.join("sandbox.json").display());
-    println!("Ctrl-C or SIGTERM stops it.");
-    wait_for_stop().await?;
-    println!("ferry sandbox stopping");
-    drop(sandbox);
-    Ok(())
+    Ok(sandbox)
 }
 
 /// A few hours of Azure Monitor-shaped append blobs (JSON Lines) in the customer's container.

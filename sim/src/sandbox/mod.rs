@@ -6,10 +6,25 @@
 //! the provider in a few calls (`onboard`), and the demo sandbox behind `ferry-sim sandbox up`
 //! (`demo`). Must not leave processes behind, and fails loudly (with what to install) when
 //! Azurite is missing.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_sim::sandbox::SandboxError> {
+//! use ferry_sim::sandbox::{CustomerSpec, ProviderSpec, Sandbox, SandboxOptions};
+//! let sandbox = Sandbox::start(SandboxOptions::with_accounts(&["contosologs", "provider"])).await?;
+//! let provider = sandbox.onboard_provider(&ProviderSpec::default()).await?;
+//! let spec = CustomerSpec::new("contoso", "33333333-3333-4333-8333-333333333333", "contosologs", "contoso-kv");
+//! let customer = sandbox.onboard_customer(&provider.app_client_id, &spec).await?;
+//! let seeder = sandbox.seeder("contosologs").await?;
+//! seeder.put_block_blob(&spec.container, "a.json", &b"{}\n"[..]).await?;
+//! sandbox.disable_key("contoso-kv", &customer.spec.key).await?; // revoke the key
+//! # Ok(()) }
+//! ```
 
 mod azurite;
 mod demo;
+mod demo_data;
 mod onboard;
+mod provision;
 mod seed;
 
 use std::net::SocketAddr;
@@ -25,9 +40,11 @@ use crate::server::{serve, RunningSim, ServeConfig};
 use crate::state::{lock, Settings, SimConfig, SimState};
 
 pub use azurite::{azurite_bin, repo_root, AzuritePersistence};
-pub use demo::{run_demo_sandbox, DemoIds};
+pub use demo::{run_demo_sandbox, start_demo_sandbox, DemoIds, DemoPorts};
+pub use demo_data::{admin_from_dir, list_container, DemoData, DemoSeeder};
 pub use onboard::{Customer, CustomerSpec, Provider, ProviderSpec};
-pub use seed::{BlobSeeder, CUSTOMER_ADMIN_APP_ID, CUSTOMER_ADMIN_OBJECT_ID};
+pub use provision::PrincipalRef;
+pub use seed::{blob_names, BlobSeeder, CUSTOMER_ADMIN_APP_ID, CUSTOMER_ADMIN_OBJECT_ID};
 
 /// Why the sandbox could not start or a setup call failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +139,8 @@ pub struct SandboxOptions {
     pub azurite_port: Option<u16>,
     /// Initial sim settings.
     pub settings: Settings,
+    /// The `azurite-blob` executable; None: `FERRY_AZURITE_BIN`, else the repo's `node_modules`.
+    pub azurite_bin: Option<PathBuf>,
 }
 
 impl Default for SandboxOptions {
@@ -134,6 +153,7 @@ impl Default for SandboxOptions {
             imds_port: Some(0),
             azurite_port: None,
             settings: Settings::default(),
+            azurite_bin: None,
         }
     }
 }
@@ -173,7 +193,20 @@ impl std::fmt::Debug for Sandbox {
 impl Sandbox {
     /// Makes certificates, starts Azurite and waits for it, then starts the sim pointed at it.
     pub async fn start(options: SandboxOptions) -> Result<Sandbox, SandboxError> {
-        let bin = azurite_bin()?;
+        let bin = match &options.azurite_bin {
+            Some(bin) if bin.is_file() => bin.clone(),
+            Some(bin) => {
+                let root = std::env::current_dir()
+                    .ok()
+                    .and_then(|d| repo_root(&d))
+                    .unwrap_or_default();
+                return Err(SandboxError::AzuriteMissing {
+                    path: bin.clone(),
+                    root,
+                });
+            }
+            None => azurite_bin()?,
+        };
         if options.accounts.is_empty() {
             return Err(SandboxError::Setup(
                 "no azurite accounts given; name at least one in SandboxOptions.accounts".into(),
@@ -313,6 +346,11 @@ impl Sandbox {
     /// Azurite's own URL (`https://127.0.0.1:PORT`); tests should go through the gateway.
     pub fn azurite_url(&self) -> &str {
         &self.azurite.url
+    }
+
+    /// Azurite's process id (it is killed and reaped when the sandbox drops).
+    pub fn azurite_pid(&self) -> u32 {
+        self.azurite.pid()
     }
 
     /// Azurite's accounts.

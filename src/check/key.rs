@@ -1,0 +1,268 @@
+//! The checks of one customer key: the vault's endpoint, that the vault answers for the
+//! configured tenant, the key's attributes, and an unwrap of a throwaway value.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{BlobSourceConfig, DecryptConfig, LoadedConfig};
+use crate::identity::from_config::pins_with;
+use crate::identity::http::HttpSettings;
+use crate::identity::AccessToken;
+use crate::telemetry::TenantState;
+
+use super::endpoint::{check_endpoint, host_of};
+use super::keyvault::{self, parse_key_url};
+use super::tenant::{config_failure, vault_resource};
+use super::{CheckKind, CheckRow, Failure, Scope};
+
+/// Every row of one `decrypt` key.
+pub async fn check_key(
+    loaded: &LoadedConfig,
+    http: &HttpSettings,
+    scope: &Scope,
+    b: &BlobSourceConfig,
+    d: &DecryptConfig,
+    have: &BTreeMap<String, Arc<AccessToken>>,
+) -> Vec<CheckRow> {
+    let mut rows = Vec::new();
+    let Some(key) = parse_key_url(&d.key) else {
+        rows.push(CheckRow::fail(
+            scope,
+            CheckKind::Key,
+            &d.key,
+            config_failure(
+                format!("{} is not a key identifier", d.key),
+                "write decrypt.key as https://<vault>.vault.azure.net/keys/<name>".into(),
+            ),
+        ));
+        return rows;
+    };
+    let key_target = format!("{}/keys/{}", key.vault, key.name);
+    let pins = match pins_with(http, &d.key, d.resolve.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            rows.push(CheckRow::fail(
+                scope,
+                CheckKind::Endpoint,
+                &key.host,
+                config_failure(e.to_string(), "fix decrypt.resolve".into()),
+            ));
+            return rows;
+        }
+    };
+    let (row, send) = check_endpoint(
+        scope,
+        &pins,
+        &d.key,
+        b.require_private_endpoint,
+        "decrypt.resolve",
+    )
+    .await;
+    rows.push(row);
+    let skip_all = |rows: &mut Vec<CheckRow>, why: &str| {
+        for k in [CheckKind::VaultTenant, CheckKind::Key, CheckKind::Unwrap] {
+            rows.push(CheckRow::skip(
+                scope,
+                k,
+                &key_target,
+                format!("not attempted: {why}"),
+            ));
+        }
+    };
+    if !send {
+        skip_all(
+            &mut rows,
+            "nothing is sent to this vault until the endpoint check passes",
+        );
+        return rows;
+    }
+    let client = match http.build_with_pins(pins) {
+        Ok(c) => c,
+        Err(e) => {
+            rows.push(CheckRow::fail(
+                scope,
+                CheckKind::Key,
+                &key_target,
+                config_failure(e.to_string(), "fix agent.ca_file".into()),
+            ));
+            return rows;
+        }
+    };
+    let resource = vault_resource(loaded, &key);
+    // the vault must be in the configured tenant, and the resource must fit the vault's host
+    match keyvault::challenge(&client, &key).await {
+        Ok(c) => {
+            let tenant_ok = c
+                .tenant_id
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&scope.tenant_id));
+            let res_host = c.resource.as_deref().and_then(host_of).unwrap_or_default();
+            let res_ok = !res_host.is_empty() && key.host.ends_with(&format!(".{res_host}"));
+            if tenant_ok && res_ok {
+                rows.push(CheckRow::pass(
+                    scope,
+                    CheckKind::VaultTenant,
+                    &key.host,
+                    format!(
+                        "the vault belongs to tenant {} (challenge resource {})",
+                        scope.tenant_id,
+                        c.resource.unwrap_or_default()
+                    ),
+                ));
+            } else {
+                let reason = if !tenant_ok {
+                    format!(
+                        "the vault answers for tenant {}, not the configured tenant {}",
+                        c.tenant_id.unwrap_or_else(|| "<none>".into()),
+                        scope.tenant_id
+                    )
+                } else {
+                    format!(
+                        "the vault's challenge resource {} does not cover host {}",
+                        c.resource.unwrap_or_default(),
+                        key.host
+                    )
+                };
+                rows.push(CheckRow::fail(scope, CheckKind::VaultTenant, &key.host, config_failure(reason, format!("decrypt.key must name a vault in tenant {}: check the key URL and tenant_id", scope.tenant_id))));
+                rows.push(CheckRow::skip(
+                    scope,
+                    CheckKind::Key,
+                    &key_target,
+                    "not attempted: the vault is not the configured tenant's".into(),
+                ));
+                rows.push(CheckRow::skip(
+                    scope,
+                    CheckKind::Unwrap,
+                    &key_target,
+                    "not attempted: the vault is not the configured tenant's".into(),
+                ));
+                return rows;
+            }
+        }
+        Err(r) => {
+            rows.push(CheckRow::fail(
+                scope,
+                CheckKind::VaultTenant,
+                &key.host,
+                keyvault::explain(&r, &key, "challenge"),
+            ));
+            rows.push(CheckRow::skip(
+                scope,
+                CheckKind::Key,
+                &key_target,
+                "not attempted: the vault did not answer as Key Vault does".into(),
+            ));
+            rows.push(CheckRow::skip(
+                scope,
+                CheckKind::Unwrap,
+                &key_target,
+                "not attempted: the vault did not answer as Key Vault does".into(),
+            ));
+            return rows;
+        }
+    }
+    let Some(tok) = have.get(&resource) else {
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Key,
+            &key_target,
+            "not attempted: no vault token".into(),
+        ));
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Unwrap,
+            &key_target,
+            "not attempted: no vault token".into(),
+        ));
+        return rows;
+    };
+    let facts = match keyvault::get_key(&client, &key, tok).await {
+        Ok(f) => f,
+        Err(r) => {
+            rows.push(CheckRow::fail(
+                scope,
+                CheckKind::Key,
+                &key_target,
+                keyvault::explain(&r, &key, "read"),
+            ));
+            rows.push(CheckRow::skip(
+                scope,
+                CheckKind::Unwrap,
+                &key_target,
+                "not attempted: the key's attributes could not be read".into(),
+            ));
+            return rows;
+        }
+    };
+    let ops = facts.key_ops.join(", ");
+    if !facts.enabled {
+        rows.push(CheckRow::fail(
+            scope,
+            CheckKind::Key,
+            &key_target,
+            Failure {
+                state: TenantState::KeyRevoked,
+                code: Some("KeyDisabled".into()),
+                reason: format!("key {} ({}) is disabled", key.name, facts.kty),
+                fix: format!(
+                    "key disabled: the customer must enable key {} in vault {}",
+                    key.name, key.host
+                ),
+            },
+        ));
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Unwrap,
+            &key_target,
+            "not attempted: the key is disabled".into(),
+        ));
+        return rows;
+    }
+    if !facts.allows("unwrapKey") {
+        rows.push(CheckRow::fail(scope, CheckKind::Key, &key_target, Failure {
+            state: TenantState::KeyRevoked,
+            code: Some("OperationNotAllowed".into()),
+            reason: format!("key {} allows only [{ops}]: unwrapKey is not among its permitted operations", key.name),
+            fix: format!("the customer must add unwrapKey to the permitted operations of key {} in vault {}", key.name, key.host),
+        }));
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Unwrap,
+            &key_target,
+            "not attempted: the key does not permit unwrapKey".into(),
+        ));
+        return rows;
+    }
+    rows.push(CheckRow::pass(
+        scope,
+        CheckKind::Key,
+        &key_target,
+        format!(
+            "key {} ({}) is enabled; permitted operations: {ops}",
+            key.name, facts.kty
+        ),
+    ));
+    if facts.rsa.is_none() {
+        rows.push(CheckRow::skip(
+            scope,
+            CheckKind::Unwrap,
+            &key_target,
+            format!(
+                "not attempted: a {} key has no public part to wrap a test value with",
+                facts.kty
+            ),
+        ));
+        return rows;
+    }
+    match keyvault::unwrap_round_trip(&client, &key, &facts, tok).await {
+        Ok(true) => rows.push(CheckRow::pass(scope, CheckKind::Unwrap, &key_target, format!("unwrapped a throwaway value with version {} (RSA-OAEP)", facts.version().unwrap_or("?")))),
+        Ok(false) => rows.push(CheckRow::fail(scope, CheckKind::Unwrap, &key_target, Failure {
+            state: TenantState::KeyRevoked,
+            code: None,
+            reason: "the vault unwrapped the test value to something else".into(),
+            fix: "the key's public part and its private part disagree: report this to the customer's Key Vault administrator".into(),
+        })),
+        Err(r) => rows.push(CheckRow::fail(scope, CheckKind::Unwrap, &key_target, keyvault::explain(&r, &key, "unwrap"))),
+    }
+    rows
+}

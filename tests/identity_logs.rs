@@ -1,0 +1,95 @@
+//! Secrets, client assertions and tokens never reach any output: `ferry run --once` with debug
+//! logging, against a healthy tenant, a tenant whose consent was withdrawn, and a wrong secret,
+//! with every credential kind that carries a secret or an assertion.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+const SECRET_LINE: &str = r#"credential = { kind = "secret", file = "app-secret" }"#;
+
+fn run_once(cfg: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", "--once", "-c", cfg.to_str().unwrap()])
+        .env("FERRY_LOG", "debug")
+        .output()
+        .expect("run ferry");
+    output_text(&out)
+}
+
+fn assert_clean(w: &World, text: &str, extra: &[&str]) {
+    assert!(
+        !text.contains(&w.provider.app_secret),
+        "the app secret leaked:\n{text}"
+    );
+    assert!(
+        !text.contains("eyJ"),
+        "a token or assertion leaked:\n{text}"
+    );
+    for e in extra {
+        assert!(!text.contains(e), "{e:?} leaked:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_logs_carry_no_secret_token_or_assertion() {
+    let w = world(2).await;
+    w.seeder("contoso")
+        .await
+        .put_block_blob(
+            "insights-logs-auditevent",
+            "a/PT1H.json",
+            log_lines("c", 0, 10),
+        )
+        .await
+        .unwrap();
+    let cfg = w.config(
+        &[
+            ("contoso", vec![SourceSpec::records("audit")]),
+            ("fabrikam", vec![SourceSpec::records("audit")]),
+        ],
+        "",
+    );
+    // fabrikam withdraws consent: one healthy tenant, one revoked
+    w.sandbox
+        .admin()
+        .revoke_consent(
+            &w.customers["fabrikam"].spec.tenant_id,
+            &w.provider.app_client_id,
+        )
+        .await
+        .unwrap();
+    let text = run_once(&cfg);
+    assert!(text.contains("consent_revoked"), "{text}");
+    assert_clean(&w, &text, &[]);
+
+    // a certificate credential: the key and the signed assertion stay out of the logs
+    let pem = format!(
+        "{}\n{}",
+        w.provider.app_certificate_pem, w.provider.app_certificate_key_pem
+    );
+    std::fs::write(w.dir.path().join("app.pem"), pem).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        SECRET_LINE,
+        r#"credential = { kind = "certificate", path = "app.pem" }"#,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let text = run_once(&cfg);
+    assert_clean(&w, &text, &["PRIVATE KEY", "MII"]);
+
+    // a wrong secret: refused, and neither the wrong nor the right value is shown
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        r#"credential = { kind = "certificate", path = "app.pem" }"#,
+        SECRET_LINE,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::write(w.dir.path().join("app-secret"), "wrong-secret-ABC123").unwrap();
+    let text = run_once(&cfg);
+    assert!(
+        text.contains("credential_invalid") || text.contains("7000215"),
+        "{text}"
+    );
+    assert_clean(&w, &text, &["wrong-secret-ABC123"]);
+}

@@ -1,0 +1,301 @@
+//! Operating Ferry, end to end against the sandbox: a `ferry run` daemon observed only through
+//! its status server (`/metrics`, `/status`, `/healthz`, `/readyz`) and `ferry status`, while a
+//! customer's account is throttled and then a customer removes Ferry's storage role. Ends with
+//! the log-secrets scan over everything the run printed.
+
+mod common;
+mod ops_common;
+
+use common::*;
+use ops_common::*;
+use serde_json::json;
+
+const BLOB: &str = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
+    let w = world(2).await;
+    let contoso = w.seeder("contoso").await;
+    contoso
+        .put_block_blob("insights-logs-auditevent", BLOB, log_lines("c", 0, 100))
+        .await
+        .unwrap();
+    let fabrikam = w.seeder("fabrikam").await;
+    fabrikam
+        .put_block_blob("insights-logs-auditevent", BLOB, log_lines("f", 0, 40))
+        .await
+        .unwrap();
+    let cfg = w.config(
+        &[
+            ("contoso", vec![SourceSpec::records("audit")]),
+            ("fabrikam", vec![SourceSpec::records("audit")]),
+        ],
+        "",
+    );
+    let d = Daemon::start(&cfg);
+
+    // shipping
+    d.wait_for(60, "both tenants active with objects shipped", || async {
+        let s = d.status().await;
+        ["contoso", "fabrikam"].iter().all(|t| {
+            state_of(&s, t).as_deref() == Some("active") && objects_of(&s, t, "audit") >= 1
+        })
+    })
+    .await;
+    let m = d.metrics().await;
+    let c = r#"tenant="contoso",source="audit""#;
+    assert_eq!(
+        sample(&m, "ferry_records_shipped_total", c),
+        Some(100.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_records_shipped_total",
+            r#"tenant="fabrikam",source="audit""#
+        ),
+        Some(40.0),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "ferry_objects_shipped_total", c).unwrap_or(0.0) >= 1.0,
+        "{m}"
+    );
+    assert!(
+        sample(&m, "ferry_read_bytes_total", c).unwrap_or(0.0) > 0.0,
+        "{m}"
+    );
+    assert!(
+        sample(&m, "ferry_shipped_bytes_total", c).unwrap_or(0.0) > 0.0,
+        "{m}"
+    );
+    assert_eq!(sample(&m, "ferry_lag_seconds", c), Some(0.0), "{m}");
+    assert!(
+        sample(&m, "ferry_checkpoint_age_seconds", c).is_some(),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_tenant_state",
+            r#"tenant="contoso",state="active""#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_tenant_state",
+            r#"tenant="contoso",state="access_denied""#
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "ferry_token_requests_total", "").unwrap_or(0.0) >= 3.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ferry_token_failures_total", ""),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "ferry_tenant_queue_depth", r#"tenant="contoso""#).is_some(),
+        "{m}"
+    );
+    assert!(
+        !m.contains("PT1H.json"),
+        "blob names must never be labels:\n{m}"
+    );
+    assert_eq!(d.get("/healthz").await.0, 200);
+    let out = w.ferry(&["status", "--url", &d.base, "--healthz"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let (code, body) = d.get("/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("destination_reachable"), "{body}");
+
+    // ferry status renders the same
+    let out = w.ferry(&["status", "--url", &d.base]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        table.contains("contoso") && table.contains("active"),
+        "{table}"
+    );
+    let out = w.ferry(&["status", "--url", &d.base, "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(state_of(&j, "fabrikam").as_deref(), Some("active"));
+
+    // throttling: every request to contoso's account answers 503 with Retry-After
+    let fault = w
+        .sandbox
+        .admin_json(
+            reqwest::Method::POST,
+            "/admin/faults",
+            Some(&json!({"host": "contosologs.blob.sandbox.test", "status": 503, "error_code": "ServerBusy", "retry_after_secs": 1})),
+        )
+        .await
+        .expect("add fault");
+    let fault_id = fault["id"].as_str().expect("fault id").to_string();
+    let f_before = objects_of(&d.status().await, "fabrikam", "audit");
+    fabrikam
+        .put_block_blob(
+            "insights-logs-auditevent",
+            "resourceId=/SECOND/PT1H.json",
+            log_lines("f2", 0, 10),
+        )
+        .await
+        .unwrap();
+    d.wait_for(90, "contoso throttled with retries counted", || async {
+        let m = d.metrics().await;
+        sample(
+            &m,
+            "ferry_tenant_state",
+            r#"tenant="contoso",state="throttled""#,
+        ) == Some(1.0)
+            && sample(&m, "ferry_retries_total", c).unwrap_or(0.0) >= 1.0
+    })
+    .await;
+    let m = d.metrics().await;
+    assert!(
+        sample(&m, "ferry_retry_wait_seconds_total", c).unwrap_or(0.0) >= 1.0,
+        "Retry-After honoured:\n{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "ferry_errors_total",
+            r#"tenant="contoso",source="audit",class="transient""#
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{m}"
+    );
+    d.wait_for(
+        30,
+        "fabrikam shipping while contoso is throttled",
+        || async {
+            let s = d.status().await;
+            state_of(&s, "fabrikam").as_deref() == Some("active")
+                && objects_of(&s, "fabrikam", "audit") > f_before
+        },
+    )
+    .await;
+    let s = d.status().await;
+    assert_eq!(
+        s["tenants"]["contoso"]["sources"]["audit"]["last_error"]["class"], "transient",
+        "{s}"
+    );
+    w.sandbox
+        .admin_json(
+            reqwest::Method::DELETE,
+            &format!("/admin/faults/{fault_id}"),
+            None,
+        )
+        .await
+        .expect("remove fault");
+    d.wait_for(
+        60,
+        "contoso active again after the throttling ends",
+        || async { state_of(&d.status().await, "contoso").as_deref() == Some("active") },
+    )
+    .await;
+
+    // revocation: the customer removes the storage role
+    let sp = &w.customers["contoso"].service_principal_object_id;
+    w.sandbox
+        .admin_json(
+            reqwest::Method::DELETE,
+            "/admin/role-assignments",
+            Some(&json!({"account": "contosologs", "container": "insights-logs-auditevent", "object_id": sp, "role": "Storage Blob Data Reader"})),
+        )
+        .await
+        .expect("remove role");
+    d.wait_for(60, "contoso access_denied", || async {
+        let m = d.metrics().await;
+        sample(
+            &m,
+            "ferry_tenant_state",
+            r#"tenant="contoso",state="access_denied""#,
+        ) == Some(1.0)
+    })
+    .await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_tenant_state",
+            r#"tenant="contoso",state="active""#
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "ferry_errors_total",
+            r#"tenant="contoso",source="audit",class="access_denied""#
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_tenant_state",
+            r#"tenant="fabrikam",state="active""#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    let s = d.status().await;
+    let fix = s["tenants"]["contoso"]["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains("Storage Blob Data Reader"), "{s}");
+    assert!(s["tenants"]["contoso"]["since"].as_i64().is_some(), "{s}");
+    let out = w.ferry(&["status", "--url", &d.base]);
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("ferry status after the revocation:\n{table}");
+    assert!(
+        table.contains("access_denied") && table.contains("fix: "),
+        "{table}"
+    );
+
+    let output = d.stop();
+    assert!(output.contains("Tenant stopped shipping"), "{output}");
+    // lines of a source's work carry the tenant and source spans
+    assert!(
+        output.lines().any(|l| l.contains("Listing failed")
+            && l.contains(r#""name":"tenant""#)
+            && l.contains(r#""name":"source""#)
+            && l.contains(r#""source":"audit""#)),
+        "{output}"
+    );
+    assert_no_secrets(
+        &output,
+        &w.provider.app_secret,
+        &w.sandbox.state().settings().identity_header,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_when_no_ferry_is_listening() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["status", "--url", &format!("http://{addr}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "no ferry is listening on http://{addr}: is it running?"
+        )),
+        "{err}"
+    );
+}

@@ -1,0 +1,188 @@
+//! Config reload on SIGHUP against the sandbox: a tenant added and one removed mid-run while an
+//! unchanged one is left alone; then a broken file, refused with its errors logged while the
+//! running config keeps shipping. Ends with the log-secrets scan.
+
+mod common;
+mod ops_common;
+
+use common::*;
+use ops_common::*;
+
+const BLOB: &str = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
+    let w = world(3).await;
+    for (name, n) in [("contoso", 30), ("fabrikam", 20), ("tailspin", 10)] {
+        w.seeder(name)
+            .await
+            .put_block_blob("insights-logs-auditevent", BLOB, log_lines(name, 0, n))
+            .await
+            .unwrap();
+    }
+    let cfg = w.config(
+        &[
+            ("contoso", vec![SourceSpec::records("audit")]),
+            ("fabrikam", vec![SourceSpec::records("audit")]),
+        ],
+        "",
+    );
+    let d = Daemon::start(&cfg);
+    d.wait_for(60, "contoso and fabrikam shipped", || async {
+        let s = d.status().await;
+        objects_of(&s, "contoso", "audit") >= 1 && objects_of(&s, "fabrikam", "audit") >= 1
+    })
+    .await;
+    let before = d.status().await;
+    let contoso_since = before["tenants"]["contoso"]["since"].clone();
+    assert!(before["tenants"].get("tailspin").is_none(), "{before}");
+
+    // add tailspin, remove fabrikam, keep contoso as it was
+    w.config(
+        &[
+            ("contoso", vec![SourceSpec::records("audit")]),
+            ("tailspin", vec![SourceSpec::records("audit")]),
+        ],
+        "",
+    );
+    d.signal("HUP");
+    d.wait_for(
+        60,
+        "tailspin added and shipping, fabrikam removed",
+        || async {
+            let s = d.status().await;
+            objects_of(&s, "tailspin", "audit") >= 1 && s["tenants"].get("fabrikam").is_none()
+        },
+    )
+    .await;
+    let after = d.status().await;
+    assert_eq!(
+        after["tenants"]["contoso"]["since"], contoso_since,
+        "contoso was restarted: {after}"
+    );
+    assert_eq!(
+        state_of(&after, "contoso").as_deref(),
+        Some("active"),
+        "{after}"
+    );
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "ferry_config_reloads_total", r#"result="ok""#),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_records_shipped_total",
+            r#"tenant="tailspin",source="audit""#
+        ),
+        Some(10.0),
+        "{m}"
+    );
+    assert!(
+        !m.contains(r#"tenant="fabrikam",state="#),
+        "a removed tenant has no state gauge:\n{m}"
+    );
+    let out = d.output();
+    assert!(out.contains("Config reloaded"), "{out}");
+
+    // a broken file: refused with its errors, the running config keeps shipping
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[destination]", "[destination\nbogus = ")
+            + "\n[[tenant]]\nname = \"x\"\ntenant_id = \"not-a-guid\"\n",
+    )
+    .unwrap();
+    d.signal("HUP");
+    d.wait_for(30, "the broken reload refused", || async {
+        let m = d.metrics().await;
+        sample(&m, "ferry_config_reloads_total", r#"result="refused""#) == Some(1.0)
+    })
+    .await;
+    let out = d.output();
+    assert!(out.contains("Config reload refused"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("Config reload refused") && l.contains("ferry.toml:")),
+        "each error names the file and line:\n{out}"
+    );
+    let c_before = objects_of(&d.status().await, "contoso", "audit");
+    w.seeder("contoso")
+        .await
+        .put_block_blob(
+            "insights-logs-auditevent",
+            "resourceId=/AFTER/PT1H.json",
+            log_lines("c2", 0, 5),
+        )
+        .await
+        .unwrap();
+    d.wait_for(
+        30,
+        "contoso still shipping under the old config",
+        || async {
+            let s = d.status().await;
+            objects_of(&s, "contoso", "audit") > c_before
+                && objects_of(&s, "tailspin", "audit") >= 1
+        },
+    )
+    .await;
+
+    // a fixed file again: contoso's section changed (restarted), tailspin disabled
+    let mut changed = SourceSpec::records("audit");
+    changed.extra = "  prefix = \"resourceId=\"".into();
+    let path = w.config(
+        &[
+            ("contoso", vec![changed]),
+            ("tailspin", vec![SourceSpec::records("audit")]),
+        ],
+        "",
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "name = \"tailspin\"\n",
+        "name = \"tailspin\"\nenabled = false\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    d.signal("HUP");
+    d.wait_for(30, "the second reload applied", || async {
+        let s = d.status().await;
+        state_of(&s, "tailspin").as_deref() == Some("disabled")
+    })
+    .await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "ferry_config_reloads_total", r#"result="ok""#),
+        Some(2.0),
+        "{m}"
+    );
+    let out = d.output();
+    assert!(
+        out.lines().any(|l| l.contains("Config reloaded")
+            && l.contains("restarted")
+            && l.contains("contoso")),
+        "{out}"
+    );
+    let c_before = objects_of(&d.status().await, "contoso", "audit");
+    w.seeder("contoso")
+        .await
+        .put_block_blob(
+            "insights-logs-auditevent",
+            "resourceId=/RESTARTED/PT1H.json",
+            log_lines("c3", 0, 5),
+        )
+        .await
+        .unwrap();
+    d.wait_for(30, "contoso shipping after its restart", || async {
+        objects_of(&d.status().await, "contoso", "audit") > c_before
+    })
+    .await;
+
+    let output = d.stop();
+    assert_no_secrets(
+        &output,
+        &w.provider.app_secret,
+        &w.sandbox.state().settings().identity_header,
+    );
+}

@@ -115,14 +115,6 @@ pub(crate) fn load_or_report(
     })
 }
 
-/// The honest answer of a command whose capability is not built yet.
-pub(crate) fn not_built(command: &str, issue: &str) -> ExitCode {
-    eprintln!(
-        "ferry {command}: not built yet: this capability arrives with {issue}; nothing was done"
-    );
-    ExitCode::from(EXIT_RUNTIME)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

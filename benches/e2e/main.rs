@@ -223,11 +223,14 @@ async fn throughput(
     Ok(())
 }
 
+/// Environment variables for a child process.
+type EnvVars = Vec<(String, String)>;
+
 /// rclone: one azureblob remote per account, given as an account SAS URL on Azurite's path-style
 /// https endpoint (rclone 1.60 puts `--azureblob-endpoint` after `{account}.`, so a key cannot
 /// reach a path-style endpoint; a SAS URL can), the sources joined with the `combine` backend
 /// so one process copies all tenants.
-fn rclone_command(world: &World) -> anyhow::Result<(Vec<String>, Vec<(String, String)>)> {
+fn rclone_command(world: &World) -> anyhow::Result<(Vec<String>, EnvVars)> {
     let mut env = Vec::new();
     let mut remote = |name: &str, account: &str| -> anyhow::Result<()> {
         let key = world.account_key(account)?;

@@ -332,9 +332,9 @@ pub fn json_lines(tag: &str, first_seq: usize, size: usize) -> Vec<u8> {
     let mut i = first_seq;
     loop {
         line.clear();
-        let _ = write!(
+        let _ = writeln!(
             line,
-            "{{\"time\":\"2026-11-27T10:{:02}:{:02}.{:07}Z\",\"resourceId\":\"/SUBSCRIPTIONS/0B2E5E5C-1111-4222-8333-444455556666/RESOURCEGROUPS/RG-{tag}/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-{tag}\",\"category\":\"AuditEvent\",\"operationName\":\"SecretGet\",\"resultType\":\"Success\",\"callerIpAddress\":\"10.{}.{}.{}\",\"correlationId\":\"{:08x}-7d1e-4c3b-9a55-{:012x}\",\"identity\":{{\"claim\":{{\"oid\":\"{:08x}-0000-4000-8000-000000000001\",\"appid\":\"04b07795-8ddb-461a-bbee-02f9e1bf7b46\"}}}},\"properties\":{{\"id\":\"https://kv-{tag}.vault.azure.net/secrets/s{}\",\"clientInfo\":\"azsdk-net-Security.KeyVault.Secrets/4.5.0\",\"httpStatusCode\":200,\"seq\":\"{tag}-{i}\"}}}}\n",
+            "{{\"time\":\"2026-11-27T10:{:02}:{:02}.{:07}Z\",\"resourceId\":\"/SUBSCRIPTIONS/0B2E5E5C-1111-4222-8333-444455556666/RESOURCEGROUPS/RG-{tag}/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-{tag}\",\"category\":\"AuditEvent\",\"operationName\":\"SecretGet\",\"resultType\":\"Success\",\"callerIpAddress\":\"10.{}.{}.{}\",\"correlationId\":\"{:08x}-7d1e-4c3b-9a55-{:012x}\",\"identity\":{{\"claim\":{{\"oid\":\"{:08x}-0000-4000-8000-000000000001\",\"appid\":\"04b07795-8ddb-461a-bbee-02f9e1bf7b46\"}}}},\"properties\":{{\"id\":\"https://kv-{tag}.vault.azure.net/secrets/s{}\",\"clientInfo\":\"azsdk-net-Security.KeyVault.Secrets/4.5.0\",\"httpStatusCode\":200,\"seq\":\"{tag}-{i}\"}}}}",
             (i / 60) % 60,
             i % 60,
             (i.wrapping_mul(7919)) % 10_000_000,

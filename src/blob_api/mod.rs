@@ -279,6 +279,9 @@ impl ContainerClient {
                 self.request(reqwest::Method::PUT, &self.blob_url(name), bearer)
                     .header("x-ms-blob-type", "BlockBlob")
                     .headers(Self::upload_headers(opts)?)
+                    // Put Blob requires Content-Length, also for an empty blob (HTTP/1.1 would
+                    // otherwise send none for an empty body)
+                    .header(reqwest::header::CONTENT_LENGTH, body.len())
                     .body(body),
                 "put blob",
                 Some(name),

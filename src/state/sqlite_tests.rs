@@ -49,7 +49,10 @@ fn creates_the_directory_and_uses_wal() {
     let sync: i64 = conn
         .query_row("PRAGMA synchronous", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(sync, 1, "synchronous must be NORMAL (durable across process crashes under WAL)");
+    assert_eq!(
+        sync, 1,
+        "synchronous must be NORMAL (durable across process crashes under WAL)"
+    );
 }
 
 #[test]

@@ -126,6 +126,7 @@ pub async fn seal(
 
 /// Uploads `body` in one put (or in `blocks` staged blocks) with `encryptiondata` metadata
 /// (none when `encryption_data` is None) and extra metadata.
+#[allow(clippy::too_many_arguments)] // a test helper mirroring the blob upload parameters
 pub async fn upload(
     w: &World,
     customer: &str,

@@ -109,6 +109,16 @@ pub struct Shipped {
     pub rejected: u64,
 }
 
+impl std::ops::AddAssign for Shipped {
+    fn add_assign(&mut self, o: Shipped) {
+        self.objects += o.objects;
+        self.bytes_read += o.bytes_read;
+        self.bytes_written += o.bytes_written;
+        self.records += o.records;
+        self.rejected += o.rejected;
+    }
+}
+
 fn compress_error(item: &WorkItem, e: CompressError) -> ShipError {
     ShipError::Sink(SinkError::Blob(crate::blob_api::BlobError::malformed(
         "compress",

@@ -77,15 +77,11 @@ pub struct RunSummary {
 impl RunSummary {
     /// Totals over every tenant.
     pub fn total(&self) -> Shipped {
-        self.tenants
-            .values()
-            .fold(Shipped::default(), |a, (_, t)| Shipped {
-                objects: a.objects + t.shipped.objects,
-                bytes_read: a.bytes_read + t.shipped.bytes_read,
-                bytes_written: a.bytes_written + t.shipped.bytes_written,
-                records: a.records + t.shipped.records,
-                rejected: a.rejected + t.shipped.rejected,
-            })
+        let mut total = Shipped::default();
+        for (_, t) in self.tenants.values() {
+            total += t.shipped;
+        }
+        total
     }
 
     /// True when every tenant ended active with no failed job.

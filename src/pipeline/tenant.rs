@@ -264,7 +264,7 @@ impl TenantSupervisor {
                 return totals;
             }
             let (blocked, pass) = self.clone().run_until_blocked(&stops, once).await;
-            totals.shipped = add(totals.shipped, pass.shipped);
+            totals.shipped += pass.shipped;
             totals.failed += pass.failed;
             let Some(b) = blocked else {
                 return totals;
@@ -428,7 +428,7 @@ impl TenantSupervisor {
         tenant_drain.cancel();
         while let Some(r) = loops.join_next().await {
             if let Ok(t) = r {
-                totals.shipped = add(totals.shipped, t.shipped);
+                totals.shipped += t.shipped;
                 totals.failed += t.failed;
             }
         }
@@ -462,7 +462,7 @@ impl TenantSupervisor {
                 .update_tenant(&self.name, |t| t.rate_limit_wait_seconds = waited);
             match cycle {
                 Ok(t) => {
-                    totals.shipped = add(totals.shipped, t.shipped);
+                    totals.shipped += t.shipped;
                     totals.failed += t.failed;
                     let state = if t.failed > 0 {
                         TenantState::Throttled
@@ -559,7 +559,7 @@ impl TenantSupervisor {
             while let Ok((ctx, item, result)) = done_rx.recv_async().await {
                 match result {
                     Ok(s) => {
-                        totals.shipped = add(totals.shipped, s);
+                        totals.shipped += s;
                         self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                             st.bytes_read += s.bytes_read;
                             st.bytes_shipped += s.bytes_written;
@@ -702,16 +702,6 @@ fn error_class(e: &ShipError) -> (&'static str, &'static str) {
             "transient key vault failure; retried next poll",
         ),
         ShipError::BadBlob { .. } | ShipError::Quarantined { .. } => ("quarantined", ""),
-    }
-}
-
-fn add(a: Shipped, b: Shipped) -> Shipped {
-    Shipped {
-        objects: a.objects + b.objects,
-        bytes_read: a.bytes_read + b.bytes_read,
-        bytes_written: a.bytes_written + b.bytes_written,
-        records: a.records + b.records,
-        rejected: a.rejected + b.rejected,
     }
 }
 

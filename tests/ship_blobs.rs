@@ -8,18 +8,6 @@ use ferry_sim::faults::FaultSpec;
 
 const AUDIT: &str = "insights-logs-auditevent";
 
-fn expect_each_once(counts: &std::collections::BTreeMap<String, usize>, tag: &str, n: usize) {
-    for i in 0..n {
-        let seq = format!("{tag}-{i}");
-        assert_eq!(
-            counts.get(&seq).copied().unwrap_or(0),
-            1,
-            "record {seq} shipped {:?} times",
-            counts.get(&seq)
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tenants_records_and_copy_modes() {
     let w = world(2).await;

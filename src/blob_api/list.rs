@@ -42,6 +42,8 @@ pub struct BlobItem {
 pub struct ListPage {
     /// Blobs in name order.
     pub blobs: Vec<BlobItem>,
+    /// With a delimiter: the next-level prefixes (`BlobPrefix` elements, decoded), in name order.
+    pub prefixes: Vec<String>,
     /// Where the next page starts; None at the end.
     pub next_marker: Option<String>,
 }
@@ -137,6 +139,12 @@ pub fn parse_list(xml: &[u8]) -> Result<ListPage, String> {
                         }
                         _ => {}
                     }
+                } else if tag == "Name" && parent == "BlobPrefix" {
+                    page.prefixes.push(if name_encoded {
+                        percent_decode(&value)
+                    } else {
+                        value
+                    });
                 } else if tag == "NextMarker" && parent == "EnumerationResults" && !value.is_empty()
                 {
                     page.next_marker = Some(value);
@@ -173,6 +181,25 @@ mod tests {
         );
         assert_eq!(page.blobs[1].name, "b\nc");
         assert_eq!(page.next_marker.as_deref(), Some("2!abc"));
+        assert!(page.prefixes.is_empty());
+    }
+
+    #[test]
+    fn parses_prefixes_of_a_delimited_page() {
+        let xml = br#"<?xml version="1.0" encoding="utf-8"?>
+<EnumerationResults ContainerName="c"><Prefix>resourceId=/R/</Prefix><Delimiter>/</Delimiter><Blobs>
+<BlobPrefix><Name>resourceId=/R/y=2025/</Name></BlobPrefix>
+<Blob><Name>resourceId=/R/readme.txt</Name><Properties><Etag>e</Etag><Content-Length>3</Content-Length><BlobType>BlockBlob</BlobType></Properties></Blob>
+<BlobPrefix><Name Encoded="true">resourceId=/R/y%3D2026/</Name></BlobPrefix>
+</Blobs><NextMarker /></EnumerationResults>"#;
+        let page = parse_list(xml).unwrap();
+        assert_eq!(
+            page.prefixes,
+            vec!["resourceId=/R/y=2025/", "resourceId=/R/y=2026/"]
+        );
+        assert_eq!(page.blobs.len(), 1);
+        assert_eq!(page.blobs[0].name, "resourceId=/R/readme.txt");
+        assert_eq!(page.next_marker, None);
     }
 
     #[test]

@@ -160,6 +160,20 @@ impl ContainerClient {
         marker: Option<&str>,
         max_results: u32,
     ) -> Result<ListPage, BlobError> {
+        self.list_page_in(bearer, prefix, None, marker, max_results)
+            .await
+    }
+
+    /// One page of List Blobs, with metadata; with a `delimiter` the page holds the blobs directly
+    /// under `prefix` and the next-level prefixes in [`ListPage::prefixes`] (a directory walk).
+    pub async fn list_page_in(
+        &self,
+        bearer: &str,
+        prefix: Option<&str>,
+        delimiter: Option<&str>,
+        marker: Option<&str>,
+        max_results: u32,
+    ) -> Result<ListPage, BlobError> {
         let mut query: Vec<(&str, String)> = vec![
             ("restype", "container".into()),
             ("comp", "list".into()),
@@ -168,6 +182,9 @@ impl ContainerClient {
         ];
         if let Some(p) = prefix.filter(|p| !p.is_empty()) {
             query.push(("prefix", p.to_string()));
+        }
+        if let Some(d) = delimiter.filter(|d| !d.is_empty()) {
+            query.push(("delimiter", d.to_string()));
         }
         if let Some(m) = marker.filter(|m| !m.is_empty()) {
             query.push(("marker", m.to_string()));

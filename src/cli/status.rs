@@ -182,6 +182,13 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
                 bytes(s.bytes_shipped),
                 if s.last_error.is_some() { "yes" } else { "-" },
             );
+            if let Some(roots) = s.partition_roots {
+                notes.push(format!(
+                    "{name}/{sname}: date-partitioned listing, {roots} resource roots, open since {}, {} List Blobs calls",
+                    s.open_since.as_deref().unwrap_or("-"),
+                    s.list_requests
+                ));
+            }
             // the error that blocked the tenant is shown once, with the tenant
             let said = t.state.is_blocked()
                 && t.reason.as_deref() == s.last_error.as_ref().map(|e| e.message.as_str());

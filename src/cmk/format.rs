@@ -33,11 +33,12 @@ pub const AES_GCM_256: &str = "AES_GCM_256";
 pub const FULL_BLOB: &str = "FullBlob";
 /// Blob metadata name of the encryption data (compare case-insensitively when reading headers).
 pub const ENCRYPTION_DATA_METADATA: &str = "encryptiondata";
-/// Metadata Ferry writes next to `encryptiondata`: the plaintext length in decimal, because the
-/// format does not authenticate length (dropped trailing regions decrypt "fine").
-pub const PLAINTEXT_LENGTH_METADATA: &str = "ferryplaintextlength";
-/// Metadata Ferry writes next to `encryptiondata`: lowercase hex SHA-256 of the plaintext.
-pub const PLAINTEXT_SHA256_METADATA: &str = "ferryplaintextsha256";
+/// Metadata Ferry writes on every object, next to `encryptiondata` on sealed ones: the plaintext
+/// length in decimal, because the format does not authenticate length (dropped trailing regions
+/// decrypt "fine").
+pub const PLAINTEXT_LENGTH_METADATA: &str = "ferry_plaintext_length";
+/// Metadata Ferry writes on every object: lowercase hex SHA-256 of the plaintext.
+pub const PLAINTEXT_SHA256_METADATA: &str = "ferry_plaintext_sha256";
 
 /// Standard base64 alphabet, padding optional on input, written padded.
 const BASE64: GeneralPurpose = GeneralPurpose::new(

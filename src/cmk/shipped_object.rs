@@ -23,9 +23,9 @@ pub const TENANT_ID_METADATA: &str = "ferry_tenant_id";
 /// The source name.
 pub const SOURCE_METADATA: &str = "ferry_source";
 /// Plaintext length (of the records, uncompressed, or of the copied bytes).
-pub const LENGTH_METADATA: &str = "ferry_plaintext_length";
+pub const LENGTH_METADATA: &str = super::format::PLAINTEXT_LENGTH_METADATA;
 /// Lowercase hex SHA-256 of the same.
-pub const SHA256_METADATA: &str = "ferry_plaintext_sha256";
+pub const SHA256_METADATA: &str = super::format::PLAINTEXT_SHA256_METADATA;
 /// Compression of a sealed records object (its Content-Encoding, kept out of the HTTP header).
 pub const CONTENT_ENCODING_METADATA: &str = "ferry_content_encoding";
 

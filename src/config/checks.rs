@@ -279,17 +279,42 @@ pub enum TemplatePart {
     Placeholder(String),
 }
 
-/// Splits a template into literals and placeholders, checking braces and placeholder names.
-pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>, Problem> {
+/// Why a path template does not split into literals and placeholders; columns count characters
+/// from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSyntaxError {
+    /// `{` without a matching `}`.
+    Unclosed {
+        /// Column of the `{`.
+        column: usize,
+    },
+    /// `}` without an opening `{`.
+    Stray {
+        /// Column of the `}`.
+        column: usize,
+    },
+    /// `{name}` that is not one of [`TEMPLATE_PLACEHOLDERS`].
+    Unknown {
+        /// The text between the braces.
+        name: String,
+        /// Column of the `{`.
+        column: usize,
+    },
+}
+
+/// Splits a template into literals and placeholders, checking braces and placeholder names: the
+/// one tokenizer of path templates (config validation and `sink::naming` both use it).
+pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>, TemplateSyntaxError> {
     let mut parts = Vec::new();
     let mut literal = String::new();
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
+    let mut chars = template.char_indices();
+    let col = |byte: usize| template[..byte].chars().count() + 1;
+    while let Some((i, c)) = chars.next() {
         match c {
             '{' => {
                 let mut name = String::new();
                 let mut closed = false;
-                for c in chars.by_ref() {
+                for (_, c) in chars.by_ref() {
                     if c == '}' {
                         closed = true;
                         break;
@@ -297,31 +322,20 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>, Problem> {
                     name.push(c);
                 }
                 if !closed {
-                    return Err(problem(
-                        format!("path template {template:?} has a '{{' that is never closed"),
-                        "close it: placeholders are written {tenant}, {source}, {yyyy}, ...",
-                    ));
+                    return Err(TemplateSyntaxError::Unclosed { column: col(i) });
                 }
                 if !TEMPLATE_PLACEHOLDERS.contains(&name.as_str()) {
-                    let hint = did_you_mean(&name, &TEMPLATE_PLACEHOLDERS)
-                        .map(|s| format!("did you mean {{{s}}}? "))
-                        .unwrap_or_default();
-                    return Err(problem(
-                        format!("path template {template:?} uses unknown placeholder {{{name}}}"),
-                        format!("{hint}known placeholders: {}", known_placeholders()),
-                    ));
+                    return Err(TemplateSyntaxError::Unknown {
+                        name,
+                        column: col(i),
+                    });
                 }
                 if !literal.is_empty() {
                     parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
                 }
                 parts.push(TemplatePart::Placeholder(name));
             }
-            '}' => {
-                return Err(problem(
-                    format!("path template {template:?} has a '}}' without a '{{'"),
-                    "remove it, or write the placeholder in full, e.g. {source}",
-                ))
-            }
+            '}' => return Err(TemplateSyntaxError::Stray { column: col(i) }),
             c => literal.push(c),
         }
     }
@@ -329,6 +343,29 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>, Problem> {
         parts.push(TemplatePart::Literal(literal));
     }
     Ok(parts)
+}
+
+/// The operator-facing problem for a template that does not tokenize.
+fn syntax_problem(template: &str, e: TemplateSyntaxError) -> Problem {
+    match e {
+        TemplateSyntaxError::Unclosed { .. } => problem(
+            format!("path template {template:?} has a '{{' that is never closed"),
+            "close it: placeholders are written {tenant}, {source}, {yyyy}, ...",
+        ),
+        TemplateSyntaxError::Stray { .. } => problem(
+            format!("path template {template:?} has a '}}' without a '{{'"),
+            "remove it, or write the placeholder in full, e.g. {source}",
+        ),
+        TemplateSyntaxError::Unknown { name, .. } => {
+            let hint = did_you_mean(&name, &TEMPLATE_PLACEHOLDERS)
+                .map(|s| format!("did you mean {{{s}}}? "))
+                .unwrap_or_default();
+            problem(
+                format!("path template {template:?} uses unknown placeholder {{{name}}}"),
+                format!("{hint}known placeholders: {}", known_placeholders()),
+            )
+        }
+    }
 }
 
 fn known_placeholders() -> String {
@@ -345,7 +382,7 @@ pub fn check_template(template: &str) -> Vec<Problem> {
     let mut out = Vec::new();
     let parts = match parse_template(template) {
         Ok(p) => p,
-        Err(p) => return vec![p],
+        Err(e) => return vec![syntax_problem(template, e)],
     };
     let example = "\"tenant={tenant}/source={source}/date={yyyy}-{MM}-{dd}/hour={HH}/{name}\"";
     for needed in ["tenant", "source"] {

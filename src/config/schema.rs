@@ -326,6 +326,8 @@ pub struct TenantConfig {
 }
 
 /// `[[tenant.source]]`: one place data is pulled from.
+// A few hundred bytes per configured source, parsed once: boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SourceConfig {
@@ -370,6 +372,23 @@ pub struct BlobSourceConfig {
     /// How often the container is listed for new data.
     #[serde(default = "default_poll_interval")]
     pub poll_interval: HumanDuration,
+    /// How the container is listed: `auto` (`date_partitioned` for Azure Monitor `insights-*`
+    /// containers where that takes fewer calls, `flat` otherwise), `flat` (every blob every poll,
+    /// resuming after a restart where the last pass stopped), or `date_partitioned` (only the open
+    /// `y=/m=/d=/h=` hours of each resource).
+    #[serde(default)]
+    pub listing: ListingMode,
+    /// `date_partitioned`: an hour is closed, and no longer listed every poll, once it ended this
+    /// long ago, its blobs were last written this long ago and all of them are shipped.
+    #[serde(default = "default_partition_settle")]
+    pub partition_settle: HumanDuration,
+    /// `date_partitioned`: how often the directory tree is walked for new resources.
+    #[serde(default = "default_partition_discovery_interval")]
+    pub partition_discovery_interval: HumanDuration,
+    /// `date_partitioned`: how often the whole container is listed anyway, to catch writes into
+    /// closed hours and blobs outside the date layout.
+    #[serde(default = "default_full_listing_interval")]
+    pub full_listing_interval: HumanDuration,
     /// Records mode: close a destination object at this size (uncompressed).
     #[serde(default = "default_batch_max_bytes")]
     pub batch_max_bytes: ByteSize,
@@ -394,6 +413,38 @@ pub struct BlobSourceConfig {
     /// Refuse to send anything to this endpoint when it resolves to a public address.
     #[serde(default)]
     pub require_private_endpoint: bool,
+}
+
+/// How a blob container is listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingMode {
+    /// `date_partitioned` for containers named `insights-logs-*` or `insights-metrics-*`
+    /// (Azure Monitor diagnostic-log archives) once a full listing shows that it takes fewer
+    /// calls, `flat` for the others.
+    #[default]
+    Auto,
+    /// One listing of the whole prefix per poll.
+    Flat,
+    /// Walk the `.../y=YYYY/m=MM/d=DD/h=HH/...` layout: each poll lists only the days that still
+    /// have open hours, per resource.
+    DatePartitioned,
+}
+
+impl ListingMode {
+    /// The mode in effect for `container` (`auto` resolved).
+    pub fn resolve(self, container: &str) -> ListingMode {
+        match self {
+            ListingMode::Auto
+                if container.starts_with("insights-logs-")
+                    || container.starts_with("insights-metrics-") =>
+            {
+                ListingMode::DatePartitioned
+            }
+            ListingMode::Auto => ListingMode::Flat,
+            other => other,
+        }
+    }
 }
 
 /// How blob contents are shipped.
@@ -535,6 +586,15 @@ fn default_block_size() -> ByteSize {
 }
 fn default_poll_interval() -> HumanDuration {
     HumanDuration::from_secs(60)
+}
+fn default_partition_settle() -> HumanDuration {
+    HumanDuration::from_secs(2 * 3600)
+}
+fn default_partition_discovery_interval() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+fn default_full_listing_interval() -> HumanDuration {
+    HumanDuration::from_secs(24 * 3600)
 }
 fn default_batch_max_bytes() -> ByteSize {
     ByteSize::mib(64)

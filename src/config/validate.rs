@@ -441,6 +441,18 @@ fn check_blob_source(p: &ConfigPath, b: &BlobSourceConfig, out: &mut Out<'_>) {
         }
     }
     min_duration(out, p.key("poll_interval"), b.poll_interval, 1);
+    min_duration(
+        out,
+        p.key("partition_discovery_interval"),
+        b.partition_discovery_interval,
+        1,
+    );
+    min_duration(
+        out,
+        p.key("full_listing_interval"),
+        b.full_listing_interval,
+        1,
+    );
     min_duration(out, p.key("batch_max_age"), b.batch_max_age, 1);
     if b.batch_max_bytes.get() == 0 {
         out.push(

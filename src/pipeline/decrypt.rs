@@ -22,8 +22,12 @@ use crate::source::{BlobSource, RangeReader};
 
 use super::ship::ShipError;
 
-/// Metadata naming the plaintext length an object must decrypt to (Ferry's own objects).
-pub const PLAINTEXT_LENGTH_KEYS: [&str; 2] = ["ferry_plaintext_length", "ferryplaintextlength"];
+/// Metadata naming the plaintext length an object must decrypt to (Ferry's own objects; the
+/// second spelling is what Ferry's format notes named it before, still accepted on read).
+pub const PLAINTEXT_LENGTH_KEYS: [&str; 2] = [
+    crate::cmk::PLAINTEXT_LENGTH_METADATA,
+    "ferryplaintextlength",
+];
 
 /// The `encryptiondata` value of a listed blob, found case-insensitively.
 pub fn encryption_metadata(metadata: &BTreeMap<String, String>) -> Option<&str> {

@@ -5,6 +5,7 @@
 //! commit succeeded. Must not: parse wire formats (that is `source`, `cmk`, `sink`).
 
 pub mod decrypt;
+mod lister;
 pub mod reload;
 pub mod ship;
 pub mod supervisor;

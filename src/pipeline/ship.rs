@@ -175,8 +175,14 @@ impl SourceContext {
         if let Some(r) = records {
             m.insert("ferry_records".into(), r.to_string());
         }
-        m.insert("ferry_plaintext_sha256".into(), hex::encode(sha));
-        m.insert("ferry_plaintext_length".into(), plain_len.to_string());
+        m.insert(
+            crate::cmk::PLAINTEXT_SHA256_METADATA.into(),
+            hex::encode(sha),
+        );
+        m.insert(
+            crate::cmk::PLAINTEXT_LENGTH_METADATA.into(),
+            plain_len.to_string(),
+        );
         m
     }
 

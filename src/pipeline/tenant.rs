@@ -24,11 +24,9 @@ use crate::telemetry::metrics::in_scope;
 use crate::telemetry::status::unix_now;
 use crate::telemetry::{StatusBoard, TenantState};
 
+use super::lister::{Job, SourceLister};
 use super::ship::{ShipError, Shipped, SourceContext};
-use super::work::{plan, WorkItem};
-
-/// Blobs asked for per listing page.
-const LIST_PAGE: u32 = 5000;
+use super::work::WorkItem;
 
 /// Glob filters of one source.
 #[derive(Debug, Clone)]
@@ -160,12 +158,6 @@ pub fn defer_for_batch_age(
     };
     let young = now - prior.value.last_shipped_at < cfg.batch_max_age.get().as_secs() as i64;
     young && item.end - item.start < cfg.batch_max_bytes.get()
-}
-
-struct Job {
-    ctx: Arc<SourceContext>,
-    item: WorkItem,
-    done: flume::Sender<(Arc<SourceContext>, WorkItem, Result<Shipped, ShipError>)>,
 }
 
 /// The tenant state a failure leads to, when it is one that stops the tenant.
@@ -506,52 +498,17 @@ impl TenantSupervisor {
         let (done_tx, done_rx) = flume::unbounded();
         let store = self.store.clone();
         let lister = async {
-            let mut marker: Option<String> = None;
-            let mut oldest_pending: Option<i64> = None;
-            loop {
-                if drain.is_cancelled() {
-                    break;
-                }
-                let page = ctx
-                    .reader
-                    .list_page(source.prefix.as_deref(), marker.as_deref(), LIST_PAGE)
-                    .await
-                    .map_err(list_error)?;
-                for blob in page.blobs {
-                    if drain.is_cancelled() {
-                        break;
-                    }
-                    if !source.filter.accepts(&blob.name) {
-                        continue;
-                    }
-                    let key = crate::state::ObjectKey::new(&self.name, &ctx.cfg.name, &blob.name);
-                    let prior = store.load(&key)?;
-                    if let Some(item) = plan(&blob, prior) {
-                        if !once && defer_for_batch_age(&item, &ctx.cfg, unix_now()) {
-                            // a growing blob shipped recently: its new lines wait to fill a batch
-                            // (up to batch_max_age), so objects are not one per poll
-                            let since = item.prior.as_ref().map_or(0, |p| p.value.last_shipped_at);
-                            oldest_pending =
-                                Some(oldest_pending.map_or(since, |o: i64| o.min(since)));
-                            continue;
-                        }
-                        let job = Job {
-                            ctx: ctx.clone(),
-                            item,
-                            done: done_tx.clone(),
-                        };
-                        if work_tx.send_async(job).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-                marker = page.next_marker;
-                if marker.is_none() {
-                    break;
-                }
-            }
-            drop(done_tx);
-            Ok::<Option<i64>, ShipError>(oldest_pending)
+            let lister = SourceLister::new(
+                &self.name,
+                source,
+                store.as_ref(),
+                work_tx,
+                done_tx,
+                drain,
+                once,
+                unix_now(),
+            );
+            lister.run().await
         };
         let collector = async {
             let mut totals = TenantTotals::default();
@@ -635,9 +592,9 @@ impl TenantSupervisor {
             return Ok(totals);
         }
         match listed {
-            Ok(oldest) => {
+            Ok(report) => {
                 // age of the oldest data seen but not shipped: deferred tails and failed items
-                let oldest = match (oldest, totals.oldest_failed) {
+                let oldest = match (report.oldest_deferred, totals.oldest_failed) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
@@ -645,6 +602,11 @@ impl TenantSupervisor {
                 self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                     st.last_poll = Some(unix_now());
                     st.lag_seconds = lag;
+                    st.list_requests += report.requests;
+                    if let Some((roots, open)) = report.partitions {
+                        st.partition_roots = Some(roots as u64);
+                        st.open_since = open.map(crate::source::partitions::hour_label);
+                    }
                 });
                 Ok(totals)
             }

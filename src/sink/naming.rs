@@ -14,6 +14,8 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::config::{parse_template, TemplatePart, TemplateSyntaxError};
+
 /// Longest blob name Azure accepts.
 pub const AZURE_BLOB_NAME_MAX: usize = 1024;
 
@@ -153,42 +155,22 @@ impl PathTemplate {
     /// Parses a template. Requires `{tenant}` or `{tenant_id}`, `{source}` and `{name}`, with
     /// the per-object placeholders (`{name}`, `{offset}`, `{ext}`) after the tenant and source.
     pub fn parse(template: &str) -> Result<PathTemplate, TemplateError> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = template.char_indices().peekable();
-        let col = |byte: usize| template[..byte].chars().count() + 1;
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '{' => {
-                    let mut name = String::new();
-                    let mut closed = false;
-                    for (_, c) in chars.by_ref() {
-                        if c == '}' {
-                            closed = true;
-                            break;
-                        }
-                        name.push(c);
-                    }
-                    if !closed {
-                        return Err(TemplateError::UnclosedBrace { column: col(i) });
-                    }
-                    let field =
-                        Placeholder::parse(&name).ok_or(TemplateError::UnknownPlaceholder {
-                            name,
-                            column: col(i),
-                        })?;
-                    if !literal.is_empty() {
-                        parts.push(Part::Literal(std::mem::take(&mut literal)));
-                    }
-                    parts.push(Part::Field(field));
+        let parts = parse_template(template)
+            .map_err(|e| match e {
+                TemplateSyntaxError::Unclosed { column } => TemplateError::UnclosedBrace { column },
+                TemplateSyntaxError::Stray { column } => TemplateError::StrayBrace { column },
+                TemplateSyntaxError::Unknown { name, column } => {
+                    TemplateError::UnknownPlaceholder { name, column }
                 }
-                '}' => return Err(TemplateError::StrayBrace { column: col(i) }),
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Literal(literal));
-        }
+            })?
+            .into_iter()
+            .map(|part| match part {
+                TemplatePart::Literal(text) => Ok(Part::Literal(text)),
+                TemplatePart::Placeholder(name) => Placeholder::parse(&name)
+                    .map(Part::Field)
+                    .ok_or(TemplateError::UnknownPlaceholder { name, column: 1 }),
+            })
+            .collect::<Result<Vec<Part>, TemplateError>>()?;
         let t = PathTemplate { parts };
         t.check_segments(template)?;
         t.check_required(template)?;

@@ -128,19 +128,40 @@ impl BlobSource {
         }
     }
 
-    /// One page of the listing.
+    /// One page of the flat listing.
     pub async fn list_page(
         &self,
         prefix: Option<&str>,
         marker: Option<&str>,
         max: u32,
     ) -> Result<ListPage, SourceError> {
+        self.list_page_in(prefix, None, marker, max).await
+    }
+
+    /// One page of the listing; with a `delimiter`, one directory level (blobs and prefixes).
+    pub async fn list_page_in(
+        &self,
+        prefix: Option<&str>,
+        delimiter: Option<&str>,
+        marker: Option<&str>,
+        max: u32,
+    ) -> Result<ListPage, SourceError> {
         self.call(|bearer| {
             let c = self.container.clone();
-            let (prefix, marker) = (prefix.map(str::to_string), marker.map(str::to_string));
+            let (prefix, delimiter, marker) = (
+                prefix.map(str::to_string),
+                delimiter.map(str::to_string),
+                marker.map(str::to_string),
+            );
             async move {
-                c.list_page(&bearer, prefix.as_deref(), marker.as_deref(), max)
-                    .await
+                c.list_page_in(
+                    &bearer,
+                    prefix.as_deref(),
+                    delimiter.as_deref(),
+                    marker.as_deref(),
+                    max,
+                )
+                .await
             }
         })
         .await

@@ -5,5 +5,6 @@
 //! `cmk`), write to the destination, or advance checkpoints.
 
 pub mod blob;
+pub mod partitions;
 
 pub use blob::{BlobSource, RangeReader, SourceError};

@@ -355,6 +355,18 @@ impl Collector for BoardCollector {
                 None,
                 per_source(&|s| Some(s.objects_shipped as f64)),
             ),
+            counter(
+                "ferry_list_requests",
+                "List Blobs calls made against customers' containers",
+                None,
+                per_source(&|s| Some(s.list_requests as f64)),
+            ),
+            gauge(
+                "ferry_partition_roots",
+                "Date-partitioned sources: resource roots listed hour by hour",
+                None,
+                per_source(&|s| s.partition_roots.map(|n| n as f64)),
+            ),
             gauge(
                 "ferry_lag",
                 "Age of the oldest data seen but not shipped yet (0 when caught up)",

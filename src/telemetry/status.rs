@@ -120,6 +120,15 @@ pub struct SourceStatus {
     pub objects_shipped: u64,
     /// Blobs quarantined.
     pub quarantined: u64,
+    /// List Blobs calls made since start.
+    #[serde(default)]
+    pub list_requests: u64,
+    /// Date-partitioned listing: resource roots known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_roots: Option<u64>,
+    /// Date-partitioned listing: the oldest hour still listed every poll (`YYYY-MM-DDTHH`, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_since: Option<String>,
     /// Last error.
     pub last_error: Option<LastError>,
 }

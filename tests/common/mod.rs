@@ -357,6 +357,19 @@ pub fn record_counts(
     counts
 }
 
+/// Asserts that records `{tag}-0` .. `{tag}-{n-1}` each appear exactly once in `counts`.
+pub fn expect_each_once(counts: &BTreeMap<String, usize>, tag: &str, n: usize) {
+    for i in 0..n {
+        let seq = format!("{tag}-{i}");
+        assert_eq!(
+            counts.get(&seq).copied().unwrap_or(0),
+            1,
+            "record {seq} shipped {:?} times",
+            counts.get(&seq)
+        );
+    }
+}
+
 /// Polls `f` every 200 ms until it is true or `secs` pass.
 pub async fn eventually<F, Fut>(secs: u64, mut f: F) -> bool
 where

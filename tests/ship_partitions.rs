@@ -182,3 +182,110 @@ async fn partitioned_listing_skips_closed_hours_and_finds_new_resources() {
     expect_each_once(&counts, "cn", 7);
     assert_eq!(counts.values().sum::<usize>(), 13 + 10 + 15 + 10 + 10 + 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_lists_by_partition_once_a_full_listing_takes_more_pages_than_roots() {
+    let w = world(1).await;
+    let s = w.seeder("contoso").await;
+    let now = time::OffsetDateTime::now_utc();
+    // one resource, six hours: with two blobs a page the full listing takes three pages
+    for h in 0..6u64 {
+        let t = now - Duration::from_secs(h * 3600 + 7200);
+        s.put_block_blob(AUDIT, &archive("KVA", t), log_lines(&format!("h{h}"), 0, 4))
+            .await
+            .unwrap();
+    }
+    let mut spec = SourceSpec::records("audit");
+    spec.extra = "  list_page_size = 2\n  partition_settle = \"2s\"\n".into();
+    let cfg = w.config(&[("contoso", vec![spec])], "");
+    let mut daemon = w.spawn_daemon(&cfg, "auto.log");
+    let switched = eventually(60, || async {
+        let all = listings(&w.log("auto.log"));
+        all.iter().any(|(p, d)| d.is_empty() && p.contains("/y="))
+    })
+    .await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let all = listings(&w.log("auto.log"));
+    assert!(switched, "auto never listed by partition: {all:?}");
+    assert!(
+        all.iter()
+            .take(3)
+            .all(|(p, d)| p.is_empty() && d.is_empty()),
+        "the first pass lists everything, page by page: {all:?}"
+    );
+    let counts = record_counts(&w.destination().await);
+    for h in 0..6 {
+        expect_each_once(&counts, &format!("h{h}"), 4);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flat_listing_resumes_at_its_stored_marker_after_sigkill() {
+    let w = world(1).await;
+    w.grant("contoso", "exports", "Storage Blob Data Reader")
+        .await;
+    let s = w.seeder("contoso").await;
+    for i in 0..8 {
+        s.put_block_blob(
+            "exports",
+            &format!("daily/part-{i:02}.csv"),
+            format!("row,{i}\n"),
+        )
+        .await
+        .unwrap();
+    }
+    // every read of the container is slow, so the first pass is still running when it is killed
+    let fault = w
+        .sandbox
+        .admin()
+        .add_fault(&ferry_sim::faults::FaultSpec {
+            host: Some("contosologs.blob.sandbox.test".into()),
+            method: Some("GET".into()),
+            path_prefix: Some("/exports".into()),
+            latency_ms: Some(1500),
+            ..Default::default()
+        })
+        .await
+        .expect("add fault");
+    let mut spec = SourceSpec::copy("exports", "exports");
+    spec.extra = "  list_page_size = 2\n".into();
+    let cfg = w.config(&[("contoso", vec![spec])], "");
+    let mut first = w.spawn_daemon(&cfg, "flat1.log");
+    let second_page = eventually(60, || async { listings(&w.log("flat1.log")).len() >= 2 }).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(second_page, "no second page:\n{}", w.log("flat1.log"));
+    w.sandbox
+        .admin()
+        .remove_fault(&fault)
+        .await
+        .expect("remove fault");
+
+    let mut second = w.spawn_daemon(&cfg, "flat2.log");
+    let done = eventually(60, || async {
+        w.destination()
+            .await
+            .keys()
+            .filter(|k| k.contains("source=exports"))
+            .count()
+            >= 8
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let log = w.log("flat2.log");
+    assert!(done, "not everything shipped after the restart:\n{log}");
+    assert!(
+        log.contains("Listing resumes where the last pass stopped"),
+        "the restart did not resume at the stored marker:\n{log}"
+    );
+    let shipped: Vec<String> = w
+        .destination()
+        .await
+        .keys()
+        .filter(|k| k.contains("source=exports"))
+        .cloned()
+        .collect();
+    assert_eq!(shipped.len(), 8, "each blob exactly once: {shipped:?}");
+}

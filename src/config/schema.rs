@@ -378,6 +378,9 @@ pub struct BlobSourceConfig {
     /// `y=/m=/d=/h=` hours of each resource).
     #[serde(default)]
     pub listing: ListingMode,
+    /// Blobs asked for per List Blobs page (1 to 5000; Azure's maximum is the default).
+    #[serde(default = "default_list_page_size")]
+    pub list_page_size: u32,
     /// `date_partitioned`: an hour is closed, and no longer listed every poll, once it ended this
     /// long ago, its blobs were last written this long ago and all of them are shipped.
     #[serde(default = "default_partition_settle")]
@@ -586,6 +589,9 @@ fn default_block_size() -> ByteSize {
 }
 fn default_poll_interval() -> HumanDuration {
     HumanDuration::from_secs(60)
+}
+fn default_list_page_size() -> u32 {
+    5000
 }
 fn default_partition_settle() -> HumanDuration {
     HumanDuration::from_secs(2 * 3600)

@@ -29,8 +29,6 @@ use super::ship::{ShipError, Shipped, SourceContext};
 use super::tenant::{defer_for_batch_age, SourceRuntime};
 use super::work::{plan, WorkItem};
 
-/// Blobs asked for per listing page.
-pub const LIST_PAGE: u32 = 5000;
 /// How deep the directory walk goes looking for `y=` levels.
 const MAX_WALK_DEPTH: usize = 16;
 
@@ -159,7 +157,12 @@ impl<'a> SourceLister<'a> {
             .source
             .ctx
             .reader
-            .list_page_in(prefix, delimiter, marker, LIST_PAGE)
+            .list_page_in(
+                prefix,
+                delimiter,
+                marker,
+                self.cfg().list_page_size.clamp(1, 5000),
+            )
             .await?)
     }
 

@@ -136,6 +136,8 @@ pub struct TenantTotals {
     pub failed: u64,
     /// Last-modified time (unix seconds) of the oldest blob whose job failed.
     pub oldest_failed: Option<i64>,
+    /// A refusal that stops the tenant was met (the tenant's blocked state is being set).
+    pub refused: bool,
 }
 
 /// True when a growing blob's new bytes should wait for the next poll: it was shipped less than
@@ -456,6 +458,10 @@ impl TenantSupervisor {
                 Ok(t) => {
                     totals.shipped += t.shipped;
                     totals.failed += t.failed;
+                    if t.refused {
+                        // the blocked state comes from the refusal itself, not "throttled"
+                        return totals;
+                    }
                     let state = if t.failed > 0 {
                         TenantState::Throttled
                     } else {
@@ -589,7 +595,10 @@ impl TenantSupervisor {
         let (listed, (totals, blocked)) = tokio::join!(lister, collector);
         tracing::debug!(tenant = %self.name, source = %ctx.cfg.name, objects = totals.shipped.objects, failed = totals.failed, blocked, "Poll finished");
         if blocked {
-            return Ok(totals);
+            return Ok(TenantTotals {
+                refused: true,
+                ..totals
+            });
         }
         match listed {
             Ok(report) => {

@@ -184,7 +184,7 @@ async fn partitioned_listing_skips_closed_hours_and_finds_new_resources() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_lists_by_partition_once_a_full_listing_takes_more_pages_than_roots() {
+async fn auto_lists_by_partition_once_a_full_listing_takes_more_than_one_page() {
     let w = world(1).await;
     let s = w.seeder("contoso").await;
     let now = time::OffsetDateTime::now_utc();

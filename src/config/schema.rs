@@ -373,7 +373,7 @@ pub struct BlobSourceConfig {
     #[serde(default = "default_poll_interval")]
     pub poll_interval: HumanDuration,
     /// How the container is listed: `auto` (`date_partitioned` for Azure Monitor `insights-*`
-    /// containers where that takes fewer calls, `flat` otherwise), `flat` (every blob every poll,
+    /// containers that outgrew one listing page, `flat` otherwise), `flat` (every blob every poll,
     /// resuming after a restart where the last pass stopped), or `date_partitioned` (only the open
     /// `y=/m=/d=/h=` hours of each resource).
     #[serde(default)]
@@ -423,8 +423,8 @@ pub struct BlobSourceConfig {
 #[serde(rename_all = "snake_case")]
 pub enum ListingMode {
     /// `date_partitioned` for containers named `insights-logs-*` or `insights-metrics-*`
-    /// (Azure Monitor diagnostic-log archives) once a full listing shows that it takes fewer
-    /// calls, `flat` for the others.
+    /// (Azure Monitor diagnostic-log archives) once a full listing takes more than one page and
+    /// finds only date-layout blobs, `flat` for the others.
     #[default]
     Auto,
     /// One listing of the whole prefix per poll.
@@ -597,7 +597,7 @@ fn default_partition_settle() -> HumanDuration {
     HumanDuration::from_secs(2 * 3600)
 }
 fn default_partition_discovery_interval() -> HumanDuration {
-    HumanDuration::from_secs(600)
+    HumanDuration::from_secs(300)
 }
 fn default_full_listing_interval() -> HumanDuration {
     HumanDuration::from_secs(24 * 3600)

@@ -221,12 +221,13 @@ impl ListingCursor {
         }
     }
 
-    /// For `listing = "auto"`: listing by partition is worth it when the last full listing found
-    /// only date-layout blobs and took more pages than there are roots (a poll then costs fewer
-    /// List Blobs calls per root than the whole listing would). A small container stays flat:
-    /// one page is as cheap as it gets, and a blob outside the layout is never left waiting.
+    /// For `listing = "auto"`: listing by partition is worth it once the last full listing found
+    /// only date-layout blobs and took more than one page. Below that, flat listing is one call
+    /// per poll: nothing is cheaper, and a blob outside the layout is never left waiting for a
+    /// walk. Above it, an archive container grows by one blob per resource and hour for ever, so
+    /// the whole listing grows without bound while the open days per resource stay a small page.
     pub fn partitions_pay_off(&self) -> bool {
-        !self.outside_layout && !self.roots.is_empty() && self.full_pages > self.roots.len() as u64
+        !self.outside_layout && !self.roots.is_empty() && self.full_pages > 1
     }
 
     /// The oldest open hour over all roots (None when some root is listed whole or none is known).
@@ -476,22 +477,20 @@ mod tests {
     }
 
     #[test]
-    fn auto_lists_by_partition_only_when_it_saves_calls() {
+    fn auto_lists_by_partition_once_the_container_outgrows_a_page() {
         let mut c = ListingCursor {
             full_pages: 1,
             ..ListingCursor::default()
         };
         c.roots.insert("r/".into(), Some(1));
         assert!(!c.partitions_pay_off(), "one page: flat is as cheap");
-        c.full_pages = 200;
-        assert!(c.partitions_pay_off(), "200 pages for one root");
-        for i in 0..300 {
-            c.roots.insert(format!("r{i}/"), None);
-        }
-        assert!(!c.partitions_pay_off(), "more roots than pages");
-        c.roots.retain(|r, _| r == "r/");
+        c.full_pages = 2;
+        assert!(c.partitions_pay_off(), "two pages and growing");
         c.outside_layout = true;
         assert!(!c.partitions_pay_off(), "blobs outside the layout");
+        c.outside_layout = false;
+        c.roots.clear();
+        assert!(!c.partitions_pay_off(), "no roots");
         assert_eq!(ListingCursor::parse("{\"roots\":3}"), None);
     }
 }

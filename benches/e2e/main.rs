@@ -5,6 +5,7 @@
 //! Ferry daemon over many tenants with nothing to ship.
 //! Measures the tool's own process only (Azurite and the sim excluded); never part of CI.
 
+mod listing;
 mod measure;
 mod sas;
 mod world;
@@ -81,11 +82,62 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         tool_core: u32,
     },
+    /// Listing cost: a growing archive container polled with flat and with date-partitioned
+    /// listing, nothing new to ship.
+    Listing {
+        /// The ferry binary (release build).
+        #[arg(long)]
+        ferry: String,
+        /// Resources (partition roots).
+        #[arg(long, default_value_t = 20)]
+        resources: usize,
+        /// Hours of archives per resource.
+        #[arg(long, default_value_t = 500)]
+        hours: u64,
+        /// Poll interval in seconds.
+        #[arg(long, default_value_t = 10)]
+        poll_secs: u64,
+        /// Seconds measured per mode.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Work directory (removed and recreated).
+        #[arg(long)]
+        work: PathBuf,
+        /// Core Azurite is pinned to.
+        #[arg(long, default_value_t = 0)]
+        azurite_core: u32,
+        /// Core Ferry is pinned to.
+        #[arg(long, default_value_t = 1)]
+        tool_core: u32,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
+        Cmd::Listing {
+            ferry,
+            resources,
+            hours,
+            poll_secs,
+            seconds,
+            work,
+            azurite_core,
+            tool_core,
+        } => {
+            fresh_dir(&work)?;
+            listing::listing(
+                &ferry,
+                resources,
+                hours,
+                poll_secs,
+                seconds,
+                &work,
+                azurite_core,
+                tool_core,
+            )
+            .await
+        }
         Cmd::Throughput {
             ferry,
             rclone,

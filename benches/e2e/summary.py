@@ -36,3 +36,8 @@ for r in rows:
               f"token requests max {r['token_requests_max_per_pair']} per tenant+resource over "
               f"{r['token_tenant_resource_pairs']} pairs (target <= 1: {'met' if r['token_requests_max_per_pair'] <= 1 else 'MISSED'}); "
               f"{r['blob_requests_per_sec']} blob requests/s; VmHWM {r['ferry_vmhwm_mib']} MiB")
+for r in rows:
+    if r.get("bench") == "listing":
+        print(f"- listing {r['listing']}, {r['blobs']} blobs ({r['resources']} resources x {r['hours']} hours), "
+              f"poll {r['poll_interval']}: {r['list_calls_per_poll']} List Blobs calls and "
+              f"{r['ferry_cpu_ms_per_poll']} ms of Ferry CPU per poll; VmHWM {r['ferry_vmhwm_mib']} MiB")

@@ -82,7 +82,7 @@ pub async fn listing(
     );
 
     let poll = format!("{poll_secs}s");
-    let base = world.ferry_config("copy", &poll, "")?;
+    let base = world.ferry_config("copy", &poll, "", false)?;
     let base_text = std::fs::read_to_string(&base)?;
     let start = std::time::Instant::now();
     let out = std::process::Command::new(ferry)
@@ -109,14 +109,8 @@ pub async fn listing(
         // the source table is the last one in the file
         let config = work.join(format!("ferry-{mode}.toml"));
         std::fs::write(&config, format!("{base_text}  listing = \"{mode}\"\n"))?;
-        let log = std::fs::File::create(work.join(format!("ferry-{mode}.log")))?;
-        let mut child = std::process::Command::new("taskset")
-            .args(["-c", &tool_core.to_string(), ferry, "run", "-c"])
-            .arg(&config)
-            .env("FERRY_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()?;
+        let log = work.join(format!("ferry-{mode}.log"));
+        let mut child = measure::spawn_daemon(ferry, &config, tool_core, &log)?;
         let pid = child.id();
         let result = async {
             // the first pass of date_partitioned is a full listing: let it and one more poll pass

@@ -39,7 +39,8 @@ enum Cmd {
         /// small (2,000 x 64 KiB), large (8 x 64 MiB) or huge (1 x 1 GiB, one tenant).
         #[arg(long)]
         set: String,
-        /// copy, records or rclone.
+        /// copy, records or rclone; copy-direct and records-direct pin Ferry's account hosts
+        /// to Azurite (no gateway hop), as rclone reaches it.
         #[arg(long)]
         tool: String,
         /// Tenants the set is spread over.
@@ -222,8 +223,12 @@ async fn throughput(
     );
     let log = work.join(format!("{tool}.log"));
     let cost = match tool {
-        "copy" | "records" => {
-            let config = world.ferry_config(tool, "60s", "")?;
+        "copy" | "records" | "copy-direct" | "records-direct" => {
+            let (mode, direct) = match tool.strip_suffix("-direct") {
+                Some(mode) => (mode, true),
+                None => (tool, false),
+            };
+            let config = world.ferry_config(mode, "60s", "", direct)?;
             measure::run_measured(
                 tool_core,
                 ferry,
@@ -241,10 +246,12 @@ async fn throughput(
             let (args, env) = rclone_command(&world)?;
             measure::run_measured(tool_core, rclone, &args, &env, &log)?
         }
-        other => bail!("unknown tool {other}: copy, records or rclone"),
+        other => {
+            bail!("unknown tool {other}: copy, records, copy-direct, records-direct or rclone")
+        }
     };
     let names = world.destination_names().await?;
-    if tool != "records" && names.len() != per_tenant * tenants {
+    if !tool.starts_with("records") && names.len() != per_tenant * tenants {
         bail!(
             "{tool} left {} objects in the destination, expected {}",
             names.len(),
@@ -340,15 +347,8 @@ async fn idle(
         "onboarded {tenants} tenants in {:.1}s",
         start.elapsed().as_secs_f64()
     );
-    let config = world.ferry_config("records", poll, "")?;
-    let log = std::fs::File::create(work.join("ferry-idle.log"))?;
-    let mut child = std::process::Command::new("taskset")
-        .args(["-c", &tool_core.to_string(), ferry, "run", "-c"])
-        .arg(&config)
-        .env("FERRY_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()?;
+    let config = world.ferry_config("records", poll, "", false)?;
+    let mut child = measure::spawn_daemon(ferry, &config, tool_core, &work.join("ferry-idle.log"))?;
     let pid = child.id();
     let result = async {
         tokio::time::sleep(Duration::from_secs(warmup)).await;

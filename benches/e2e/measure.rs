@@ -170,3 +170,20 @@ pub fn proc_environ(pid: u32) -> anyhow::Result<Vec<(String, String)>> {
         })
         .collect())
 }
+
+/// Starts `ferry run -c config` (the daemon) pinned to `core`, its log (info) into `log`.
+pub fn spawn_daemon(
+    ferry: &str,
+    config: &std::path::Path,
+    core: u32,
+    log: &std::path::Path,
+) -> anyhow::Result<std::process::Child> {
+    let log = std::fs::File::create(log)?;
+    Ok(std::process::Command::new("taskset")
+        .args(["-c", &core.to_string(), ferry, "run", "-c"])
+        .arg(config)
+        .env("FERRY_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()?)
+}

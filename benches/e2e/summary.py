@@ -16,7 +16,7 @@ for s, cpu_target in targets.items():
     rc = runs.get((s, "rclone"))
     if not rc:
         continue
-    for t in ("copy", "records"):
+    for t in ("copy", "records", "copy-direct", "records-direct"):
         f = runs.get((s, t))
         if not f:
             continue

@@ -135,8 +135,20 @@ impl World {
         mode: &str,
         poll: &str,
         agent_extra: &str,
+        direct: bool,
     ) -> anyhow::Result<PathBuf> {
         let port = self.sandbox.https_addr().port();
+        // direct: every account host pinned to Azurite itself (Ferry's ordinary per-endpoint
+        // `resolve`), as rclone reaches it; otherwise through the sim's gateway
+        let pin = if direct {
+            let azurite = url::Url::parse(self.azurite_url())?;
+            let azurite_port = azurite
+                .port()
+                .ok_or_else(|| anyhow::anyhow!("azurite url {azurite} has no port"))?;
+            format!("resolve = \"127.0.0.1:{azurite_port}\"\n")
+        } else {
+            String::new()
+        };
         let mut toml = format!(
             r#"[agent]
 state_dir = "state"
@@ -170,14 +182,14 @@ credential = {{ kind = "secret", file = "app-secret" }}
 account_url = "https://{DEST_ACCOUNT}.blob.sandbox.test"
 container = "{DEST_CONTAINER}"
 credential = {{ kind = "managed_identity", client_id = "{mi}" }}
-"#,
+{pin}"#,
             app = self.provider.app_client_id,
             home = self.provider.tenant_id,
             mi = self.provider.managed_identity_client_id,
         );
         for t in &self.tenants {
             toml.push_str(&format!(
-                "\n[[tenant]]\nname = \"{}\"\ntenant_id = \"{}\"\n\n  [[tenant.source]]\n  name = \"logs\"\n  kind = \"blob\"\n  account_url = \"https://{}.blob.sandbox.test\"\n  container = \"{SOURCE_CONTAINER}\"\n  mode = \"{mode}\"\n  poll_interval = \"{poll}\"\n",
+                "\n[[tenant]]\nname = \"{}\"\ntenant_id = \"{}\"\n\n  [[tenant.source]]\n  name = \"logs\"\n  kind = \"blob\"\n  account_url = \"https://{}.blob.sandbox.test\"\n  container = \"{SOURCE_CONTAINER}\"\n  mode = \"{mode}\"\n  poll_interval = \"{poll}\"\n  {pin}",
                 t.name, t.tenant_id, t.account
             ));
         }

@@ -31,8 +31,11 @@ pub const SIM_SERVER_NAMES: &[&str] = &[
     "*.blob.core.windows.net",
 ];
 
-/// Names Azurite's certificate covers.
-pub const AZURITE_NAMES: &[&str] = &["127.0.0.1", "localhost"];
+/// Names Azurite's certificate covers: its path-style address, and the production-style account
+/// names (`{account}.blob.sandbox.test`, which Azurite maps to the account like Azure does), so
+/// a client pinned to Azurite's port with a DNS pin reaches it directly, without the gateway
+/// (the end-to-end benchmark's "direct" runs).
+pub const AZURITE_NAMES: &[&str] = &["127.0.0.1", "localhost", "*.blob.sandbox.test"];
 
 /// Why certificates could not be made, read or written.
 #[derive(Debug, thiserror::Error)]

@@ -145,6 +145,14 @@ impl Resolve for PinnedResolver {
     }
 }
 
+/// How long an idle connection stays in the pool. Longer than the default 60 s poll interval
+/// (plus the poll's own duration), so an idle source's next List Blobs reuses its kept-alive TLS
+/// connection instead of paying a new TCP + TLS handshake (about 1 ms of CPU, the bulk of an idle
+/// poll's cost with 1,000 tenants). Azure Storage keeps HTTP/1.1 connections alive; a connection
+/// the server closed meanwhile is noticed by its connection task and dropped from the pool, and a
+/// request lost to a close race is retried like any connection reset.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Timeouts and trust for the shared client.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -189,7 +197,7 @@ impl HttpSettings {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .https_only(false)
             .redirect(reqwest::redirect::Policy::none())

@@ -221,6 +221,12 @@ impl SealedUpload {
         })
     }
 
+    /// Says how much plaintext will follow (see [`ObjectUpload::expect_len`]); a sealed object
+    /// is a little longer, which the hint tolerates.
+    pub fn expect_len(&mut self, plain_len: u64) {
+        self.upload.expect_len(plain_len);
+    }
+
     /// Adds plaintext.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), ShipError> {
         match self.seal.as_mut() {

@@ -340,6 +340,7 @@ impl SourceContext {
         let lock = (item.kind != BlobKind::Append).then(|| item.etag.clone());
         let (mut reader, plain_end) = self.plain_reader(item, start, lock).await?;
         let mut upload = self.begin_object(name).await?;
+        upload.expect_len(plain_end.saturating_sub(start));
         let mut sha = Sha256::new();
         let mut read = 0u64;
         while let Some(chunk) = reader.next_chunk().await? {

@@ -97,6 +97,9 @@ impl RunSummary {
 pub struct Supervisor {
     loaded: LoadedConfig,
     http: HttpSettings,
+    /// The client every source and vault without its own `resolve` shares: one connection pool,
+    /// one TLS configuration (root store) for all tenants instead of one per source.
+    shared_client: reqwest::Client,
     tokens: TokenProvider,
     destination: Destination,
     store: Arc<dyn CheckpointStore>,
@@ -110,7 +113,7 @@ impl Supervisor {
     pub fn build(loaded: LoadedConfig, board: StatusBoard) -> Result<Supervisor, StartError> {
         let http = http_settings(&loaded)?;
         let client = http.build()?;
-        let tokens = TokenProvider::new(identity_settings(&loaded, client)?);
+        let tokens = TokenProvider::new(identity_settings(&loaded, client.clone())?);
         let cfg = &loaded.config;
         let dest_cfg = &cfg.destination;
         let dest_http = http.build_with_pins(pins_with(
@@ -136,6 +139,7 @@ impl Supervisor {
         Ok(Supervisor {
             fetch_slots: Arc::new(Semaphore::new(cfg.agent.max_concurrent_fetches.max(1))),
             http,
+            shared_client: client,
             tokens,
             destination,
             store,
@@ -194,7 +198,7 @@ impl Supervisor {
             let client = if b.resolve.is_some() {
                 self.http.build_with_pins(pins)?
             } else {
-                self.http.build()?
+                self.shared_client.clone()
             };
             let reader = BlobSource::new(
                 ContainerClient::new(client, &b.account_url, &b.container),
@@ -216,7 +220,7 @@ impl Supervisor {
                             self.http
                                 .build_with_pins(pins_with(&self.http, &d.key, Some(r))?)?
                         }
-                        None => self.http.build()?,
+                        None => self.shared_client.clone(),
                     };
                     let client = crate::cmk::KeyVaultClient::new(
                         http,

@@ -23,9 +23,12 @@ use serde::{Deserialize, Serialize};
 
 /// Seconds in an hour.
 const HOUR: i64 = 3600;
-/// Past this many days between the first open hour and now, a root is listed whole (one prefix)
-/// instead of day by day.
-const MAX_DAY_PREFIXES: i64 = 31;
+/// Up to this many days from the first open hour's day to now, a root is listed day by day
+/// (a day is at most 24 blobs per resource: one small page each).
+const MAX_DAY_PREFIXES: i64 = 3;
+/// Up to this many months, month by month (at most 744 blobs a month: one page each); beyond, the
+/// root is listed whole.
+const MAX_MONTH_PREFIXES: i64 = 12;
 
 /// A blob name split at its hour partition: `{root}y=YYYY/m=MM/d=DD/h=HH/...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,20 +143,39 @@ pub fn is_year_prefix(parent: &str, prefix: &str) -> bool {
         .is_some_and(|y| y.len() == 4 && y.bytes().all(|c| c.is_ascii_digit()))
 }
 
-/// The prefixes a poll lists for one root: the whole root when nothing is known of it (or its
-/// first open hour is long past), else one prefix per day from the first open hour's day to the
-/// day of the next hour (a writer's clock slightly ahead of ours still gets listed).
+/// The prefixes a poll lists for one root: the whole root when nothing is known of it; else the
+/// days from the first open hour's day to the day of the next hour (a writer's clock slightly
+/// ahead of ours still gets listed), or the months when that is more than a few days, or the whole
+/// root when it is more than a year. Each prefix is usually one small page.
 pub fn prefixes_for_root(root: &str, open_from: Option<i64>, now_secs: i64) -> Vec<String> {
     let Some(first) = open_from else {
         return vec![root.to_string()];
     };
     let first_day = first.div_euclid(24);
-    let last_day = (now_secs.div_euclid(HOUR) + 1).div_euclid(24);
-    if last_day - first_day > MAX_DAY_PREFIXES {
+    let last_day = (now_secs.div_euclid(HOUR) + 1)
+        .div_euclid(24)
+        .max(first_day);
+    if last_day - first_day < MAX_DAY_PREFIXES {
+        return (first_day..=last_day)
+            .map(|day| day_prefix(root, day))
+            .collect();
+    }
+    let month_index = |day: i64| {
+        let (y, m, _) = civil_from_days(day);
+        y * 12 + (m - 1)
+    };
+    let (first_month, last_month) = (month_index(first_day), month_index(last_day));
+    if last_month - first_month >= MAX_MONTH_PREFIXES {
         return vec![root.to_string()];
     }
-    (first_day..=last_day.max(first_day))
-        .map(|day| day_prefix(root, day))
+    (first_month..=last_month)
+        .map(|i| {
+            format!(
+                "{root}y={:04}/m={:02}/",
+                i.div_euclid(12),
+                i.rem_euclid(12) + 1
+            )
+        })
         .collect()
 }
 
@@ -388,9 +410,22 @@ mod tests {
             prefixes_for_root("r/", Some(hour_of(2026, 12, 31, 20)), late),
             vec!["r/y=2026/m=12/d=31/", "r/y=2027/m=01/d=01/"]
         );
-        // far behind: the whole root in one listing
+        // days behind: month by month
+        assert_eq!(
+            prefixes_for_root("r/", Some(hour_of(2026, 11, 20, 0)), now),
+            vec!["r/y=2026/m=11/"]
+        );
         assert_eq!(
             prefixes_for_root("r/", Some(hour_of(2026, 9, 1, 0)), now),
+            vec!["r/y=2026/m=09/", "r/y=2026/m=10/", "r/y=2026/m=11/"]
+        );
+        assert_eq!(
+            prefixes_for_root("r/", Some(hour_of(2025, 12, 30, 0)), now).len(),
+            12
+        );
+        // more than a year behind: the whole root in one listing
+        assert_eq!(
+            prefixes_for_root("r/", Some(hour_of(2025, 11, 1, 0)), now),
             vec!["r/"]
         );
     }

@@ -382,6 +382,13 @@ impl TenantSupervisor {
                         let result =
                             in_scope(&name, &job.ctx.cfg.name, job.ctx.ship(&job.item, &stop))
                                 .await;
+                        if let Err(e) = &result {
+                            if blocking_state(e, "", "").is_some() {
+                                // a refusal that stops the tenant: the other workers' jobs must
+                                // not commit while the news travels to the supervisor
+                                stop.cancel();
+                            }
+                        }
                         let _ = job.done.send((job.ctx, job.item, result));
                     }
                 }

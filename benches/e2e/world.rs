@@ -149,44 +149,8 @@ impl World {
         } else {
             String::new()
         };
-        let mut toml = format!(
-            r#"[agent]
-state_dir = "state"
-status_listen = "127.0.0.1:0"
-cloud = "custom"
-ca_file = "ca.pem"
-resolve = [{{ host = "*.sandbox.test", address = "127.0.0.1:{port}" }}]
-shutdown_grace = "5s"
-log_format = "json"
-{agent_extra}
-
-[agent.custom_cloud]
-authority_host = "https://login.sandbox.test"
-blob_suffix = "blob.sandbox.test"
-vault_suffix = "vault.sandbox.test"
-vault_resource = "https://vault.sandbox.test"
-storage_resource = "https://storage.azure.com"
-log_analytics_endpoint = "https://api.loganalytics.sandbox.test"
-
-[agent.managed_identity]
-shape = "app_service"
-endpoint = "https://identity.sandbox.test/msi/token"
-header = {{ file = "identity-header" }}
-
-[app]
-client_id = "{app}"
-home_tenant_id = "{home}"
-credential = {{ kind = "secret", file = "app-secret" }}
-
-[destination]
-account_url = "https://{DEST_ACCOUNT}.blob.sandbox.test"
-container = "{DEST_CONTAINER}"
-credential = {{ kind = "managed_identity", client_id = "{mi}" }}
-{pin}"#,
-            app = self.provider.app_client_id,
-            home = self.provider.tenant_id,
-            mi = self.provider.managed_identity_client_id,
-        );
+        let mut toml = self.provider.ferry_config_head(port, agent_extra);
+        toml.push_str(&pin);
         for t in &self.tenants {
             toml.push_str(&format!(
                 "\n[[tenant]]\nname = \"{}\"\ntenant_id = \"{}\"\n\n  [[tenant.source]]\n  name = \"logs\"\n  kind = \"blob\"\n  account_url = \"https://{}.blob.sandbox.test\"\n  container = \"{SOURCE_CONTAINER}\"\n  mode = \"{mode}\"\n  poll_interval = \"{poll}\"\n  {pin}",

@@ -110,45 +110,9 @@ impl SourceSpec {
 impl World {
     /// Writes a Ferry config for these tenants (name -> sources) and returns its path.
     pub fn config(&self, tenants: &[(&str, Vec<SourceSpec>)], agent_extra: &str) -> PathBuf {
-        let port = self.sandbox.https_addr().port();
-        let mut toml = format!(
-            r#"[agent]
-state_dir = "state"
-status_listen = "127.0.0.1:0"
-cloud = "custom"
-ca_file = "ca.pem"
-resolve = [{{ host = "*.sandbox.test", address = "127.0.0.1:{port}" }}]
-recheck_interval = "2s"
-shutdown_grace = "5s"
-log_format = "json"
-{agent_extra}
-
-[agent.custom_cloud]
-authority_host = "https://login.sandbox.test"
-blob_suffix = "blob.sandbox.test"
-vault_suffix = "vault.sandbox.test"
-vault_resource = "https://vault.sandbox.test"
-storage_resource = "https://storage.azure.com"
-log_analytics_endpoint = "https://api.loganalytics.sandbox.test"
-
-[agent.managed_identity]
-shape = "app_service"
-endpoint = "https://identity.sandbox.test/msi/token"
-header = {{ file = "identity-header" }}
-
-[app]
-client_id = "{app}"
-home_tenant_id = "{home}"
-credential = {{ kind = "secret", file = "app-secret" }}
-
-[destination]
-account_url = "https://providerlogs.blob.sandbox.test"
-container = "shipped"
-credential = {{ kind = "managed_identity", client_id = "{mi}" }}
-"#,
-            app = self.provider.app_client_id,
-            home = self.provider.tenant_id,
-            mi = self.provider.managed_identity_client_id,
+        let mut toml = self.provider.ferry_config_head(
+            self.sandbox.https_addr().port(),
+            &format!("recheck_interval = \"2s\"\n{agent_extra}"),
         );
         for (name, sources) in tenants {
             let c = &self.customers[*name];

@@ -83,6 +83,56 @@ impl std::fmt::Debug for Provider {
     }
 }
 
+impl Provider {
+    /// The head of a Ferry config for this sandbox: `[agent]` (state in `state/`, CA `ca.pem`,
+    /// every `*.sandbox.test` host pinned to the sim's https port `sim_port`, json logs, then
+    /// `agent_extra` lines), the sandbox's custom cloud, the provider's managed identity (App
+    /// Service shape, header in `identity-header`), the app (secret in `app-secret`) and the
+    /// destination. Paths are relative to the config file; tenants follow.
+    pub fn ferry_config_head(&self, sim_port: u16, agent_extra: &str) -> String {
+        format!(
+            r#"[agent]
+state_dir = "state"
+status_listen = "127.0.0.1:0"
+cloud = "custom"
+ca_file = "ca.pem"
+resolve = [{{ host = "*.sandbox.test", address = "127.0.0.1:{sim_port}" }}]
+shutdown_grace = "5s"
+log_format = "json"
+{agent_extra}
+
+[agent.custom_cloud]
+authority_host = "https://login.sandbox.test"
+blob_suffix = "blob.sandbox.test"
+vault_suffix = "vault.sandbox.test"
+vault_resource = "https://vault.sandbox.test"
+storage_resource = "https://storage.azure.com"
+log_analytics_endpoint = "https://api.loganalytics.sandbox.test"
+
+[agent.managed_identity]
+shape = "app_service"
+endpoint = "https://identity.sandbox.test/msi/token"
+header = {{ file = "identity-header" }}
+
+[app]
+client_id = "{app}"
+home_tenant_id = "{home}"
+credential = {{ kind = "secret", file = "app-secret" }}
+
+[destination]
+account_url = "https://{account}.blob.sandbox.test"
+container = "{container}"
+credential = {{ kind = "managed_identity", client_id = "{mi}" }}
+"#,
+            app = self.app_client_id,
+            home = self.tenant_id,
+            mi = self.managed_identity_client_id,
+            account = self.account,
+            container = self.container,
+        )
+    }
+}
+
 /// What to provision for one customer.
 #[derive(Debug, Clone)]
 pub struct CustomerSpec {

@@ -95,17 +95,7 @@ impl BlobError {
 
     /// From a transport error (connect, reset, timeout): transient.
     pub fn network(operation: &'static str, blob: Option<&str>, e: &reqwest::Error) -> BlobError {
-        let mut message = if e.is_timeout() {
-            "timed out".to_string()
-        } else {
-            "connection failed".to_string()
-        };
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-        while let Some(s) = src {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            src = s.source();
-        }
+        let message = crate::identity::describe_reqwest(e);
         BlobError {
             operation,
             blob: blob.map(str::to_string),

@@ -62,38 +62,13 @@ pub struct Challenge {
     pub resource: Option<String>,
 }
 
-/// Parses a `WWW-Authenticate: Bearer k="v", ...` value.
+/// Parses a `WWW-Authenticate: Bearer k="v", ...` value (with the parser Ferry's Key Vault
+/// client uses), the resource without a trailing `/`.
 pub fn parse_challenge(header: &str) -> Challenge {
-    let rest = header
-        .trim()
-        .strip_prefix("Bearer")
-        .or_else(|| header.trim().strip_prefix("bearer"))
-        .unwrap_or(header);
-    let mut tenant_id = None;
-    let mut resource = None;
-    for part in rest.split(',') {
-        let Some((k, v)) = part.trim().split_once('=') else {
-            continue;
-        };
-        let v = v.trim().trim_matches('"');
-        match k.trim().to_ascii_lowercase().as_str() {
-            "authorization" | "authorization_uri" => {
-                tenant_id = url::Url::parse(v).ok().and_then(|u| {
-                    u.path_segments()
-                        .and_then(|mut s| s.next().map(str::to_string))
-                        .filter(|s| !s.is_empty())
-                });
-            }
-            "resource" => resource = Some(v.trim_end_matches('/').to_string()),
-            "scope" if resource.is_none() => {
-                resource = Some(v.trim_end_matches("/.default").to_string())
-            }
-            _ => {}
-        }
-    }
+    let (tenant_id, resource) = crate::cmk::parse_challenge(header);
     Challenge {
         tenant_id,
-        resource,
+        resource: resource.map(|r| r.trim_end_matches('/').to_string()),
     }
 }
 
@@ -132,22 +107,11 @@ async fn refusal(resp: reqwest::Response) -> VaultRefusal {
 }
 
 fn network(e: &reqwest::Error) -> VaultRefusal {
-    let mut message = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        "connection failed".to_string()
-    };
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        src = s.source();
-    }
     VaultRefusal {
         status: 0,
         code: "Network".into(),
         inner: None,
-        message,
+        message: crate::identity::describe_reqwest(e),
     }
 }
 

@@ -23,7 +23,9 @@ use crate::sink::{
     JSONL_CONTENT_TYPE,
 };
 use crate::source::{BlobSource, SourceError};
-use crate::state::{Checkpoint, CheckpointStore, ObjectKey, StateError};
+use crate::state::{
+    Checkpoint, CheckpointCommitter, CheckpointStore, CommitRequest, ObjectKey, StateError,
+};
 use crate::telemetry::status::unix_now;
 use crate::telemetry::StatusBoard;
 
@@ -45,8 +47,10 @@ pub struct SourceContext {
     pub dest: Destination,
     /// Destination path template.
     pub template: Arc<PathTemplate>,
-    /// Checkpoints.
+    /// Checkpoints (loads, quarantine).
     pub store: Arc<dyn CheckpointStore>,
+    /// Checkpoint commits, grouped with other workers' into shared transactions.
+    pub commits: CheckpointCommitter,
     /// Status.
     pub board: StatusBoard,
     /// The customer's key, on a source with `decrypt` (also used by `at_rest = "customer_key"`).
@@ -211,14 +215,14 @@ impl SourceContext {
             last_shipped_at: unix_now(),
             first_unshipped_at: None,
         };
-        let store = self.store.clone();
-        let key = self.key(item);
-        let expected = *version;
-        let new_version = tokio::task::spawn_blocking(move || store.commit(&key, expected, &cp))
-            .await
-            .map_err(|e| StateError::TaskFailed {
-                detail: e.to_string(),
-            })??;
+        let new_version = self
+            .commits
+            .commit(CommitRequest {
+                key: self.key(item),
+                expected_version: *version,
+                checkpoint: cp,
+            })
+            .await?;
         *version = Some(new_version);
         Ok(())
     }

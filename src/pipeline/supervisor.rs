@@ -24,7 +24,7 @@ use crate::identity::{TokenError, TokenProvider};
 use crate::limits::Limits;
 use crate::sink::{Destination, PathTemplate, TemplateError};
 use crate::source::BlobSource;
-use crate::state::{CheckpointStore, SqliteCheckpointStore, StateError};
+use crate::state::{CheckpointCommitter, CheckpointStore, SqliteCheckpointStore, StateError};
 use crate::telemetry::{StatusBoard, TenantState};
 
 use super::ship::{Shipped, SourceContext};
@@ -103,6 +103,8 @@ pub struct Supervisor {
     tokens: TokenProvider,
     destination: Destination,
     store: Arc<dyn CheckpointStore>,
+    /// Every source's checkpoint commits, grouped into shared transactions.
+    commits: CheckpointCommitter,
     template: Arc<PathTemplate>,
     fetch_slots: Arc<Semaphore>,
     board: StatusBoard,
@@ -135,6 +137,7 @@ impl Supervisor {
         );
         let store: Arc<dyn CheckpointStore> =
             Arc::new(SqliteCheckpointStore::open(&cfg.agent.state_dir)?);
+        let commits = CheckpointCommitter::start(store.clone())?;
         let template = Arc::new(PathTemplate::parse(&dest_cfg.path)?);
         Ok(Supervisor {
             fetch_slots: Arc::new(Semaphore::new(cfg.agent.max_concurrent_fetches.max(1))),
@@ -143,6 +146,7 @@ impl Supervisor {
             tokens,
             destination,
             store,
+            commits,
             template,
             board,
             loaded,
@@ -246,6 +250,7 @@ impl Supervisor {
                     dest: self.destination.clone(),
                     template: self.template.clone(),
                     store: self.store.clone(),
+                    commits: self.commits.clone(),
                     board: self.board.clone(),
                     key,
                 }),

@@ -187,6 +187,48 @@ pub(crate) fn concurrent_commits(store: std::sync::Arc<dyn CheckpointStore>) {
     assert_eq!(end.value.offset, total, "a lost update would leave a gap");
 }
 
+/// A group of commits: each request gets what `commit` alone would give it, in order; a conflict
+/// or an out-of-range value fails only its own request; the same object twice applies in order.
+pub(crate) fn grouped_commits(store: &dyn CheckpointStore) {
+    let key = |o: &str| ObjectKey::new("t", "s", o);
+    store.commit(&key("b"), None, &cp(1)).unwrap();
+    let req = |o: &str, expected: Option<u64>, c: Checkpoint| CommitRequest {
+        key: key(o),
+        expected_version: expected,
+        checkpoint: c,
+    };
+    let huge = Checkpoint {
+        offset: u64::MAX - 20,
+        ..cp(0)
+    };
+    let out = store.commit_many(&[
+        req("a", None, cp(10)),
+        req("b", None, cp(20)), // stale: b is at version 1
+        req("c", None, cp(30)),
+        req("c", Some(1), cp(31)),
+        req("d", None, huge),
+    ]);
+    assert_eq!(out.len(), 5);
+    assert_eq!(out[0].as_ref().unwrap(), &1);
+    assert!(out[1].as_ref().unwrap_err().is_conflict());
+    assert_eq!(out[2].as_ref().unwrap(), &1);
+    assert_eq!(out[3].as_ref().unwrap(), &2);
+    // the memory store holds any u64; SQLite refuses above i64::MAX, for this request only
+    if let Err(e) = &out[4] {
+        assert!(matches!(e, StateError::OutOfRange { .. }), "{e}");
+    }
+    assert_eq!(store.load(&key("a")).unwrap().unwrap().value, cp(10));
+    assert_eq!(store.load(&key("b")).unwrap().unwrap().value, cp(1));
+    let c = store.load(&key("c")).unwrap().unwrap();
+    assert_eq!((c.version, c.value), (2, cp(31)));
+    assert!(store.commit_many(&[]).is_empty());
+}
+
+#[test]
+fn memory_store_grouped_commits() {
+    grouped_commits(&MemoryCheckpointStore::new());
+}
+
 #[test]
 fn memory_store_versions_and_conflicts() {
     versions_and_conflicts(&MemoryCheckpointStore::new());

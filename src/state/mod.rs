@@ -8,8 +8,10 @@
 //! Every operation is small and maps onto a blob store: one key read, one conditional write
 //! ([`CheckpointStore::commit`] with an expected version, like an ETag condition), paged listing.
 //! The methods are blocking; call them from async code through `tokio::task::spawn_blocking`
-//! (the store is `Send + Sync`; wrap it in an `Arc`).
+//! (the store is `Send + Sync`; wrap it in an `Arc`), or, for the hot path of checkpoint commits,
+//! through [`CheckpointCommitter`], which groups concurrent commits into one store call.
 
+mod committer;
 mod memory;
 mod sqlite;
 mod types;
@@ -17,11 +19,12 @@ mod types;
 #[cfg(test)]
 mod conformance;
 
+pub use committer::CheckpointCommitter;
 pub use memory::MemoryCheckpointStore;
 pub use sqlite::{SqliteCheckpointStore, SCHEMA_VERSION, STATE_FILE_NAME};
 pub use types::{
-    BlobKind, Checkpoint, CheckpointPage, ObjectKey, QuarantineEntry, SourceSummary, StateError,
-    Versioned,
+    BlobKind, Checkpoint, CheckpointPage, CommitRequest, ObjectKey, QuarantineEntry, SourceSummary,
+    StateError, Versioned,
 };
 
 /// Durable progress of a source, per object, with optimistic concurrency.
@@ -39,6 +42,17 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
         expected_version: Option<u64>,
         cp: &Checkpoint,
     ) -> Result<u64, StateError>;
+
+    /// Several [`commit`](CheckpointStore::commit)s at once: one outcome per request, in order,
+    /// each exactly what `commit` alone would return (a conflict fails only its own request).
+    /// A store may make them durable together (SQLite: one transaction, one WAL write); this
+    /// default commits them one by one. Requests must name distinct objects.
+    fn commit_many(&self, batch: &[CommitRequest]) -> Vec<Result<u64, StateError>> {
+        batch
+            .iter()
+            .map(|r| self.commit(&r.key, r.expected_version, &r.checkpoint))
+            .collect()
+    }
 
     /// One page of a source's checkpoints, ordered by object name, starting strictly after
     /// `after` (`None`: from the first). At most `limit` entries; `next_after` continues.

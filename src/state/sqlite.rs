@@ -15,8 +15,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    BlobKind, Checkpoint, CheckpointPage, CheckpointStore, ObjectKey, QuarantineEntry,
-    SourceSummary, StateError, Versioned,
+    BlobKind, Checkpoint, CheckpointPage, CheckpointStore, CommitRequest, ObjectKey,
+    QuarantineEntry, SourceSummary, StateError, Versioned,
 };
 
 /// File name of the state database inside `agent.state_dir`.
@@ -276,21 +276,11 @@ fn map_read_err(path: &Path, op: &'static str, e: rusqlite::Error) -> StateError
     }
 }
 
-impl CheckpointStore for SqliteCheckpointStore {
-    fn load(&self, key: &ObjectKey) -> Result<Option<Versioned<Checkpoint>>, StateError> {
-        let conn = self.conn();
-        let sql = format!(
-            "SELECT {CP_COLUMNS} FROM checkpoints WHERE tenant = ?1 AND source = ?2 AND object = ?3"
-        );
-        let mut stmt = conn.prepare_cached(&sql).map_err(self.err("load"))?;
-        stmt.query_row(params![key.tenant, key.source, key.object], read_checkpoint)
-            .optional()
-            .map(|o| o.map(|(_, v)| v))
-            .map_err(|e| map_read_err(&self.path, "load", e))
-    }
-
-    fn commit(
+impl SqliteCheckpointStore {
+    /// The version check and write of one commit, inside `tx`.
+    fn write_checkpoint(
         &self,
+        tx: &rusqlite::Transaction<'_>,
         key: &ObjectKey,
         expected_version: Option<u64>,
         cp: &Checkpoint,
@@ -299,10 +289,6 @@ impl CheckpointStore for SqliteCheckpointStore {
         let size_seen = to_i64("size_seen", cp.size_seen, key)?;
         let records = to_i64("records_shipped", cp.records_shipped, key)?;
         let rejected = to_i64("rejected_records", cp.rejected_records, key)?;
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(self.err("commit"))?;
         // cached statements: preparing them on every commit cost ~4 % of Ferry's CPU on small
         // blobs (BENCHMARKS.md)
         let found: Option<i64> = tx
@@ -347,8 +333,82 @@ impl CheckpointStore for SqliteCheckpointStore {
             ])
         })
         .map_err(self.err("commit"))?;
+        Ok(version)
+    }
+
+    /// Every request of `batch` in one transaction (one WAL write for all). `Err` when the
+    /// transaction itself failed: nothing of the batch was committed.
+    fn commit_grouped(
+        &self,
+        conn: &mut Connection,
+        batch: &[CommitRequest],
+    ) -> Result<Vec<Result<u64, StateError>>, StateError> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("commit"))?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for r in batch {
+            match self.write_checkpoint(&tx, &r.key, r.expected_version, &r.checkpoint) {
+                // the request's own outcome: the others go on
+                outcome @ (Ok(_)
+                | Err(StateError::Conflict { .. })
+                | Err(StateError::OutOfRange { .. })) => outcomes.push(outcome),
+                // the database failed: roll back the whole group
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().map_err(self.err("commit"))?;
+        Ok(outcomes)
+    }
+}
+
+impl CheckpointStore for SqliteCheckpointStore {
+    fn load(&self, key: &ObjectKey) -> Result<Option<Versioned<Checkpoint>>, StateError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {CP_COLUMNS} FROM checkpoints WHERE tenant = ?1 AND source = ?2 AND object = ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(self.err("load"))?;
+        stmt.query_row(params![key.tenant, key.source, key.object], read_checkpoint)
+            .optional()
+            .map(|o| o.map(|(_, v)| v))
+            .map_err(|e| map_read_err(&self.path, "load", e))
+    }
+
+    fn commit(
+        &self,
+        key: &ObjectKey,
+        expected_version: Option<u64>,
+        cp: &Checkpoint,
+    ) -> Result<u64, StateError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("commit"))?;
+        let version = self.write_checkpoint(&tx, key, expected_version, cp)?;
         tx.commit().map_err(self.err("commit"))?;
         Ok(version)
+    }
+
+    fn commit_many(&self, batch: &[CommitRequest]) -> Vec<Result<u64, StateError>> {
+        if batch.len() < 2 {
+            return batch
+                .iter()
+                .map(|r| self.commit(&r.key, r.expected_version, &r.checkpoint))
+                .collect();
+        }
+        let grouped = {
+            let mut conn = self.conn();
+            self.commit_grouped(&mut conn, batch)
+        };
+        // a failure of the group as such (disk full, busy): each request alone, so that each
+        // caller gets its own outcome and a good request is not failed by another's row
+        grouped.unwrap_or_else(|_| {
+            batch
+                .iter()
+                .map(|r| self.commit(&r.key, r.expected_version, &r.checkpoint))
+                .collect()
+        })
     }
 
     fn list(

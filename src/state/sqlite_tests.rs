@@ -30,6 +30,12 @@ fn cursors_quarantine_summary_delete() {
 }
 
 #[test]
+fn grouped_commits_in_one_transaction() {
+    let dir = temp();
+    conformance::grouped_commits(&SqliteCheckpointStore::open(dir.path()).unwrap());
+}
+
+#[test]
 fn concurrent_commits_from_threads() {
     let dir = temp();
     conformance::concurrent_commits(Arc::new(SqliteCheckpointStore::open(dir.path()).unwrap()));

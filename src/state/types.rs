@@ -98,6 +98,18 @@ pub struct Versioned<T> {
     pub value: T,
 }
 
+/// One checkpoint write: `checkpoint` for `key` when its stored version is `expected_version`
+/// (see [`CheckpointStore::commit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRequest {
+    /// The object.
+    pub key: ObjectKey,
+    /// Version the writer read (`None`: the checkpoint must not exist yet).
+    pub expected_version: Option<u64>,
+    /// What to store.
+    pub checkpoint: Checkpoint,
+}
+
 /// One page of a source's checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckpointPage {

@@ -4,7 +4,6 @@
 //! `listing = "flat"`, then with `listing = "date_partitioned"`. Per mode: List Blobs calls and
 //! Ferry CPU per poll in steady state. Never part of CI.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -27,17 +26,17 @@ fn archive(r: usize, now: time::OffsetDateTime, h: u64) -> String {
 }
 
 /// Runs the listing benchmark and prints one JSON line per listing mode.
-#[allow(clippy::too_many_arguments)]
 pub async fn listing(
     ferry: &str,
     roots: usize,
     hours: u64,
     poll_secs: u64,
     seconds: u64,
-    work: &Path,
-    azurite_core: u32,
-    tool_core: u32,
+    place: &crate::Placement,
 ) -> anyhow::Result<()> {
+    let (work, azurite_core, tool_core) =
+        (place.work.as_path(), place.azurite_core, place.tool_core);
+    crate::fresh_dir(work)?;
     let world = World::start(work, 1, azurite_core).await?;
     let tenant = world
         .tenants
@@ -146,10 +145,7 @@ pub async fn listing(
             Ok(())
         }
         .await;
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        measure::stop_daemon(child).await;
         result?;
     }
     Ok(())

@@ -26,6 +26,20 @@ struct Args {
     command: Cmd,
 }
 
+/// Where a run works and which cores it uses (every subcommand takes these).
+#[derive(clap::Args)]
+pub struct Placement {
+    /// Work directory (removed and recreated).
+    #[arg(long)]
+    pub work: PathBuf,
+    /// Core Azurite is pinned to.
+    #[arg(long, default_value_t = 0)]
+    pub azurite_core: u32,
+    /// Core the measured tool (Ferry or rclone) is pinned to.
+    #[arg(long, default_value_t = 1)]
+    pub tool_core: u32,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// One throughput run: fresh sandbox, seed, ship with one tool, print a JSON line.
@@ -46,15 +60,8 @@ enum Cmd {
         /// Tenants the set is spread over.
         #[arg(long, default_value_t = 4)]
         tenants: usize,
-        /// Work directory (removed and recreated).
-        #[arg(long)]
-        work: PathBuf,
-        /// Core Azurite is pinned to.
-        #[arg(long, default_value_t = 0)]
-        azurite_core: u32,
-        /// Core the measured tool is pinned to.
-        #[arg(long, default_value_t = 1)]
-        tool_core: u32,
+        #[command(flatten)]
+        place: Placement,
     },
     /// Idle scale: many tenants, nothing to ship; Ferry's CPU and token requests.
     Idle {
@@ -73,15 +80,8 @@ enum Cmd {
         /// Seconds measured.
         #[arg(long, default_value_t = 120)]
         seconds: u64,
-        /// Work directory (removed and recreated).
-        #[arg(long)]
-        work: PathBuf,
-        /// Core Azurite is pinned to.
-        #[arg(long, default_value_t = 0)]
-        azurite_core: u32,
-        /// Core Ferry is pinned to.
-        #[arg(long, default_value_t = 1)]
-        tool_core: u32,
+        #[command(flatten)]
+        place: Placement,
     },
     /// Listing cost: a growing archive container polled with flat and with date-partitioned
     /// listing, nothing new to ship.
@@ -101,15 +101,8 @@ enum Cmd {
         /// Seconds measured per mode.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// Work directory (removed and recreated).
-        #[arg(long)]
-        work: PathBuf,
-        /// Core Azurite is pinned to.
-        #[arg(long, default_value_t = 0)]
-        azurite_core: u32,
-        /// Core Ferry is pinned to.
-        #[arg(long, default_value_t = 1)]
-        tool_core: u32,
+        #[command(flatten)]
+        place: Placement,
     },
 }
 
@@ -122,71 +115,29 @@ async fn main() -> anyhow::Result<()> {
             hours,
             poll_secs,
             seconds,
-            work,
-            azurite_core,
-            tool_core,
-        } => {
-            fresh_dir(&work)?;
-            listing::listing(
-                &ferry,
-                resources,
-                hours,
-                poll_secs,
-                seconds,
-                &work,
-                azurite_core,
-                tool_core,
-            )
-            .await
-        }
+            place,
+        } => listing::listing(&ferry, resources, hours, poll_secs, seconds, &place).await,
         Cmd::Throughput {
             ferry,
             rclone,
             set,
             tool,
             tenants,
-            work,
-            azurite_core,
-            tool_core,
-        } => {
-            throughput(
-                &ferry,
-                &rclone,
-                &set,
-                &tool,
-                tenants,
-                &work,
-                azurite_core,
-                tool_core,
-            )
-            .await
-        }
+            place,
+        } => throughput(&ferry, &rclone, &set, &tool, tenants, &place).await,
         Cmd::Idle {
             ferry,
             tenants,
             poll,
             warmup,
             seconds,
-            work,
-            azurite_core,
-            tool_core,
-        } => {
-            idle(
-                &ferry,
-                tenants,
-                &poll,
-                warmup,
-                seconds,
-                &work,
-                azurite_core,
-                tool_core,
-            )
-            .await
-        }
+            place,
+        } => idle(&ferry, tenants, &poll, warmup, seconds, &place).await,
     }
 }
 
-fn fresh_dir(work: &PathBuf) -> anyhow::Result<()> {
+/// Empties (or creates) the work directory of a run.
+pub fn fresh_dir(work: &std::path::Path) -> anyhow::Result<()> {
     if work.exists() {
         std::fs::remove_dir_all(work)?;
     }
@@ -194,17 +145,16 @@ fn fresh_dir(work: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn throughput(
     ferry: &str,
     rclone: &str,
     set: &str,
     tool: &str,
     tenants: usize,
-    work: &PathBuf,
-    azurite_core: u32,
-    tool_core: u32,
+    place: &Placement,
 ) -> anyhow::Result<()> {
+    let (work, azurite_core, tool_core) =
+        (place.work.as_path(), place.azurite_core, place.tool_core);
     let (tenants, per_tenant, size) = match set {
         "small" => (tenants, 2000 / tenants, 64 << 10),
         "large" => (tenants, 8 / tenants, 64 << 20),
@@ -329,17 +279,16 @@ fn rclone_command(world: &World) -> anyhow::Result<(Vec<String>, EnvVars)> {
     Ok((args, env))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn idle(
     ferry: &str,
     tenants: usize,
     poll: &str,
     warmup: u64,
     seconds: u64,
-    work: &PathBuf,
-    azurite_core: u32,
-    tool_core: u32,
+    place: &Placement,
 ) -> anyhow::Result<()> {
+    let (work, azurite_core, tool_core) =
+        (place.work.as_path(), place.azurite_core, place.tool_core);
     fresh_dir(work)?;
     let start = std::time::Instant::now();
     let world = World::start(work, tenants, azurite_core).await?;
@@ -385,10 +334,7 @@ async fn idle(
         Ok(())
     }
     .await;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    measure::stop_daemon(child).await;
     result
 }
 

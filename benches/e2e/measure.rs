@@ -187,3 +187,11 @@ pub fn spawn_daemon(
         .stderr(log)
         .spawn()?)
 }
+
+/// Stops a daemon started by [`spawn_daemon`] (SIGTERM, as an operator would) and waits for it.
+pub async fn stop_daemon(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+}

@@ -315,6 +315,40 @@ pub async fn resolve_host(pins: &DnsPins, host: &str) -> std::io::Result<Resolut
 mod tests {
     use super::*;
 
+    /// A CA file that is not a PEM bundle is refused when the first client is built, naming
+    /// the setting; nothing is cached, so every later build says so too.
+    #[test]
+    fn unusable_ca_files_are_refused() {
+        let broken_base64 =
+            b"-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";
+        for pem in [&b"just some text"[..], &broken_base64[..]] {
+            let settings = HttpSettings::new(Some(pem.to_vec()), DnsPins::default());
+            for _ in 0..2 {
+                match settings.build() {
+                    Err(e @ HttpSetupError::CaFileInvalid { .. }) => {
+                        assert!(e.to_string().contains("agent.ca_file"), "{e}")
+                    }
+                    other => panic!("expected CaFileInvalid, got {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// Clients built from one settings value share one TLS configuration, made once.
+    #[test]
+    fn clients_share_one_tls_configuration() {
+        let settings = HttpSettings::new(None, DnsPins::default());
+        settings.build().unwrap();
+        let first = settings.tls.get().map(|c| c as *const _);
+        settings.build_with_pins(DnsPins::default()).unwrap();
+        assert!(first.is_some());
+        assert_eq!(settings.tls.get().map(|c| c as *const _), first);
+        assert_eq!(
+            settings.tls.get().unwrap().alpn_protocols,
+            vec![b"http/1.1".to_vec()]
+        );
+    }
+
     #[test]
     fn exact_pins_win_over_wildcards() {
         let pins = DnsPins::new(vec![

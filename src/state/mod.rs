@@ -48,10 +48,7 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     /// A store may make them durable together (SQLite: one transaction, one WAL write); this
     /// default commits them one by one. Requests must name distinct objects.
     fn commit_many(&self, batch: &[CommitRequest]) -> Vec<Result<u64, StateError>> {
-        batch
-            .iter()
-            .map(|r| self.commit(&r.key, r.expected_version, &r.checkpoint))
-            .collect()
+        commit_each(self, batch)
     }
 
     /// One page of a source's checkpoints, ordered by object name, starting strictly after
@@ -97,4 +94,16 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
     fn rejected_count(&self, tenant: &str, source: &str) -> Result<u64, StateError> {
         Ok(self.summary(tenant, source)?.rejected_records)
     }
+}
+
+/// Every request of `batch` through [`CheckpointStore::commit`], one after the other: the default
+/// `commit_many`, and the fallback of a store whose grouped write failed.
+pub(crate) fn commit_each<S: CheckpointStore + ?Sized>(
+    store: &S,
+    batch: &[CommitRequest],
+) -> Vec<Result<u64, StateError>> {
+    batch
+        .iter()
+        .map(|r| store.commit(&r.key, r.expected_version, &r.checkpoint))
+        .collect()
 }

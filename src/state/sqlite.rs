@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    BlobKind, Checkpoint, CheckpointPage, CheckpointStore, CommitRequest, ObjectKey,
+    commit_each, BlobKind, Checkpoint, CheckpointPage, CheckpointStore, CommitRequest, ObjectKey,
     QuarantineEntry, SourceSummary, StateError, Versioned,
 };
 
@@ -392,10 +392,7 @@ impl CheckpointStore for SqliteCheckpointStore {
 
     fn commit_many(&self, batch: &[CommitRequest]) -> Vec<Result<u64, StateError>> {
         if batch.len() < 2 {
-            return batch
-                .iter()
-                .map(|r| self.commit(&r.key, r.expected_version, &r.checkpoint))
-                .collect();
+            return commit_each(self, batch);
         }
         let grouped = {
             let mut conn = self.conn();
@@ -403,12 +400,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         };
         // a failure of the group as such (disk full, busy): each request alone, so that each
         // caller gets its own outcome and a good request is not failed by another's row
-        grouped.unwrap_or_else(|_| {
-            batch
-                .iter()
-                .map(|r| self.commit(&r.key, r.expected_version, &r.checkpoint))
-                .collect()
-        })
+        grouped.unwrap_or_else(|_| commit_each(self, batch))
     }
 
     fn list(

@@ -32,7 +32,7 @@ fn cursors_quarantine_summary_delete() {
 #[test]
 fn grouped_commits_in_one_transaction() {
     let dir = temp();
-    conformance::grouped_commits(&SqliteCheckpointStore::open(dir.path()).unwrap());
+    conformance::grouped_commits(&SqliteCheckpointStore::open(dir.path()).unwrap(), false);
 }
 
 #[test]

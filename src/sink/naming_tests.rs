@@ -137,7 +137,7 @@ fn overlong_names_are_cut_with_a_hash_and_stay_distinct() {
     let sc = sanitize_blob_name(&c);
     assert!(sc.len() <= AZURE_BLOB_NAME_MAX);
     let body = sc.rsplit_once('~').unwrap().0;
-    assert!(body.len() % 3 == 0, "cut inside an escape: {body}");
+    assert!(body.len().is_multiple_of(3), "cut inside an escape: {body}");
     // Whole rendered names stay within Azure's limit.
     let t = PathTemplate::parse(DEFAULT).unwrap();
     let got = t.render(&ctx("contoso", &c, Some(7), "jsonl.zst"));

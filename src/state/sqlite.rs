@@ -62,6 +62,60 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[(
      ) WITHOUT ROWID;",
 )];
 
+/// How long opening waits for another process to let go of the state directory (a predecessor
+/// still exiting) before refusing with [`StateError::InUse`].
+const OWNER_WAIT: Duration = Duration::from_secs(10);
+
+/// The file in the state directory whose lock says which process owns it; it holds that
+/// process's id.
+pub const LOCK_FILE_NAME: &str = "ferry.lock";
+
+/// Takes the state directory for this process: an exclusive lock on [`LOCK_FILE_NAME`], waited
+/// for at most `wait`. Two Ferry processes on one state directory would each ship everything
+/// the other ships and fight over every checkpoint; the second is refused instead. A lock file
+/// rather than SQLite's own exclusive locking, so that `sqlite3 .backup` still reads the
+/// database while Ferry runs.
+fn own_state_dir(state_dir: &Path, wait: Duration) -> Result<std::fs::File, StateError> {
+    use std::io::{Read, Seek, Write};
+    let path = state_dir.join(LOCK_FILE_NAME);
+    let not_writable = |e: std::io::Error| StateError::NotWritable {
+        dir: state_dir.to_path_buf(),
+        detail: format!("{}: {e}", path.display()),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(not_writable)?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(StateError::InUse {
+                    dir: state_dir.to_path_buf(),
+                    holder: (!holder.is_empty()).then(|| format!("pid {holder}")),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(not_writable(e)),
+        }
+    }
+    // who owns it, for the next one's error message
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()))
+        .map_err(not_writable)?;
+    Ok(file)
+}
+
 /// Columns of a checkpoint row, in the order [`read_checkpoint`] expects.
 const CP_COLUMNS: &str = "object, version, etag, byte_offset, blob_kind, size_seen, \
      records_shipped, rejected_records, last_shipped_at, first_unshipped_at";
@@ -73,6 +127,9 @@ pub struct SqliteCheckpointStore {
     path: PathBuf,
     /// The one connection; every method holds it for one short transaction.
     conn: Mutex<Connection>,
+    /// The locked [`LOCK_FILE_NAME`]: this process owns the state directory until the store is
+    /// dropped or the process ends (the kernel releases the lock even after SIGKILL).
+    _owner: std::fs::File,
 }
 
 impl SqliteCheckpointStore {
@@ -81,8 +138,14 @@ impl SqliteCheckpointStore {
     ///
     /// Fails with [`StateError::NotWritable`] when the directory cannot be created or written,
     /// [`StateError::Corrupt`] when the file is damaged or not Ferry's, and
-    /// [`StateError::NewerSchema`] when a newer Ferry wrote it.
+    /// [`StateError::NewerSchema`] when a newer Ferry wrote it, and [`StateError::InUse`] when
+    /// another process still owns the directory after [`OWNER_WAIT`].
     pub fn open(state_dir: &Path) -> Result<Self, StateError> {
+        Self::open_waiting(state_dir, OWNER_WAIT)
+    }
+
+    /// [`Self::open`], waiting at most `wait` for another owner of the directory to let go.
+    fn open_waiting(state_dir: &Path, wait: Duration) -> Result<Self, StateError> {
         let not_writable = |detail: String| StateError::NotWritable {
             dir: state_dir.to_path_buf(),
             detail,
@@ -91,6 +154,7 @@ impl SqliteCheckpointStore {
         let probe = state_dir.join(".ferry-write-probe");
         std::fs::write(&probe, b"probe").map_err(|e| not_writable(e.to_string()))?;
         std::fs::remove_file(&probe).map_err(|e| not_writable(e.to_string()))?;
+        let owner = own_state_dir(state_dir, wait)?;
 
         let path = state_dir.join(STATE_FILE_NAME);
         let conn = Connection::open(&path).map_err(|e| match e.sqlite_error_code() {
@@ -100,6 +164,7 @@ impl SqliteCheckpointStore {
         let store = SqliteCheckpointStore {
             path,
             conn: Mutex::new(conn),
+            _owner: owner,
         };
         store.configure(state_dir)?;
         Ok(store)

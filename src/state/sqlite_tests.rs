@@ -86,24 +86,12 @@ fn reopen_after_drop_keeps_data() {
     assert_eq!(n, i64::from(SCHEMA_VERSION));
 }
 
-#[test]
-fn leaked_store_without_close_keeps_committed_data() {
-    let dir = temp();
-    let key = ObjectKey::new("t", "s", "o");
-    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
-    store.commit(&key, None, &conformance::cp(7)).unwrap();
-    store.commit(&key, Some(1), &conformance::cp(8)).unwrap();
-    // Never closed: the WAL is not checkpointed into the main file.
-    std::mem::forget(store);
-    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
-    assert_eq!(store.load(&key).unwrap().unwrap().value.offset, 8);
-}
-
 /// Environment variable that turns this test binary into the crashing child.
 const CRASH_CHILD_ENV: &str = "FERRY_STATE_CRASH_CHILD_DIR";
 
 /// Runs in two roles: as a child (env set) it commits 200 times then aborts without any
-/// cleanup; as the parent it spawns that child, then checks every commit survived.
+/// cleanup (the WAL is never checkpointed into the main file, the lock dies with the process);
+/// as the parent it spawns that child, then checks every commit survived.
 #[test]
 fn abort_after_commits_loses_nothing() {
     if let Some(dir) = std::env::var_os(CRASH_CHILD_ENV) {
@@ -206,4 +194,42 @@ fn offsets_above_i64_are_refused_not_wrapped() {
         matches!(err, StateError::OutOfRange { what: "offset", .. }),
         "{err}"
     );
+}
+
+#[test]
+fn a_second_holder_of_the_state_dir_is_refused_until_the_first_lets_go() {
+    let dir = temp();
+    let first = SqliteCheckpointStore::open(dir.path()).unwrap();
+    let key = ObjectKey::new("t", "s", "o");
+    first.commit(&key, None, &conformance::cp(10)).unwrap();
+    let started = std::time::Instant::now();
+    let err =
+        SqliteCheckpointStore::open_waiting(dir.path(), Duration::from_millis(200)).unwrap_err();
+    assert!(
+        matches!(&err, StateError::InUse { dir: d, .. } if d == dir.path()),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("agent.state_dir"), "{message}");
+    assert!(
+        message.contains(&format!("(pid {})", std::process::id())),
+        "names the holder: {message}"
+    );
+    // the database itself stays readable by others (sqlite3 .backup while Ferry runs)
+    let reader = rusqlite::Connection::open(dir.path().join(STATE_FILE_NAME)).unwrap();
+    let n: i64 = reader
+        .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(reader);
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "it waited for the holder"
+    );
+    // the holder still commits, and its successor sees everything it committed
+    first.commit(&key, Some(1), &conformance::cp(20)).unwrap();
+    drop(first);
+    let next = SqliteCheckpointStore::open(dir.path()).unwrap();
+    let got = next.load(&key).unwrap().unwrap();
+    assert_eq!((got.version, got.value.offset), (2, 20));
 }

@@ -170,6 +170,15 @@ pub enum StateError {
         /// What the system said.
         detail: String,
     },
+    /// Another process owns the state directory: two Ferry processes must never share one
+    /// (each would ship what the other ships).
+    #[error("state directory {} is in use by another ferry process{}; stop that one, or give this one its own agent.state_dir", dir.display(), holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    InUse {
+        /// The configured state directory.
+        dir: PathBuf,
+        /// Who holds it, when the lock file says (`pid 1234`).
+        holder: Option<String>,
+    },
     /// The database file is damaged or is not a Ferry state database.
     #[error("state database {} is corrupt or not a ferry state database ({detail}); move it aside and restart (ferry will re-ship from the destination's deterministic names)", path.display())]
     Corrupt {

@@ -1,6 +1,7 @@
 //! Config reload on SIGHUP against the sandbox: a tenant added and one removed mid-run while an
 //! unchanged one is left alone; then a broken file, refused with its errors logged while the
-//! running config keeps shipping. Ends with the log-secrets scan.
+//! running config keeps shipping. On the way, a second `ferry run` on the same state directory
+//! is refused. Ends with the log-secrets scan.
 
 mod common;
 mod ops_common;
@@ -33,6 +34,27 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
         objects_of(&s, "contoso", "audit") >= 1 && objects_of(&s, "fabrikam", "audit") >= 1
     })
     .await;
+    // a second Ferry on the same state directory is refused, naming the owner
+    let second = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args(["run", "--once", "-c", cfg.to_str().expect("utf-8 path")])
+                .output()
+                .expect("run a second ferry")
+        }
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is in use by another ferry process")
+            && err.contains(&format!("(pid {})", d.pid()))
+            && err.contains("agent.state_dir"),
+        "{err}"
+    );
+
     let before = d.status().await;
     let contoso_since = before["tenants"]["contoso"]["since"].clone();
     assert!(before["tenants"].get("tailspin").is_none(), "{before}");

@@ -4,9 +4,10 @@
 //! then Ferry re-ships from the older checkpoint into the same deterministic object names, so
 //! nothing is duplicated. (FULL cost 17 % of Ferry's CPU on small blobs, in fsync: BENCHMARKS.md.)
 //!
-//! Owns the schema and its migrations (`ferry_schema` table). Must not: hold the lock across
-//! anything but one short SQL transaction. Methods block; call them through
-//! `tokio::task::spawn_blocking` from async code.
+//! Owns the schema and its migrations (`ferry_schema` table), and the state directory's
+//! `ferry.lock`, held for the store's life so that one process at a time uses the directory.
+//! Must not: hold the connection's mutex across anything but one short SQL transaction. Methods
+//! block; call them from a blocking thread (the `CheckpointCommitter`, `spawn_blocking`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -277,18 +277,7 @@ mod tests {
     use super::*;
 
     fn client() -> KeyVaultClient {
-        let tokens = crate::identity::TokenProvider::new(crate::identity::IdentitySettings {
-            authority_host: "https://login.invalid".into(),
-            client_id: "c".into(),
-            app_auth: crate::identity::AppAuthMethod::Secret(crate::identity::SecretLocation::Env(
-                "FERRY_TEST_UNSET_SECRET".into(),
-            )),
-            managed_identity: crate::identity::ManagedIdentityEndpoint::Imds {
-                url: "http://127.0.0.1:9/metadata/identity/oauth2/token".into(),
-            },
-            vault_resource: "https://vault.azure.net".into(),
-            http: reqwest::Client::new(),
-        });
+        let tokens = crate::identity::TokenProvider::unreachable_for_tests();
         KeyVaultClient::new(
             reqwest::Client::new(),
             tokens,

@@ -204,6 +204,23 @@ impl TokenProvider {
         TokenProvider::with_tuning(settings, ProviderTuning::default())
     }
 
+    /// A provider for unit tests that never reach a token endpoint: every endpoint is unroutable.
+    #[cfg(test)]
+    pub(crate) fn unreachable_for_tests() -> TokenProvider {
+        TokenProvider::new(IdentitySettings {
+            authority_host: "https://login.invalid".into(),
+            client_id: "c".into(),
+            app_auth: AppAuthMethod::Secret(crate::identity::SecretLocation::Env(
+                "FERRY_TEST_UNSET_SECRET".into(),
+            )),
+            managed_identity: ManagedIdentityEndpoint::Imds {
+                url: "http://127.0.0.1:9/metadata/identity/oauth2/token".into(),
+            },
+            vault_resource: "https://vault.azure.net".into(),
+            http: reqwest::Client::new(),
+        })
+    }
+
     /// A provider with an empty cache and non-default tunables.
     pub fn with_tuning(settings: IdentitySettings, tuning: ProviderTuning) -> TokenProvider {
         TokenProvider {

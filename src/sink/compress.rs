@@ -54,6 +54,10 @@ pub enum CompressError {
 
 /// The codec writing into the output buffer.
 enum Codec {
+    /// zstd before the first record. Its context (tables, window, a `cpuid` probe: about 5 % of
+    /// a small-blob records run when made for every object) is made on first use, so the
+    /// encoder that waits after an object's last batch costs nothing when no record follows.
+    ZstdUnstarted,
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
     Plain(Vec<u8>),
@@ -62,7 +66,7 @@ enum Codec {
 impl std::fmt::Debug for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Codec::Zstd(_) => "Zstd",
+            Codec::ZstdUnstarted | Codec::Zstd(_) => "Zstd",
             Codec::Gzip(_) => "Gzip",
             Codec::Plain(_) => "Plain",
         })
@@ -105,13 +109,7 @@ impl RecordEncoder {
     /// A fresh encoder for one object.
     pub fn new(compression: Compression) -> Result<Self, CompressError> {
         let codec = match compression {
-            Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)
-                    .map_err(|e| codec_err(compression, e))?;
-                e.include_checksum(true)
-                    .map_err(|e| codec_err(compression, e))?;
-                Codec::Zstd(e)
-            }
+            Compression::Zstd => Codec::ZstdUnstarted,
             Compression::Gzip => Codec::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
                 flate2::Compression::fast(),
@@ -160,7 +158,11 @@ impl RecordEncoder {
         self.plaintext_len += record.len() as u64 + 1;
         self.records += 1;
         let c = self.compression;
+        if let Codec::ZstdUnstarted = self.codec {
+            self.codec = Codec::Zstd(start_zstd().map_err(|e| codec_err(c, e))?);
+        }
         let r = match &mut self.codec {
+            Codec::ZstdUnstarted => Ok(()),
             Codec::Zstd(e) => e.write_all(record).and_then(|()| e.write_all(b"\n")),
             Codec::Gzip(e) => e.write_all(record).and_then(|()| e.write_all(b"\n")),
             Codec::Plain(v) => {
@@ -183,7 +185,9 @@ impl RecordEncoder {
     }
 
     fn buffer(&self) -> &Vec<u8> {
+        static NOTHING_YET: Vec<u8> = Vec::new();
         match &self.codec {
+            Codec::ZstdUnstarted => &NOTHING_YET,
             Codec::Zstd(e) => e.get_ref(),
             Codec::Gzip(e) => e.get_ref(),
             Codec::Plain(v) => v,
@@ -194,6 +198,7 @@ impl RecordEncoder {
     /// otherwise `None`. The codec keeps working state of its own (zstd level 1: about 1 MiB).
     pub fn take_ready(&mut self, min_bytes: usize) -> Option<Bytes> {
         let buf = match &mut self.codec {
+            Codec::ZstdUnstarted => return None,
             Codec::Zstd(e) => e.get_mut(),
             Codec::Gzip(e) => e.get_mut(),
             Codec::Plain(v) => v,
@@ -210,6 +215,10 @@ impl RecordEncoder {
     pub fn finish(self) -> Result<EncodedTail, CompressError> {
         let c = self.compression;
         let tail = match self.codec {
+            // an object with no record is still one valid (empty) zstd frame
+            Codec::ZstdUnstarted => start_zstd()
+                .and_then(|e| e.finish())
+                .map_err(|e| codec_err(c, e))?,
             Codec::Zstd(e) => e.finish().map_err(|e| codec_err(c, e))?,
             Codec::Gzip(e) => e.finish().map_err(|e| codec_err(c, e))?,
             Codec::Plain(v) => v,
@@ -222,6 +231,13 @@ impl RecordEncoder {
             plaintext_sha256: self.hasher.finalize().into(),
         })
     }
+}
+
+/// A zstd stream at [`ZSTD_LEVEL`] with a content checksum in its frame.
+fn start_zstd() -> std::io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
+    let mut e = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+    e.include_checksum(true)?;
+    Ok(e)
 }
 
 fn codec_err(c: Compression, source: std::io::Error) -> CompressError {

@@ -68,6 +68,10 @@ pub struct Destination {
 /// blocks, never more than was in use at once.
 const SPARE_BLOCKS: usize = 4;
 
+/// An object starts in a small buffer that grows as needed; past this size (known up front, or
+/// reached while growing) it moves into a block buffer (see [`ObjectUpload::grow_into_block_buffer`]).
+const GROWN_INTO_BLOCK_AT: usize = 1 << 20;
+
 /// What a commit reports.
 #[derive(Debug, Clone, Default)]
 pub struct CommitInfo {
@@ -230,8 +234,10 @@ impl ObjectUpload {
         if len > self.threshold() as u64 {
             self.staging = true;
             self.buf = self.dest.block_buffer();
-        } else {
+        } else if len as usize > GROWN_INTO_BLOCK_AT {
             // len <= threshold, a usize
+            self.grow_into_block_buffer();
+        } else {
             self.buf.reserve(len as usize);
         }
     }
@@ -240,7 +246,11 @@ impl ObjectUpload {
     pub async fn write(&mut self, mut data: &[u8]) -> Result<(), SinkError> {
         self.written += data.len() as u64;
         if !self.staging {
-            if self.buf.len() + data.len() <= self.threshold() {
+            let wanted = self.buf.len() + data.len();
+            if wanted <= self.threshold() {
+                if wanted > self.buf.capacity() && wanted > GROWN_INTO_BLOCK_AT {
+                    self.grow_into_block_buffer();
+                }
                 self.buf.extend_from_slice(data);
                 return Ok(());
             }
@@ -260,11 +270,30 @@ impl ObjectUpload {
         Ok(())
     }
 
-    /// Switches to staged blocks: every full block buffered so far is staged, the rest moves
-    /// into a buffer of one block.
+    /// Moves an object of unknown length that outgrew [`GROWN_INTO_BLOCK_AT`] into its final
+    /// buffer in one copy: a block buffer (reused memory) when a single Put Blob is no larger
+    /// than a block, the way it must be for staging anyway; otherwise room for a whole single
+    /// Put Blob at once. Without this the buffer doubles its way up (64 KiB, 128 KiB, ... 8 MiB),
+    /// copying what it holds and touching fresh pages at every step.
+    fn grow_into_block_buffer(&mut self) {
+        let mut bigger = if self.threshold() <= self.dest.block_size {
+            self.dest.block_buffer()
+        } else {
+            BytesMut::with_capacity(self.threshold())
+        };
+        bigger.extend_from_slice(&self.buf);
+        self.buf = bigger;
+    }
+
+    /// Switches to staged blocks: a buffer of one block that is not full yet simply goes on
+    /// filling (it is staged when full); otherwise every full block buffered so far is staged
+    /// and the rest moves into a buffer of one block.
     async fn start_staging(&mut self) -> Result<(), SinkError> {
         self.staging = true;
         let block_size = self.dest.block_size;
+        if self.buf.len() < block_size && self.buf.capacity() >= block_size {
+            return Ok(());
+        }
         let pending = std::mem::take(&mut self.buf).freeze();
         let mut at = 0;
         while pending.len() - at >= block_size {
@@ -326,6 +355,10 @@ impl ObjectUpload {
             })
             .await?;
             info.bytes = self.written;
+            // the HTTP stack has let go of the body by now: keep its memory when it is a block
+            if let Ok(buf) = body.try_into_mut() {
+                dest.give_back(buf);
+            }
             return Ok(info);
         }
         if !self.buf.is_empty() {
@@ -350,15 +383,95 @@ impl ObjectUpload {
 
 impl Drop for ObjectUpload {
     fn drop(&mut self) {
-        if self.staging {
-            self.dest.give_back(std::mem::take(&mut self.buf));
-        }
+        // `give_back` keeps only buffers of a whole block
+        self.dest.give_back(std::mem::take(&mut self.buf));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    /// A destination that is never called: these tests stay below the first request.
+    fn destination(single_put_max: usize, block_size: usize) -> Destination {
+        let tokens = TokenProvider::unreachable_for_tests();
+        Destination::new(
+            ContainerClient::new(reqwest::Client::new(), "https://p.blob.invalid", "c"),
+            tokens,
+            Principal::ManagedIdentity { client_id: None },
+            "https://storage.azure.com".into(),
+            Arc::new(Limits::new(None, None)),
+            single_put_max,
+            block_size,
+        )
+    }
+
+    fn spare(dest: &Destination) -> Vec<usize> {
+        dest.spare_blocks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_ptr() as usize)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_growing_object_moves_into_a_reused_block_buffer() {
+        let dest = destination(8 * MIB, 8 * MIB);
+        let chunk = vec![7u8; 256 * 1024];
+        let mut first = dest.begin("a".into());
+        for _ in 0..3 {
+            first.write(&chunk).await.unwrap();
+        }
+        // under a MiB: a small buffer of its own, nothing taken from the pool
+        assert!(first.buf.capacity() <= MIB);
+        first.write(&chunk).await.unwrap();
+        first.write(&chunk).await.unwrap();
+        // past a MiB: one block buffer, holding every byte written, in order
+        assert_eq!(first.buf.capacity(), 8 * MIB);
+        assert_eq!(first.buf.len(), 5 * chunk.len());
+        assert!(first.buf.iter().all(|&b| b == 7));
+        let block = first.buf.as_ptr() as usize;
+        drop(first);
+        assert_eq!(
+            spare(&dest),
+            vec![block],
+            "the block buffer goes back to the pool"
+        );
+
+        // the next object of unknown length reuses that memory instead of fresh pages
+        let mut second = dest.begin("b".into());
+        for _ in 0..5 {
+            second.write(&chunk).await.unwrap();
+        }
+        assert_eq!(second.buf.as_ptr() as usize, block);
+        assert!(spare(&dest).is_empty());
+
+        // so does an object whose length is known (copy mode)
+        drop(second);
+        let mut third = dest.begin("c".into());
+        third.expect_len(3 * MIB as u64);
+        assert_eq!(third.buf.as_ptr() as usize, block);
+        // a small one never takes a block
+        let mut small = dest.begin("d".into());
+        small.expect_len(64 * 1024);
+        assert!(small.buf.capacity() <= MIB);
+    }
+
+    #[tokio::test]
+    async fn a_single_put_larger_than_a_block_gets_its_whole_buffer_at_once() {
+        let dest = destination(16 * MIB, 4 * MIB);
+        let mut up = dest.begin("a".into());
+        up.write(&vec![1u8; 2 * MIB]).await.unwrap();
+        // room for the whole single Put Blob: no doubling, and no block buffer that is too small
+        assert_eq!(up.buf.capacity(), 16 * MIB);
+        up.write(&vec![2u8; 10 * MIB]).await.unwrap();
+        assert_eq!(up.buf.capacity(), 16 * MIB);
+        assert_eq!(up.buf.len(), 12 * MIB);
+        assert!(!up.staging);
+    }
 
     #[test]
     fn block_ids_have_equal_length() {

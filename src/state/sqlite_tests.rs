@@ -36,6 +36,35 @@ fn grouped_commits_in_one_transaction() {
 }
 
 #[test]
+fn an_unfinished_checkpoint_transaction_is_rolled_back_and_the_next_one_works() {
+    let dir = temp();
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    let key = ObjectKey::new("t", "s", "a");
+    let cp = |offset| Checkpoint {
+        etag: "\"e\"".into(),
+        offset,
+        blob_kind: BlobKind::Block,
+        size_seen: offset,
+        records_shipped: 0,
+        rejected_records: 0,
+        last_shipped_at: 0,
+        first_unshipped_at: None,
+    };
+    {
+        let conn = store.conn();
+        let tx = CheckpointTransaction::begin(&conn).unwrap();
+        assert_eq!(store.write_checkpoint(&tx, &key, None, &cp(7)).unwrap(), 1);
+        // an error after the write (a commit that failed, a later row of a group): dropped
+    }
+    assert!(store.conn().is_autocommit(), "no transaction left open");
+    assert_eq!(store.load(&key).unwrap(), None, "the write was rolled back");
+    // the cached BEGIN and COMMIT run again: the same write now commits
+    assert_eq!(store.commit(&key, None, &cp(7)).unwrap(), 1);
+    assert_eq!(store.commit(&key, Some(1), &cp(9)).unwrap(), 2);
+    assert_eq!(store.load(&key).unwrap().unwrap().value, cp(9));
+}
+
+#[test]
 fn concurrent_commits_from_threads() {
     let dir = temp();
     conformance::concurrent_commits(Arc::new(SqliteCheckpointStore::open(dir.path()).unwrap()));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ClientConnection, RootCertStore, ServerConnection};
+use rustls::{ClientConnection, ConnectionCommon, RootCertStore, ServerConnection};
 
 /// Bytes moved per iteration: one 8 MiB block, as a large copy stages them.
 const BLOCK: usize = 8 << 20;
@@ -50,23 +50,20 @@ fn connected(provider: &Arc<CryptoProvider>) -> (ClientConnection, ServerConnect
 
 /// Moves every pending TLS byte both ways.
 fn pump(c: &mut ClientConnection, s: &mut ServerConnection) {
+    deliver(c, s);
+    deliver(s, c);
+}
+
+/// Moves every TLS byte `from` has pending into `to`, which processes it.
+fn deliver<A, B>(from: &mut ConnectionCommon<A>, to: &mut ConnectionCommon<B>) {
     let mut wire = Vec::new();
-    while c.wants_write() {
-        c.write_tls(&mut wire).expect("client write_tls");
+    while from.wants_write() {
+        from.write_tls(&mut wire).expect("write_tls");
     }
     let mut at = &wire[..];
     while !at.is_empty() {
-        s.read_tls(&mut at).expect("server read_tls");
-        s.process_new_packets().expect("server records");
-    }
-    wire.clear();
-    while s.wants_write() {
-        s.write_tls(&mut wire).expect("server write_tls");
-    }
-    let mut at = &wire[..];
-    while !at.is_empty() {
-        c.read_tls(&mut at).expect("client read_tls");
-        c.process_new_packets().expect("client records");
+        to.read_tls(&mut at).expect("read_tls");
+        to.process_new_packets().expect("records");
     }
 }
 

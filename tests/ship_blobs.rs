@@ -399,3 +399,156 @@ async fn sigkill_at_random_moments_then_restart_ships_every_record_exactly_once(
         "unexpected extra records"
     );
 }
+
+/// With 64 KiB blocks, copies of every size around a block boundary, an append blob copied as
+/// it grows, and a records object that needs several blocks land byte for byte (Put Block and
+/// Put Block List, not one Put Blob), with the metadata hash of the content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_objects_are_exact_at_every_block_boundary() {
+    use sha2::Digest;
+    const BLOCK: usize = 64 * 1024;
+    let w = world(1).await;
+    w.grant("contoso", "exports", "Storage Blob Data Reader")
+        .await;
+    let s = w.seeder("contoso").await;
+    let sizes = [
+        0,
+        1,
+        BLOCK - 1,
+        BLOCK,
+        BLOCK + 1,
+        3 * BLOCK,
+        3 * BLOCK + 17,
+        1_048_576 + 3,
+    ];
+    let mut sources = std::collections::BTreeMap::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let body: Vec<u8> = (0..*n as u32)
+            .map(|k| (k.wrapping_mul(31).wrapping_add(i as u32) % 253) as u8)
+            .collect();
+        let name = format!("dumps/size-{n}.bin");
+        s.put_block_blob("exports", &name, body.clone())
+            .await
+            .unwrap();
+        sources.insert(format!("size-{n}.bin"), body);
+    }
+    // an append blob copied as it grows: each poll's new bytes are one object of their own
+    s.create_append_blob("exports", "dumps/growing.bin")
+        .await
+        .unwrap();
+    let grown: Vec<u8> = (0..(2 * BLOCK + 5) as u32)
+        .map(|k| (k % 241) as u8)
+        .collect();
+    s.append_block("exports", "dumps/growing.bin", grown.clone())
+        .await
+        .unwrap();
+    // records: 6,000 lines with 64 random hex digits each, several blocks even compressed
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let lines: String = (0..6_000)
+        .map(|i| {
+            let nonce: String = (0..4)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect();
+            format!("{{\"category\":\"AuditEvent\",\"properties\":{{\"seq\":\"staged-{i}\",\"nonce\":\"{nonce}\"}}}}\n")
+        })
+        .collect();
+    s.put_block_blob(
+        AUDIT,
+        "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json",
+        lines.clone(),
+    )
+    .await
+    .unwrap();
+
+    let cfg = w.config(
+        &[(
+            "contoso",
+            vec![
+                SourceSpec::records("audit"),
+                SourceSpec::copy("exports", "exports"),
+            ],
+        )],
+        "",
+    );
+    let toml = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "[destination]\n",
+        "[destination]\nblock_size = \"64KiB\"\nsingle_put_max = \"64KiB\"\n",
+        1,
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    let dest = w.destination().await;
+    for (name, body) in &sources {
+        let (meta, got) = dest
+            .iter()
+            .find(|(n, _)| n.contains("source=exports/") && n.ends_with(name.as_str()))
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{name} not shipped: {:?}", dest.keys()));
+        assert_eq!(got.len(), body.len(), "{name}");
+        assert!(got == body, "{name}: bytes differ");
+        assert_eq!(
+            meta.get("ferry_plaintext_sha256").map(String::as_str),
+            Some(hex::encode(sha2::Sha256::digest(body)).as_str()),
+            "{name}"
+        );
+    }
+    let growing: Vec<_> = dest
+        .iter()
+        .filter(|(n, _)| n.contains("growing.bin"))
+        .collect();
+    assert_eq!(growing.len(), 1, "{:?}", dest.keys());
+    assert!(growing[0].1 .1 == grown, "append blob copy differs");
+    expect_each_once(&record_counts(&dest), "staged", 6_000);
+    let records_object = dest
+        .iter()
+        .find(|(n, _)| n.contains("source=audit/"))
+        .expect("records object");
+    let plain: String = decode_records(records_object.0, &records_object.1 .1)
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        plain == lines,
+        "records object differs from the source lines"
+    );
+    assert_eq!(
+        records_object
+            .1
+             .0
+            .get("ferry_plaintext_sha256")
+            .map(String::as_str),
+        Some(hex::encode(sha2::Sha256::digest(plain.as_bytes())).as_str())
+    );
+    assert!(
+        records_object.1 .1.len() > 2 * BLOCK,
+        "the records object should need several blocks, it is {} bytes",
+        records_object.1 .1.len()
+    );
+
+    // more bytes on the append blob: only they ship, as a second object
+    let more: Vec<u8> = (0..(BLOCK + 9) as u32).map(|k| (k % 239) as u8).collect();
+    s.append_block("exports", "dumps/growing.bin", more.clone())
+        .await
+        .unwrap();
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let dest = w.destination().await;
+    let mut pieces: Vec<_> = dest
+        .iter()
+        .filter(|(n, _)| n.contains("growing.bin"))
+        .map(|(_, (meta, body))| (meta["ferry_source_range"].clone(), body.clone()))
+        .collect();
+    pieces.sort_by_key(|(range, _)| range.split('-').next().unwrap().parse::<u64>().unwrap());
+    assert_eq!(pieces.len(), 2, "{:?}", dest.keys());
+    assert!(
+        pieces[0].1 == grown && pieces[1].1 == more,
+        "append pieces differ"
+    );
+}

@@ -331,49 +331,46 @@ impl ZstdFrame {
         })
     }
 
-    /// Makes room for the next call's output.
-    fn reserve_output(&mut self) {
+    /// One call into zstd with room made for its output; returns zstd's result (for
+    /// `end_stream`, the bytes it still has to flush).
+    fn step(
+        &mut self,
+        call: impl FnOnce(
+            &mut zstd::zstd_safe::CCtx<'static>,
+            &mut zstd::zstd_safe::OutBuffer<'_, Vec<u8>>,
+        ) -> zstd::zstd_safe::SafeResult,
+    ) -> std::io::Result<usize> {
         if self.out.capacity() - self.out.len() < ZSTD_OUTPUT_STEP {
             self.out.reserve(ZSTD_OUTPUT_STEP);
         }
+        let at = self.out.len();
+        let cctx = self
+            .cctx
+            .as_mut()
+            .expect("a zstd frame has its context until dropped");
+        let mut output = zstd::zstd_safe::OutBuffer::around_pos(&mut self.out, at);
+        call(cctx, &mut output).map_err(zstd_error)
     }
 
     /// Compresses `data` into the frame.
     fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        use zstd::zstd_safe::{InBuffer, OutBuffer};
-        let mut input = InBuffer::around(data);
+        let mut input = zstd::zstd_safe::InBuffer::around(data);
         while input.pos() < data.len() {
-            self.reserve_output();
-            let at = self.out.len();
-            let cctx = self
-                .cctx
-                .as_mut()
-                .expect("a zstd frame has its context until dropped");
-            let mut output = OutBuffer::around_pos(&mut self.out, at);
-            cctx.compress_stream2(
-                &mut output,
-                &mut input,
-                zstd::zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue,
-            )
-            .map_err(zstd_error)?;
+            self.step(|cctx, output| {
+                cctx.compress_stream2(
+                    output,
+                    &mut input,
+                    zstd::zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue,
+                )
+            })?;
         }
         Ok(())
     }
 
     /// Ends the frame and returns its remaining bytes.
     fn finish(mut self) -> std::io::Result<Vec<u8>> {
-        loop {
-            self.reserve_output();
-            let at = self.out.len();
-            let cctx = self
-                .cctx
-                .as_mut()
-                .expect("a zstd frame has its context until dropped");
-            let mut output = zstd::zstd_safe::OutBuffer::around_pos(&mut self.out, at);
-            if cctx.end_stream(&mut output).map_err(zstd_error)? == 0 {
-                return Ok(std::mem::take(&mut self.out));
-            }
-        }
+        while self.step(|cctx, output| cctx.end_stream(output))? != 0 {}
+        Ok(std::mem::take(&mut self.out))
     }
 }
 

@@ -2,9 +2,10 @@
 //! through zstd (level 1), gzip (level 1) or nothing into an in-memory buffer that the uploader
 //! drains block by block, so memory stays bounded by the block size whatever the object size.
 //!
-//! Owns: the encoded bytes of one destination object, its content encoding and extension, and
-//! the plaintext SHA-256 and length that go into the object's metadata. Must not: do I/O or
-//! decide when an object closes.
+//! Owns: the encoded bytes of one destination object, its content encoding and extension, the
+//! plaintext SHA-256 and length that go into the object's metadata, and the process-wide pool
+//! of idle zstd contexts that objects borrow one at a time. Must not: do I/O or decide when an
+//! object closes.
 
 use std::io::Write;
 use std::sync::Mutex;

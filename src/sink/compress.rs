@@ -166,12 +166,10 @@ impl RecordEncoder {
     pub fn write_record(&mut self, record: &[u8]) -> Result<(), CompressError> {
         self.plaintext_len += record.len() as u64 + 1;
         self.records += 1;
-        if let Codec::Plain(v) = &mut self.codec {
-            self.hasher.update(record);
-            self.hasher.update(b"\n");
-            v.extend_from_slice(record);
-            v.push(b'\n');
-            return Ok(());
+        if let Codec::Plain(_) = self.codec {
+            // the output is the plaintext itself: nothing to gain from gathering
+            self.encode(record)?;
+            return self.encode(b"\n");
         }
         if self.pending.len() + record.len() + 1 > COALESCED_PLAINTEXT {
             self.flush_pending()?;

@@ -451,25 +451,37 @@ mod tests {
         )
     }
 
+    /// Encodes `n` generated lines (seeded with `seed`), taking blocks of at least `block` bytes
+    /// as they are ready: returns the whole object, the plaintext written and the encoder's tail.
+    fn encode_lines(
+        c: Compression,
+        seed: u64,
+        n: u64,
+        block: usize,
+    ) -> (Vec<u8>, Vec<u8>, EncodedTail) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut enc = RecordEncoder::new(c).unwrap();
+        let mut expected = Vec::new();
+        let mut object = Vec::new();
+        for i in 0..n {
+            let l = line(&mut rng, i);
+            enc.write_record(l.as_bytes()).unwrap();
+            expected.extend_from_slice(l.as_bytes());
+            expected.push(b'\n');
+            if let Some(b) = enc.take_ready(block) {
+                assert!(b.len() >= block);
+                object.extend_from_slice(&b);
+            }
+        }
+        let tail = enc.finish().unwrap();
+        object.extend_from_slice(&tail.tail);
+        (object, expected, tail)
+    }
+
     #[test]
     fn round_trip_each_codec() {
         for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-            let mut enc = RecordEncoder::new(c).unwrap();
-            let mut expected = Vec::new();
-            let mut object = Vec::new();
-            for i in 0..20_000 {
-                let l = line(&mut rng, i);
-                enc.write_record(l.as_bytes()).unwrap();
-                expected.extend_from_slice(l.as_bytes());
-                expected.push(b'\n');
-                if let Some(b) = enc.take_ready(64 * 1024) {
-                    assert!(b.len() >= 64 * 1024);
-                    object.extend_from_slice(&b);
-                }
-            }
-            let tail = enc.finish().unwrap();
-            object.extend_from_slice(&tail.tail);
+            let (object, expected, tail) = encode_lines(c, 1, 20_000, 64 * 1024);
             assert_eq!(decode(c, &object), expected, "{c:?}");
             assert_eq!(tail.records, 20_000);
             assert_eq!(tail.plaintext_len, expected.len() as u64);
@@ -575,20 +587,7 @@ mod tests {
     /// `ZSTD_WINDOW_LOG` (as `zstd -d --memory=128KB` is) reads it, one limited below fails.
     #[test]
     fn zstd_frames_decode_within_a_128_kib_window() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
-        let mut enc = RecordEncoder::new(Compression::Zstd).unwrap();
-        let mut expected = Vec::new();
-        let mut object = Vec::new();
-        for i in 0..60_000 {
-            let l = line(&mut rng, i);
-            enc.write_record(l.as_bytes()).unwrap();
-            expected.extend_from_slice(l.as_bytes());
-            expected.push(b'\n');
-            if let Some(b) = enc.take_ready(1 << 20) {
-                object.extend_from_slice(&b);
-            }
-        }
-        object.extend_from_slice(&enc.finish().unwrap().tail);
+        let (object, expected, _) = encode_lines(Compression::Zstd, 4, 60_000, 1 << 20);
         assert!(expected.len() > 4 << 20, "the frame spans many windows");
         let read_with = |window_log: u32| -> std::io::Result<Vec<u8>> {
             let mut d = zstd::stream::read::Decoder::new(&object[..])?;

@@ -9,6 +9,7 @@
 //! Must not: hold the connection's mutex across anything but one short SQL transaction. Methods
 //! block; call them from a blocking thread (the `CheckpointCommitter`, `spawn_blocking`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -121,6 +122,50 @@ fn own_state_dir(state_dir: &Path, wait: Duration) -> Result<std::fs::File, Stat
 const CP_COLUMNS: &str = "object, version, etag, byte_offset, blob_kind, size_seen, \
      records_shipped, rejected_records, last_shipped_at, first_unshipped_at";
 
+/// Listing cursors kept in memory after their first read or write. Every pass of every source
+/// starts by reading its cursor; from SQLite that is a read transaction, whose two `fcntl` locks
+/// on the WAL index cost about a tenth of an idle daemon's CPU (`docs/BENCHMARKS.md`, "Idle
+/// polls"). Nothing else writes cursors while this store is open: the process owns the state
+/// directory ([`LOCK_FILE_NAME`]). The database stays the record; this is only a copy of it.
+#[derive(Debug, Default)]
+struct CursorCache {
+    /// tenant -> source -> cursor.
+    by_tenant: HashMap<String, HashMap<String, Option<String>>>,
+}
+
+/// Cursors longer than this are read from the database each time instead of being kept. A
+/// date-partitioned cursor grows with the resources of its container (about 170 bytes per
+/// root), so this keeps those of up to about 90 resources: at most 16 MiB for a thousand
+/// tenants. A source with more makes that many List Blobs calls per pass, next to which one
+/// read of its cursor is small.
+const CURSOR_CACHED_MAX: usize = 16 << 10;
+
+impl CursorCache {
+    fn get(&self, tenant: &str, source: &str) -> Option<Option<String>> {
+        self.by_tenant.get(tenant)?.get(source).cloned()
+    }
+
+    fn put(&mut self, tenant: &str, source: &str, cursor: Option<&str>) {
+        if cursor.is_some_and(|c| c.len() > CURSOR_CACHED_MAX) {
+            self.forget(tenant, source);
+            return;
+        }
+        self.by_tenant
+            .entry(tenant.to_string())
+            .or_default()
+            .insert(source.to_string(), cursor.map(str::to_string));
+    }
+
+    fn forget(&mut self, tenant: &str, source: &str) {
+        if let Some(sources) = self.by_tenant.get_mut(tenant) {
+            sources.remove(source);
+            if sources.is_empty() {
+                self.by_tenant.remove(tenant);
+            }
+        }
+    }
+}
+
 /// Checkpoint store in one SQLite file; `Send + Sync`, one connection behind a mutex.
 #[derive(Debug)]
 pub struct SqliteCheckpointStore {
@@ -128,6 +173,8 @@ pub struct SqliteCheckpointStore {
     path: PathBuf,
     /// The one connection; every method holds it for one short transaction.
     conn: Mutex<Connection>,
+    /// Listing cursors as last read or written, by tenant and source (`None`: there is none).
+    cursors: Mutex<CursorCache>,
     /// The locked [`LOCK_FILE_NAME`]: this process owns the state directory until the store is
     /// dropped or the process ends (the kernel releases the lock even after SIGKILL).
     _owner: std::fs::File,
@@ -165,6 +212,7 @@ impl SqliteCheckpointStore {
         let store = SqliteCheckpointStore {
             path,
             conn: Mutex::new(conn),
+            cursors: Mutex::new(CursorCache::default()),
             _owner: owner,
         };
         store.configure(state_dir)?;
@@ -180,6 +228,12 @@ impl SqliteCheckpointStore {
     /// rolled back when its guard dropped during the panic.
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The in-memory copy of the listing cursors; taken while holding the connection, never
+    /// the other way round.
+    fn cursors(&self) -> MutexGuard<'_, CursorCache> {
+        self.cursors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Maps a SQLite error for `op` on this store.
@@ -546,6 +600,8 @@ impl CheckpointStore for SqliteCheckpointStore {
 
     fn delete_tenant_source(&self, tenant: &str, source: &str) -> Result<u64, StateError> {
         let mut conn = self.conn();
+        // whether or not the deletion commits, the next load reads the database
+        self.cursors().forget(tenant, source);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.err("delete"))?;
@@ -566,26 +622,46 @@ impl CheckpointStore for SqliteCheckpointStore {
         Ok(n as u64)
     }
 
+    // The cursor is read at the start of every pass of every source (from memory after the
+    // first time, see `CursorCache`) and written after each page of a flat listing: cached
+    // statements, since parsing the SQL again each time was about a sixth of an idle daemon's
+    // CPU (`docs/BENCHMARKS.md`, "Idle polls").
     fn load_cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StateError> {
+        if let Some(known) = self.cursors().get(tenant, source) {
+            return Ok(known);
+        }
         let conn = self.conn();
-        conn.query_row(
-            "SELECT cursor FROM listing_cursors WHERE tenant = ?1 AND source = ?2",
-            params![tenant, source],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(self.err("load cursor"))
+        let mut stmt = conn
+            .prepare_cached("SELECT cursor FROM listing_cursors WHERE tenant = ?1 AND source = ?2")
+            .map_err(self.err("load cursor"))?;
+        let cursor: Option<String> = stmt
+            .query_row(params![tenant, source], |r| r.get(0))
+            .optional()
+            .map_err(|e| map_read_err(&self.path, "load cursor", e))?;
+        // still under the connection's lock: no save can come between the read and the copy
+        self.cursors().put(tenant, source, cursor.as_deref());
+        Ok(cursor)
     }
 
     fn save_cursor(&self, tenant: &str, source: &str, cursor: &str) -> Result<(), StateError> {
         let conn = self.conn();
-        conn.execute(
-            "INSERT OR REPLACE INTO listing_cursors (tenant, source, cursor, updated_at)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![tenant, source, cursor, now_unix()],
-        )
-        .map_err(self.err("save cursor"))?;
-        Ok(())
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO listing_cursors (tenant, source, cursor, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(self.err("save cursor"))?;
+        match stmt.execute(params![tenant, source, cursor, now_unix()]) {
+            Ok(_) => {
+                self.cursors().put(tenant, source, Some(cursor));
+                Ok(())
+            }
+            Err(e) => {
+                // whatever the database holds now, the next load reads it there
+                self.cursors().forget(tenant, source);
+                Err(self.err("save cursor")(e))
+            }
+        }
     }
 
     fn quarantine(

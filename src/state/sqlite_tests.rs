@@ -90,6 +90,62 @@ fn creates_the_directory_and_uses_wal() {
     );
 }
 
+/// The cursor as the database holds it, read past the in-memory copy.
+fn cursor_in_database(store: &SqliteCheckpointStore, tenant: &str, source: &str) -> Option<String> {
+    store
+        .conn()
+        .query_row(
+            "SELECT cursor FROM listing_cursors WHERE tenant = ?1 AND source = ?2",
+            params![tenant, source],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap()
+}
+
+#[test]
+fn cursors_kept_in_memory_always_match_the_database() {
+    let dir = temp();
+    let long = "r".repeat(CURSOR_CACHED_MAX + 1);
+    {
+        let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+        let check = |tenant: &str, source: &str| {
+            let loaded = store.load_cursor(tenant, source).unwrap();
+            assert_eq!(loaded, cursor_in_database(&store, tenant, source));
+            loaded
+        };
+        assert_eq!(check("t", "s"), None);
+        // an absent cursor is remembered as absent, and a save replaces that
+        assert_eq!(store.cursors().get("t", "s"), Some(None));
+        store.save_cursor("t", "s", "c1").unwrap();
+        assert_eq!(check("t", "s").as_deref(), Some("c1"));
+        assert_eq!(store.cursors().get("t", "s"), Some(Some("c1".into())));
+        store.save_cursor("t", "s", "c2").unwrap();
+        store.save_cursor("t", "other", "o1").unwrap();
+        assert_eq!(check("t", "s").as_deref(), Some("c2"));
+        // a long cursor is not kept in memory, and still read back whole
+        store.save_cursor("t", "s", &long).unwrap();
+        assert_eq!(store.cursors().get("t", "s"), None);
+        assert_eq!(check("t", "s").as_deref(), Some(long.as_str()));
+        assert_eq!(store.cursors().get("t", "s"), None);
+        store.save_cursor("t", "s", "c3").unwrap();
+        assert_eq!(check("t", "s").as_deref(), Some("c3"));
+        // deleting a source forgets its copy, not the other source's
+        store.delete_tenant_source("t", "s").unwrap();
+        assert_eq!(store.cursors().get("t", "s"), None);
+        assert_eq!(check("t", "s"), None);
+        assert_eq!(check("t", "other").as_deref(), Some("o1"));
+    }
+    // what a new process sees is what the database holds
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    assert_eq!(store.cursors().get("t", "other"), None);
+    assert_eq!(
+        store.load_cursor("t", "other").unwrap().as_deref(),
+        Some("o1")
+    );
+    assert_eq!(store.load_cursor("t", "s").unwrap(), None);
+}
+
 #[test]
 fn reopen_after_drop_keeps_data() {
     let dir = temp();

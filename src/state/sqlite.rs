@@ -5,8 +5,8 @@
 //! nothing is duplicated. (FULL cost 17 % of Ferry's CPU on small blobs, in fsync: BENCHMARKS.md.)
 //!
 //! Owns the schema and its migrations (`ferry_schema` table), and the state directory's
-//! `ferry.lock`, held for the store's life so that one process at a time uses the directory.
-//! Must not: hold the connection's mutex across anything but one short SQL transaction. Methods
+//! `ferry.lock`, held for the store's life so that one process at a time uses the directory,
+//! and an in-memory copy of the listing cursors (which that lock makes safe). Must not: hold the connection's mutex across anything but one short SQL transaction. Methods
 //! block; call them from a blocking thread (the `CheckpointCommitter`, `spawn_blocking`).
 
 use std::collections::HashMap;
@@ -123,8 +123,8 @@ const CP_COLUMNS: &str = "object, version, etag, byte_offset, blob_kind, size_se
      records_shipped, rejected_records, last_shipped_at, first_unshipped_at";
 
 /// Listing cursors kept in memory after their first read or write. Every pass of every source
-/// starts by reading its cursor; from SQLite that is a read transaction, whose two `fcntl` locks
-/// on the WAL index cost about a tenth of an idle daemon's CPU (`docs/BENCHMARKS.md`, "Idle
+/// starts by reading its cursor; from SQLite that is a read transaction, whose `fcntl` locking of
+/// the WAL index cost about a tenth of an idle daemon's CPU (`docs/BENCHMARKS.md`, "Idle
 /// polls"). Nothing else writes cursors while this store is open: the process owns the state
 /// directory ([`LOCK_FILE_NAME`]). The database stays the record; this is only a copy of it.
 #[derive(Debug, Default)]
@@ -136,7 +136,7 @@ struct CursorCache {
 /// Cursors longer than this are read from the database each time instead of being kept. A
 /// date-partitioned cursor grows with the resources of its container (about 170 bytes per
 /// root), so this keeps those of up to about 90 resources: at most 16 MiB for a thousand
-/// tenants. A source with more makes that many List Blobs calls per pass, next to which one
+/// sources. A source with more makes that many List Blobs calls per pass, next to which one
 /// read of its cursor is small.
 const CURSOR_CACHED_MAX: usize = 16 << 10;
 

@@ -6,8 +6,9 @@
 //!
 //! Owns the schema and its migrations (`ferry_schema` table), and the state directory's
 //! `ferry.lock`, held for the store's life so that one process at a time uses the directory,
-//! and an in-memory copy of the listing cursors (which that lock makes safe). Must not: hold the connection's mutex across anything but one short SQL transaction. Methods
-//! block; call them from a blocking thread (the `CheckpointCommitter`, `spawn_blocking`).
+//! and an in-memory copy of the listing cursors (which that lock makes safe). Must not: hold
+//! the connection's mutex across anything but one short SQL transaction. Methods block; call
+//! them from a blocking thread (the `CheckpointCommitter`, `spawn_blocking`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -140,6 +141,9 @@ struct CursorCache {
 /// read of its cursor is small.
 const CURSOR_CACHED_MAX: usize = 16 << 10;
 
+/// Reads one listing cursor (`?1` tenant, `?2` source).
+const SELECT_CURSOR: &str = "SELECT cursor FROM listing_cursors WHERE tenant = ?1 AND source = ?2";
+
 impl CursorCache {
     fn get(&self, tenant: &str, source: &str) -> Option<Option<String>> {
         self.by_tenant.get(tenant)?.get(source).cloned()
@@ -230,8 +234,8 @@ impl SqliteCheckpointStore {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The in-memory copy of the listing cursors; taken while holding the connection, never
-    /// the other way round.
+    /// The in-memory copy of the listing cursors: taken alone, or while holding the connection;
+    /// never take the connection while holding it.
     fn cursors(&self) -> MutexGuard<'_, CursorCache> {
         self.cursors.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -632,7 +636,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         }
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached("SELECT cursor FROM listing_cursors WHERE tenant = ?1 AND source = ?2")
+            .prepare_cached(SELECT_CURSOR)
             .map_err(self.err("load cursor"))?;
         let cursor: Option<String> = stmt
             .query_row(params![tenant, source], |r| r.get(0))

@@ -94,11 +94,7 @@ fn creates_the_directory_and_uses_wal() {
 fn cursor_in_database(store: &SqliteCheckpointStore, tenant: &str, source: &str) -> Option<String> {
     store
         .conn()
-        .query_row(
-            "SELECT cursor FROM listing_cursors WHERE tenant = ?1 AND source = ?2",
-            params![tenant, source],
-            |r| r.get(0),
-        )
+        .query_row(SELECT_CURSOR, params![tenant, source], |r| r.get(0))
         .optional()
         .unwrap()
 }

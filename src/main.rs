@@ -2,7 +2,8 @@
 #![forbid(unsafe_code)]
 
 /// mimalloc instead of glibc malloc: Ferry allocates per request (headers, URLs, small bodies),
-/// and this cut its CPU per GiB on small blobs by about 15 % (docs/BENCHMARKS.md).
+/// and this cut its CPU per GiB on small blobs by about 15 % (docs/BENCHMARKS.md). Built without
+/// transparent huge pages (the `no_thp` feature in Cargo.toml, checked by `tests/ops_observe.rs`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -42,6 +42,7 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
         })
     })
     .await;
+    assert_no_transparent_huge_pages(d.pid());
     let m = d.metrics().await;
     let c = r#"tenant="contoso",source="audit""#;
     assert_eq!(
@@ -297,5 +298,37 @@ async fn status_says_when_no_ferry_is_listening() {
             "no ferry is listening on http://{addr}: is it running?"
         )),
         "{err}"
+    );
+}
+
+/// Ferry's allocator must not ask for transparent huge pages (mimalloc's `no_thp` feature in
+/// Cargo.toml): each first touch of one zeroed a whole 2 MiB page, which cost up to a fifth of
+/// the CPU of a large-blob run and a third of the resident memory (docs/BENCHMARKS.md, "Run 14").
+/// Where the kernel gives huge pages to every process (`always`), that is the kernel's choice and
+/// the operator's (`MIMALLOC_ALLOW_THP=0`), not a fault of the build, so only `madvise` and
+/// `never` are checked: under them a process has huge pages only if it asked for them.
+fn assert_no_transparent_huge_pages(pid: u32) {
+    let mode =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if !mode.contains("[madvise]") && !mode.contains("[never]") {
+        eprintln!(
+            "transparent huge pages are '{}' on this kernel: Ferry's own setting is not checked",
+            mode.trim()
+        );
+        return;
+    }
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .expect("read the daemon's /proc/<pid>/smaps_rollup");
+    let huge_kib: u64 = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("AnonHugePages in smaps_rollup");
+    assert_eq!(
+        huge_kib,
+        0,
+        "the ferry daemon holds {huge_kib} KiB of transparent huge pages under THP '{}': \
+         is mimalloc's `no_thp` feature still on in Cargo.toml?\n{rollup}",
+        mode.trim()
     );
 }

@@ -302,28 +302,26 @@ async fn status_says_when_no_ferry_is_listening() {
 }
 
 /// Ferry's allocator must not ask for transparent huge pages (mimalloc's `no_thp` feature in
-/// Cargo.toml): each first touch of one zeroed a whole 2 MiB page, which cost up to a tenth of
-/// the CPU of a large-blob run and a third of the resident memory (docs/BENCHMARKS.md, "Runs 13
-/// and 14"). Asking is `madvise(MADV_HUGEPAGE)`, which the kernel shows as `hg` in a mapping's
+/// Cargo.toml): each first touch of one zeroed a whole 2 MiB page (docs/BENCHMARKS.md, "Runs 13
+/// to 15"). Asking is `madvise(MADV_HUGEPAGE)`, which the kernel shows as `hg` in a mapping's
 /// `VmFlags` whatever its system-wide THP setting, so this holds on every kernel. (Where that
 /// setting is `always`, the kernel hands out huge pages unasked: the operator's choice,
 /// `MIMALLOC_ALLOW_THP=0`, in the operator guide.)
 fn assert_no_transparent_huge_pages(pid: u32) {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
         .expect("read the daemon's /proc/<pid>/smaps");
-    let asked: Vec<&str> = smaps
+    let asked = smaps
         .lines()
         .filter_map(|l| l.strip_prefix("VmFlags:"))
         .filter(|flags| flags.split_whitespace().any(|f| f == "hg"))
-        .collect();
+        .count();
     assert!(
         smaps.contains("VmFlags:"),
         "no VmFlags in /proc/{pid}/smaps: {smaps}"
     );
-    assert!(
-        asked.is_empty(),
-        "the ferry daemon asked for transparent huge pages on {} mapping(s) (VmFlags 'hg'): \
-         is mimalloc's `no_thp` feature still on in Cargo.toml?",
-        asked.len()
+    assert_eq!(
+        asked, 0,
+        "the ferry daemon asked for transparent huge pages on {asked} mapping(s) (VmFlags 'hg'): \
+         is mimalloc's `no_thp` feature still on in Cargo.toml?"
     );
 }

@@ -290,7 +290,7 @@ impl RecordEncoder {
             Codec::ZstdUnstarted => ZstdFrame::start()
                 .and_then(|f| f.finish_with(&self.pending))
                 .map_err(|e| codec_err(c, e))?,
-            Codec::Zstd(f) => f.finish().map_err(|e| codec_err(c, e))?,
+            Codec::Zstd(f) => f.finish_with(&[]).map_err(|e| codec_err(c, e))?,
             Codec::Gzip(e) => e.finish().map_err(|e| codec_err(c, e))?,
             Codec::Plain(v) => v,
         };
@@ -394,7 +394,7 @@ impl ZstdFrame {
         Ok(())
     }
 
-    /// Compresses `last` and ends the frame in one call, returning the frame's remaining bytes.
+    /// Compresses `last` (possibly nothing) and ends the frame, returning its remaining bytes.
     /// On a frame that has compressed nothing yet, zstd then compresses `last` in one pass
     /// straight into the output (room for its worst case is made first), without copying it
     /// into its window, and with tables sized for its length.
@@ -414,12 +414,6 @@ impl ZstdFrame {
                 return Ok(std::mem::take(&mut self.out));
             }
         }
-    }
-
-    /// Ends the frame and returns its remaining bytes.
-    fn finish(mut self) -> std::io::Result<Vec<u8>> {
-        while self.step(|cctx, output| cctx.end_stream(output))? != 0 {}
-        Ok(std::mem::take(&mut self.out))
     }
 }
 

@@ -186,19 +186,22 @@ mod tests {
         concurrent_callers_get_their_own_outcomes(Arc::new(MemoryCheckpointStore::new())).await;
     }
 
-    /// A memory store that panics on its first commit when told to, and counts the groups
-    /// handed to it (one `commit_many` is one transaction in SQLite).
+    /// A memory store that panics on its next commit when `panic_next` is set, and counts the
+    /// groups handed to it (one `commit_many` is one transaction in SQLite).
     #[derive(Debug, Default)]
     struct ObservedStore {
         inner: MemoryCheckpointStore,
-        panicked: std::sync::atomic::AtomicBool,
+        panic_next: std::sync::atomic::AtomicBool,
         groups: std::sync::atomic::AtomicUsize,
     }
 
     /// A store that panics: the caller gets an error, and the thread keeps serving.
     #[tokio::test]
     async fn a_panicking_store_fails_the_commit_not_the_thread() {
-        let store = Arc::new(ObservedStore::default());
+        let store = Arc::new(ObservedStore {
+            panic_next: true.into(),
+            ..ObservedStore::default()
+        });
         let committer = CheckpointCommitter::start(store).unwrap();
         let err = committer.commit(request("a", None, 1)).await.unwrap_err();
         assert!(matches!(err, StateError::TaskFailed { .. }), "{err}");
@@ -234,10 +237,7 @@ mod tests {
     /// and each still gets its own version.
     #[test]
     fn commits_arriving_close_together_share_transactions() {
-        let store = Arc::new(ObservedStore {
-            panicked: true.into(),
-            ..ObservedStore::default()
-        });
+        let store = Arc::new(ObservedStore::default());
         let committer = CheckpointCommitter::start(store.clone()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -280,9 +280,9 @@ mod tests {
             expected_version: Option<u64>,
             cp: &crate::state::Checkpoint,
         ) -> Result<u64, StateError> {
-            if !self
-                .panicked
-                .swap(true, std::sync::atomic::Ordering::SeqCst)
+            if self
+                .panic_next
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
             {
                 panic!("simulated store bug");
             }

@@ -25,7 +25,7 @@ const MAX_GROUP: usize = 256;
 /// thread runs at most 200 transactions a second, each carrying everything queued by then.
 /// On the small-blob records benchmark (2,000 commits in about 5 s) this cut transactions from
 /// about 2,000 to about 750 and the commit thread's context switches by half
-/// (`docs/BENCHMARKS.md`, "Runs 16 and 17").
+/// (`docs/BENCHMARKS.md`, "Runs 16 to 18").
 const MIN_TRANSACTION_GAP: Duration = Duration::from_millis(5);
 
 type Outcome = Result<u64, StateError>;

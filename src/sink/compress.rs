@@ -111,7 +111,8 @@ pub struct RecordEncoder {
     hasher: Sha256,
     /// Encoded bytes handed out by `take_ready`.
     taken: u64,
-    /// Records (with their `\n`) not yet hashed and encoded, at most [`COALESCED_PLAINTEXT`].
+    /// Records (with their `\n`) not yet hashed and encoded: at most [`ONE_SHOT_PLAINTEXT`]
+    /// before a zstd frame starts, [`COALESCED_PLAINTEXT`] after it and for gzip.
     pending: Vec<u8>,
 }
 
@@ -175,9 +176,10 @@ impl RecordEncoder {
 
     /// Writes one record followed by `\n` (the record must not contain its terminator).
     ///
-    /// Records for a codec are gathered into [`COALESCED_PLAINTEXT`] first and reach the hash
-    /// and the codec in one call: per record, two calls into zstd and two hash updates cost
-    /// about a tenth of the codec's time on ~600-byte diagnostic-log lines.
+    /// Records for a codec are gathered into [`COALESCED_PLAINTEXT`] first (a zstd object's
+    /// first [`ONE_SHOT_PLAINTEXT`]) and reach the hash and the codec in one call: per record,
+    /// two calls into zstd and two hash updates cost about a tenth of the codec's time on
+    /// ~600-byte diagnostic-log lines.
     pub fn write_record(&mut self, record: &[u8]) -> Result<(), CompressError> {
         self.plaintext_len += record.len() as u64 + 1;
         self.records += 1;

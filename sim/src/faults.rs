@@ -84,6 +84,11 @@ pub struct FaultSpec {
     /// Delay before answering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u64>,
+    /// Serve the request at once, then hold its response back this long: a write that took
+    /// effect while its acknowledgement is still on the way (what a client killed meanwhile
+    /// never learns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_latency_ms: Option<u64>,
     /// Send this many body bytes, then reset the connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_after_bytes: Option<u64>,
@@ -105,7 +110,9 @@ pub enum FaultError {
     #[error("fault count 0 never applies; omit count or give at least 1")]
     ZeroCount,
     /// A rule that does nothing.
-    #[error("fault rule does nothing; give status, latency_ms, reset_after_bytes or outage")]
+    #[error(
+        "fault rule does nothing; give status, latency_ms, response_latency_ms, reset_after_bytes or outage"
+    )]
     NoEffect,
 }
 
@@ -121,6 +128,7 @@ impl FaultSpec {
         }
         if self.status.is_none()
             && self.latency_ms.is_none()
+            && self.response_latency_ms.is_none()
             && self.reset_after_bytes.is_none()
             && !self.outage
         {
@@ -237,6 +245,11 @@ impl FaultAction {
     /// Delay to apply before anything else.
     pub fn latency(&self) -> Option<Duration> {
         self.spec.latency_ms.map(Duration::from_millis)
+    }
+
+    /// How long to hold the response after the request was served.
+    pub fn response_latency(&self) -> Option<Duration> {
+        self.spec.response_latency_ms.map(Duration::from_millis)
     }
 
     /// The error response this rule answers with (None: pass to the real handler).

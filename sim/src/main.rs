@@ -277,6 +277,9 @@ enum FaultCommand {
         retry_after_ms: Option<u64>,
         #[arg(long)]
         latency_ms: Option<u64>,
+        /// Serve the request, then hold its response back this long.
+        #[arg(long)]
+        response_latency_ms: Option<u64>,
         #[arg(long)]
         reset_after_bytes: Option<u64>,
         /// Close connections without answering.
@@ -552,6 +555,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 retry_after_secs,
                 retry_after_ms,
                 latency_ms,
+                response_latency_ms,
                 reset_after_bytes,
                 outage,
                 count,
@@ -565,6 +569,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     retry_after_secs,
                     retry_after_ms,
                     latency_ms,
+                    response_latency_ms,
                     reset_after_bytes,
                     outage,
                     count,

@@ -372,6 +372,9 @@ async fn handle(
         Some(r) => r,
         None => route(&routes, kind, req).await,
     };
+    if let Some(delay) = fault.response_latency() {
+        tokio::time::sleep(delay).await;
+    }
     Ok(truncate(response, &fault))
 }
 

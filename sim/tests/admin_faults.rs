@@ -340,3 +340,47 @@ async fn admin_errors_and_request_counts() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_held_response_was_served_before_it_arrives() {
+    let e = env().await;
+    e.admin
+        .add_fault(&FaultSpec {
+            host: Some("login.sandbox.test".into()),
+            method: Some("POST".into()),
+            response_latency_ms: Some(1500),
+            count: Some(1),
+            ..spec()
+        })
+        .await
+        .expect("response latency");
+    let served =
+        |counts: serde_json::Value| counts["token"][CUSTOMER][STORAGE].as_u64().unwrap_or(0);
+    let before = served(e.admin.requests().await.expect("requests"));
+    let start = Instant::now();
+    let request = {
+        let http = e.http.clone();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", APP),
+            ("client_secret", e.secret.as_str()),
+            ("scope", "https://storage.azure.com/.default"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        tokio::spawn(async move { http.post(token_url(CUSTOMER)).form(&form).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // the token was issued (and counted) while its response is still held back
+    assert_eq!(
+        served(e.admin.requests().await.expect("requests")),
+        before + 1
+    );
+    assert!(!request.is_finished(), "the response came back early");
+    let resp = request.await.expect("task").expect("held answer");
+    assert_eq!(resp.status(), 200);
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+}

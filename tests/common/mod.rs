@@ -278,8 +278,9 @@ impl World {
             .expect("revoke role");
     }
 
-    /// Starts `ferry run` (the daemon) in the background with stderr to a file.
-    pub fn spawn_daemon(&self, config: &Path, log_name: &str) -> std::process::Child {
+    /// Starts `ferry run` (the daemon) in the background with stderr to a file. The daemon is
+    /// killed when the handle drops, so a failing test leaves no daemon behind.
+    pub fn spawn_daemon(&self, config: &Path, log_name: &str) -> BackgroundDaemon {
         let log = std::fs::File::create(self.dir.path().join(log_name)).expect("log file");
         Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["run", "-c", config.to_str().expect("utf-8 path")])
@@ -290,12 +291,38 @@ impl World {
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
+            .map(BackgroundDaemon)
             .expect("start ferry")
     }
 
     /// The daemon's log so far.
     pub fn log(&self, log_name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(log_name)).unwrap_or_default()
+    }
+}
+
+/// A `ferry run` started by [`World::spawn_daemon`]: a `Child` that is killed on drop.
+pub struct BackgroundDaemon(std::process::Child);
+
+impl std::ops::Deref for BackgroundDaemon {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for BackgroundDaemon {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for BackgroundDaemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 

@@ -475,15 +475,8 @@ async fn staged_objects_are_exact_at_every_block_boundary() {
         )],
         "",
     );
-    let head = std::fs::read_to_string(&cfg).unwrap();
-    let toml = head.replacen(
-        "[destination]\n",
-        "[destination]\nblock_size = \"64KiB\"\nsingle_put_max = \"64KiB\"\n",
-        1,
-    );
     // without the small blocks every object here would be one Put Blob and nothing staged
-    assert_ne!(toml, head, "no [destination] table to set 64 KiB blocks in");
-    std::fs::write(&cfg, toml).unwrap();
+    use_64_kib_blocks(&cfg);
     let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", output_text(&out));
 

@@ -167,15 +167,8 @@ async fn random_kills_throttling_and_a_cut_tenant_lose_and_duplicate_nothing() {
             .collect::<Vec<_>>(),
         "",
     );
-    // 64 KiB blocks: the larger binaries and records objects are staged in many blocks
-    let head = std::fs::read_to_string(&cfg).unwrap();
-    let toml = head.replacen(
-        "[destination]\n",
-        "[destination]\nblock_size = \"64KiB\"\nsingle_put_max = \"64KiB\"\n",
-        1,
-    );
-    assert_ne!(toml, head, "no [destination] table to set 64 KiB blocks in");
-    std::fs::write(&cfg, toml).unwrap();
+    // the larger binaries and records objects are staged in many blocks
+    use_64_kib_blocks(&cfg);
 
     let admin = w.sandbox.admin();
     // every destination write takes effect at once and is acknowledged late: a kill in between

@@ -231,6 +231,20 @@ pub fn log_lines(tag: &str, from: usize, n: usize) -> String {
     s
 }
 
+/// Rewrites a config written by [`World::config`] for 64 KiB blocks (`block_size` and
+/// `single_put_max`), so every object over 64 KiB is staged in blocks and committed with one
+/// Put Block List instead of being one Put Blob.
+pub fn use_64_kib_blocks(cfg: &Path) {
+    let head = std::fs::read_to_string(cfg).expect("read config");
+    let toml = head.replacen(
+        "[destination]\n",
+        "[destination]\nblock_size = \"64KiB\"\nsingle_put_max = \"64KiB\"\n",
+        1,
+    );
+    assert_ne!(toml, head, "no [destination] table to set 64 KiB blocks in");
+    std::fs::write(cfg, toml).expect("write config");
+}
+
 /// stdout + stderr as text, for assertion messages.
 pub fn output_text(o: &Output) -> String {
     format!(

@@ -208,6 +208,90 @@ async fn rewritten_block_blob_ships_again_and_odd_names_stay_inside_the_tenant()
     expect_each_once(&record_counts(&w.destination().await), "v2", 7);
 }
 
+/// A rewritten block blob (new ETag) and a deleted and re-created append blob ship again into
+/// objects of their own: every record of every version exactly once, however differently the
+/// versions are cut into objects. (Before version tokens in names, the new version's first
+/// object replaced the old one's and left its later objects behind: half of each.) A block blob
+/// in copy mode is replaced whole by its new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_version_of_a_rewritten_blob_lands_whole() {
+    let w = world(1).await;
+    w.grant("contoso", "exports", "Storage Blob Data Reader")
+        .await;
+    let s = w.seeder("contoso").await;
+    let archive = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json";
+    // 600 records of ~230 bytes: three objects of at most 64 KiB
+    s.put_block_blob(AUDIT, "logs/one.json", log_lines("v1", 0, 600))
+        .await
+        .unwrap();
+    s.create_append_blob(AUDIT, archive).await.unwrap();
+    s.append_block(AUDIT, archive, log_lines("g1", 0, 300))
+        .await
+        .unwrap();
+    s.put_block_blob("exports", "dumps/a.bin", vec![1u8; 5000])
+        .await
+        .unwrap();
+    let mut audit = SourceSpec::records("audit");
+    audit.extra = "  batch_max_bytes = \"64KiB\"\n  max_record_size = \"16KiB\"\n".into();
+    let cfg = w.config(
+        &[(
+            "contoso",
+            vec![audit, SourceSpec::copy("exports", "exports")],
+        )],
+        "",
+    );
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let first = w.destination().await;
+    let one = |dest: &std::collections::BTreeMap<String, _>| {
+        dest.keys()
+            .filter(|n: &&String| n.contains("/logs/one.json@"))
+            .count()
+    };
+    assert_eq!(one(&first), 3, "{:?}", first.keys());
+
+    // the new versions: a shorter block blob (one object), an append blob created again (its
+    // creation time, which is its identity, is a new second), a copy of another length
+    s.put_block_blob(AUDIT, "logs/one.json", log_lines("v2", 0, 100))
+        .await
+        .unwrap();
+    s.delete_blob(AUDIT, archive).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    s.create_append_blob(AUDIT, archive).await.unwrap();
+    s.append_block(AUDIT, archive, log_lines("g2", 0, 50))
+        .await
+        .unwrap();
+    s.put_block_blob("exports", "dumps/a.bin", vec![2u8; 3000])
+        .await
+        .unwrap();
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    let dest = w.destination().await;
+    let counts = record_counts(&dest);
+    for (tag, n) in [("v1", 600), ("v2", 100), ("g1", 300), ("g2", 50)] {
+        expect_each_once(&counts, tag, n);
+    }
+    assert_eq!(counts.values().sum::<usize>(), 1050);
+    assert_eq!(one(&dest), 4, "{:?}", dest.keys());
+    // every object of a version says which: the ETag it was read under
+    let etags: std::collections::BTreeSet<&str> = dest
+        .iter()
+        .filter(|(n, _)| n.contains("/logs/one.json@"))
+        .map(|(_, (meta, _))| meta["ferry_source_etag"].as_str())
+        .collect();
+    assert_eq!(etags.len(), 2, "{:?}", dest.keys());
+    let copies: Vec<_> = dest
+        .iter()
+        .filter(|(n, _)| n.ends_with("/dumps/a.bin"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{:?}", dest.keys());
+    assert!(
+        copies[0].1 .1 == vec![2u8; 3000],
+        "the copy is not the new version"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_container_ships_nothing_and_succeeds() {
     let w = world(1).await;

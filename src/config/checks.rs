@@ -257,7 +257,7 @@ pub fn check_pin_host(value: &str) -> Result<(), Problem> {
 }
 
 /// Placeholders the destination path template may use.
-pub const TEMPLATE_PLACEHOLDERS: [&str; 10] = [
+pub const TEMPLATE_PLACEHOLDERS: [&str; 11] = [
     "tenant",
     "tenant_id",
     "source",
@@ -267,6 +267,7 @@ pub const TEMPLATE_PLACEHOLDERS: [&str; 10] = [
     "HH",
     "name",
     "offset",
+    "version",
     "ext",
 ];
 
@@ -377,7 +378,8 @@ fn known_placeholders() -> String {
 }
 
 /// The destination path template: known placeholders, `{tenant}` and `{source}` present and each
-/// followed by a character no name can contain, no leading `/`, no `.` or `..` segments.
+/// followed by a character no name can contain, `{version}` wherever `{offset}` is, no leading
+/// `/`, no `.` or `..` segments.
 pub fn check_template(template: &str) -> Vec<Problem> {
     let mut out = Vec::new();
     let parts = match parse_template(template) {
@@ -392,6 +394,13 @@ pub fn check_template(template: &str) -> Vec<Problem> {
                 format!("include both {{tenant}} and {{source}}, e.g. {example}"),
             ));
         }
+    }
+    let has = |p: &str| parts.contains(&TemplatePart::Placeholder(p.into()));
+    if has("offset") && !has("version") {
+        out.push(problem(
+            format!("path template {template:?} has {{offset}} without {{version}}, so a rewritten or re-created source blob would overwrite part of what its earlier version shipped"),
+            "add {version} next to {offset}, e.g. \"{tenant}/{source}/{name}@{version}.{offset}.{ext}\", or leave both out (Ferry then appends @{version}.{offset})",
+        ));
     }
     if template.starts_with('/') {
         out.push(problem(
@@ -528,6 +537,10 @@ mod tests {
         )
         .is_empty());
         assert!(check_template("{tenant}/{source}/{yyyy}/{MM}/{dd}/{HH}/{name}").is_empty());
+        assert!(check_template("{tenant}/{source}/{name}@{version}.{offset}.{ext}").is_empty());
+        assert!(check_template("{tenant}/{source}/{name}.{offset}")[0]
+            .message
+            .contains("without {version}"));
         // Collisions: a name character or another placeholder right after {tenant}.
         assert_eq!(check_template("{tenant}-{source}/{name}").len(), 1);
         assert_eq!(check_template("{tenant}{source}/{name}").len(), 1);

@@ -280,7 +280,7 @@ pub struct DestinationConfig {
     pub container: String,
     /// Object path template. Must contain `{tenant}` and `{source}`. Placeholders: `{tenant}`,
     /// `{tenant_id}`, `{source}`, `{yyyy}`, `{MM}`, `{dd}`, `{HH}`, `{name}` (sanitised source
-    /// blob name), `{offset}`, `{ext}`.
+    /// blob name), `{offset}`, `{version}` (required with `{offset}`), `{ext}`.
     #[serde(default = "default_path_template")]
     pub path: String,
     /// Identity used to write.

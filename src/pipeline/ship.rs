@@ -1,8 +1,9 @@
 //! Shipping one `WorkItem`: stream the source range, split and compress (records) or pass
 //! through (copy), upload, commit, and only then advance the checkpoint.
 //!
-//! The destination name depends only on (tenant, source, blob, blob creation time, start
-//! offset), so a re-ship after a crash rewrites the same object with the same or a longer range.
+//! The destination name depends only on (tenant, source, blob, blob creation time, blob
+//! version, start offset), so a re-ship after a crash rewrites the same object with the same or
+//! a longer range, and a new version of a blob never overwrites what an earlier one shipped.
 //! Per blob, objects are committed in order, each followed by its checkpoint.
 //!
 //! Must not: list, or change tenant state (errors go back to the tenant supervisor).
@@ -18,9 +19,9 @@ use crate::blob_api::{BlobErrorClass, BlobKind, UploadOptions};
 use crate::cmk::{CustomerKey, KeyVaultError};
 use crate::config::{AtRest, BlobSourceConfig, Compression, ShipMode, UnencryptedPolicy};
 use crate::sink::{
-    content_encoding, extension, object_name, BatchRange, CompressError, Destination, EncodedTail,
-    EndKind, PathTemplate, RecordEncoder, RecordSplitter, SinkError, SplitEvent, SplitterConfig,
-    JSONL_CONTENT_TYPE,
+    content_encoding, extension, BatchRange, CompressError, Destination, EncodedTail, EndKind,
+    NameContext, PathTemplate, RecordEncoder, RecordSplitter, SinkError, SplitEvent,
+    SplitterConfig, JSONL_CONTENT_TYPE,
 };
 use crate::source::{BlobSource, SourceError};
 use crate::state::{
@@ -145,16 +146,16 @@ impl SourceContext {
     }
 
     fn name_for(&self, item: &WorkItem, start: Option<u64>, ext: &str) -> String {
-        object_name(
-            &self.template,
-            &self.tenant,
-            &self.tenant_id,
-            &self.cfg.name,
-            &item.blob,
-            parse_created(item),
-            start,
+        self.template.render(&NameContext {
+            tenant: &self.tenant,
+            tenant_id: &self.tenant_id,
+            source: &self.cfg.name,
+            blob_name: &item.blob,
+            blob_created: parse_created(item),
+            blob_version: &item.identity,
+            start_offset: start,
             ext,
-        )
+        })
     }
 
     fn metadata(

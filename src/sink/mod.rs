@@ -14,7 +14,7 @@ pub use compress::{
     content_encoding, extension, CompressError, EncodedTail, RecordEncoder, JSONL_CONTENT_TYPE,
 };
 pub use naming::{
-    object_name, sanitize_blob_name, sanitize_blob_name_within, NameContext, PathTemplate,
+    sanitize_blob_name, sanitize_blob_name_within, version_token, NameContext, PathTemplate,
     TemplateError,
 };
 pub use records::{

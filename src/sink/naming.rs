@@ -1,7 +1,10 @@
 //! Destination naming: the path template, sanitising of source blob names, and the
 //! deterministic object name of one shipped byte range.
 //!
-//! Owns: how a (tenant, source, source blob, start offset) becomes a destination object name.
+//! Owns: how a (tenant, source, source blob, blob version, start offset) becomes a destination
+//! object name. An object named by its start offset also carries a short token of the source
+//! blob's version (its ETag for a block blob, its creation time for an append blob), so a
+//! rewritten or re-created blob never overwrites part of what its earlier version shipped.
 //! Must not: read the wall clock (dates come from the source blob's creation time, so a name is
 //! the same on every poll and after every restart) or let a source blob name leave its
 //! tenant/source prefix.
@@ -40,6 +43,7 @@ enum Placeholder {
     Hour,
     Name,
     Offset,
+    Version,
     Ext,
 }
 
@@ -55,6 +59,7 @@ impl Placeholder {
             "HH" => Placeholder::Hour,
             "name" => Placeholder::Name,
             "offset" => Placeholder::Offset,
+            "version" => Placeholder::Version,
             "ext" => Placeholder::Ext,
             _ => return None,
         })
@@ -64,7 +69,7 @@ impl Placeholder {
     fn is_per_object(self) -> bool {
         matches!(
             self,
-            Placeholder::Name | Placeholder::Offset | Placeholder::Ext
+            Placeholder::Name | Placeholder::Offset | Placeholder::Version | Placeholder::Ext
         )
     }
 }
@@ -80,7 +85,7 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// `{something}` that Ferry does not know.
-    #[error("unknown placeholder {{{name}}} at column {column} of the path template; use one of {{tenant}} {{tenant_id}} {{source}} {{yyyy}} {{MM}} {{dd}} {{HH}} {{name}} {{offset}} {{ext}}")]
+    #[error("unknown placeholder {{{name}}} at column {column} of the path template; use one of {{tenant}} {{tenant_id}} {{source}} {{yyyy}} {{MM}} {{dd}} {{HH}} {{name}} {{offset}} {{version}} {{ext}}")]
     UnknownPlaceholder {
         /// The text between the braces.
         name: String,
@@ -115,7 +120,7 @@ pub enum TemplateError {
         /// Column where it starts.
         column: usize,
     },
-    /// `{name}`, `{offset}` or `{ext}` before a tenant or source placeholder.
+    /// `{name}`, `{offset}`, `{version}` or `{ext}` before a tenant or source placeholder.
     #[error("{{{placeholder}}} at column {column} comes before the tenant and source placeholders; put {{tenant}} and {{source}} first so every object stays under its tenant's prefix")]
     PerObjectBeforePrefix {
         /// The early placeholder.
@@ -145,15 +150,20 @@ pub struct NameContext<'a> {
     pub blob_name: &'a str,
     /// Creation time of the source blob: the only clock names depend on.
     pub blob_created: OffsetDateTime,
-    /// Start of the shipped byte range (records mode), `None` for a whole-blob copy.
+    /// What identifies the source blob's version (its ETag for a block blob, `created:<time>`
+    /// for an append blob); names carry a short hash of it, see [`version_token`].
+    pub blob_version: &'a str,
+    /// Start of the shipped byte range (records mode, and the new bytes of an append blob in
+    /// copy mode), `None` for a whole-blob copy.
     pub start_offset: Option<u64>,
     /// Extension without the dot (`jsonl.zst`), empty for none.
     pub ext: &'a str,
 }
 
 impl PathTemplate {
-    /// Parses a template. Requires `{tenant}` or `{tenant_id}`, `{source}` and `{name}`, with
-    /// the per-object placeholders (`{name}`, `{offset}`, `{ext}`) after the tenant and source.
+    /// Parses a template. Requires `{tenant}` or `{tenant_id}`, `{source}` and `{name}`, and
+    /// `{version}` wherever `{offset}` is given, with the per-object placeholders (`{name}`,
+    /// `{offset}`, `{version}`, `{ext}`) after the tenant and source.
     pub fn parse(template: &str) -> Result<PathTemplate, TemplateError> {
         let parts = parse_template(template)
             .map_err(|e| match e {
@@ -242,6 +252,12 @@ impl PathTemplate {
                 why: "objects of different source blobs must never collide",
             });
         }
+        if has(Placeholder::Offset) && !has(Placeholder::Version) {
+            return Err(TemplateError::Missing {
+                placeholder: "{version} wherever it contains {offset}",
+                why: "an object named by its offset must also name the source blob version, or a rewritten blob would overwrite part of what its earlier version shipped",
+            });
+        }
         let last_prefix_field = fields.iter().rposition(|f| {
             matches!(
                 f,
@@ -255,6 +271,7 @@ impl PathTemplate {
             if first_obj < last_prefix {
                 let name = match fields.get(first_obj) {
                     Some(Placeholder::Offset) => "offset",
+                    Some(Placeholder::Version) => "version",
                     Some(Placeholder::Ext) => "ext",
                     _ => "name",
                 };
@@ -276,10 +293,11 @@ impl PathTemplate {
     /// Placeholders render as: `{tenant}`, `{tenant_id}`, `{source}` one sanitised segment each;
     /// dates from `blob_created` in UTC; `{name}` the sanitised blob name (shortened with a hash
     /// so the whole name stays within 1024 characters); `{offset}` the start offset as 20
-    /// zero-padded digits (0 for a whole-blob copy); `{ext}` the extension.
-    /// When the template has no `{offset}` and `start_offset` is set, `@` and the padded offset
-    /// are appended; when it has no `{ext}` and `ext` is not empty, `.` and `ext` are appended:
-    /// `.../PT1H.json@00000000000001048576.jsonl.zst`.
+    /// zero-padded digits (0 for a whole-blob copy); `{version}` the [`version_token`] of the
+    /// blob version; `{ext}` the extension.
+    /// When the template has no `{offset}` and `start_offset` is set, `@`, the version token, `.`
+    /// and the padded offset are appended; when it has no `{ext}` and `ext` is not empty, `.` and
+    /// `ext` are appended: `.../PT1H.json@3e1f2a9c0b7d.00000000000001048576.jsonl.zst`.
     pub fn render(&self, ctx: &NameContext<'_>) -> String {
         let without_name = self.render_with_name(ctx, "");
         let budget = AZURE_BLOB_NAME_MAX
@@ -311,6 +329,7 @@ impl PathTemplate {
             match part {
                 Part::Literal(l) => out.push_str(l),
                 Part::Field(f) => {
+                    // parse() only accepts {offset} together with {version}
                     has_offset |= *f == Placeholder::Offset;
                     has_ext |= *f == Placeholder::Ext;
                     render_field(&mut out, *f, ctx, name);
@@ -319,6 +338,8 @@ impl PathTemplate {
         }
         if let (false, Some(o)) = (has_offset, ctx.start_offset) {
             out.push('@');
+            out.push_str(&version_token(ctx.blob_version));
+            out.push('.');
             out.push_str(&format!("{o:020}"));
         }
         if !has_ext && !ctx.ext.is_empty() {
@@ -341,33 +362,22 @@ fn render_field(out: &mut String, f: Placeholder, ctx: &NameContext<'_>, name: &
         Placeholder::Hour => out.push_str(&format!("{:02}", utc.hour())),
         Placeholder::Name => out.push_str(name),
         Placeholder::Offset => out.push_str(&format!("{:020}", ctx.start_offset.unwrap_or(0))),
+        Placeholder::Version => out.push_str(&version_token(ctx.blob_version)),
         Placeholder::Ext if ctx.ext.is_empty() => {}
         Placeholder::Ext => out.push_str(&sanitize_segment(ctx.ext)),
     }
 }
 
-/// The destination object name of the range of `blob_name` starting at `start_offset`
-/// (`None` in copy mode: the plain sanitised name), with `ext` (`""` in copy mode).
-#[allow(clippy::too_many_arguments)]
-pub fn object_name(
-    template: &PathTemplate,
-    tenant: &str,
-    tenant_id: &str,
-    source: &str,
-    blob_name: &str,
-    blob_created: OffsetDateTime,
-    start_offset: Option<u64>,
-    ext: &str,
-) -> String {
-    template.render(&NameContext {
-        tenant,
-        tenant_id,
-        source,
-        blob_name,
-        blob_created,
-        start_offset,
-        ext,
-    })
+/// Hex digits of a version token.
+const VERSION_HEX_LEN: usize = 12;
+
+/// The token a name carries for one source blob version: the first 12 hex digits of the SHA-256
+/// of what identifies the version (`NameContext::blob_version`). Two versions of one blob get
+/// the same token with a chance of 1 in 2^48; the token is the same on every poll and restart.
+pub fn version_token(blob_version: &str) -> String {
+    let mut hex = hex::encode(Sha256::digest(blob_version.as_bytes()));
+    hex.truncate(VERSION_HEX_LEN);
+    hex
 }
 
 /// Bytes kept as they are inside a segment.

@@ -13,6 +13,7 @@ fn ctx<'a>(tenant: &'a str, name: &'a str, offset: Option<u64>, ext: &'a str) ->
         source: "audit",
         blob_name: name,
         blob_created: datetime!(2026-11-27 23:30:00 -02:00),
+        blob_version: "0x8DCF1A2B3C4D5E6",
         start_offset: offset,
         ext,
     }
@@ -27,24 +28,60 @@ fn default_template_renders_records_object_with_padded_offset() {
     assert_eq!(
         got,
         format!(
-            "tenant=contoso/source=audit/date=2026-11-28/hour=01/{name}@00000000000001048576.jsonl.zst"
+            "tenant=contoso/source=audit/date=2026-11-28/hour=01/{name}@{}.00000000000001048576.jsonl.zst",
+            version_token("0x8DCF1A2B3C4D5E6")
         )
     );
 }
 
 #[test]
+fn the_version_token_is_a_short_hash_of_the_version() {
+    // the first 12 hex digits of SHA-256("0x8DCF1A2B3C4D5E6"), as `sha256sum` prints it
+    assert_eq!(version_token("0x8DCF1A2B3C4D5E6"), "6ad93bb452f8");
+    assert_eq!(
+        version_token("created:Fri, 27 Nov 2026 13:00:00 GMT").len(),
+        12
+    );
+}
+
+#[test]
+fn another_version_of_a_blob_never_gets_the_same_name() {
+    let t = PathTemplate::parse(DEFAULT).unwrap();
+    let first = ctx("c", "x/one.json", Some(65_536), "jsonl.zst");
+    let rewritten = NameContext {
+        blob_version: "0x8DCF1A2B3C4D5E7",
+        ..first.clone()
+    };
+    // the same version: the same name on every poll and restart
+    assert_eq!(t.render(&first), t.render(&first.clone()));
+    assert_ne!(t.render(&first), t.render(&rewritten));
+    // a whole-blob copy keeps the plain name: a new version replaces the object whole
+    let copy = NameContext {
+        start_offset: None,
+        ext: "",
+        ..first.clone()
+    };
+    let copy_rewritten = NameContext {
+        start_offset: None,
+        ext: "",
+        ..rewritten
+    };
+    assert_eq!(t.render(&copy), t.render(&copy_rewritten));
+}
+
+#[test]
 fn copy_mode_is_the_plain_sanitised_name() {
     let t = PathTemplate::parse(DEFAULT).unwrap();
-    let got = object_name(
-        &t,
-        "contoso",
-        "tid",
-        "audit",
-        "dir/file.bin",
-        datetime!(2026-01-02 03:04:05 UTC),
-        None,
-        "",
-    );
+    let got = t.render(&NameContext {
+        tenant: "contoso",
+        tenant_id: "tid",
+        source: "audit",
+        blob_name: "dir/file.bin",
+        blob_created: datetime!(2026-01-02 03:04:05 UTC),
+        blob_version: "0x1",
+        start_offset: None,
+        ext: "",
+    });
     assert_eq!(
         got,
         "tenant=contoso/source=audit/date=2026-01-02/hour=03/dir/file.bin"
@@ -52,18 +89,30 @@ fn copy_mode_is_the_plain_sanitised_name() {
 }
 
 #[test]
-fn explicit_offset_and_ext_placeholders() {
-    let t = PathTemplate::parse("{tenant_id}/{source}/{name}/{offset}.{ext}").unwrap();
+fn explicit_offset_version_and_ext_placeholders() {
+    let t = PathTemplate::parse("{tenant_id}/{source}/{name}/{version}-{offset}.{ext}").unwrap();
+    let v = version_token("0x8DCF1A2B3C4D5E6");
     let got = t.render(&ctx("c", "a.json", Some(42), "jsonl"));
     assert_eq!(
         got,
-        "00000000-0000-0000-0000-000000000001/audit/a.json/00000000000000000042.jsonl"
+        format!("00000000-0000-0000-0000-000000000001/audit/a.json/{v}-00000000000000000042.jsonl")
     );
     let copy = t.render(&ctx("c", "a.json", None, ""));
     assert_eq!(
         copy,
-        "00000000-0000-0000-0000-000000000001/audit/a.json/00000000000000000000."
+        format!("00000000-0000-0000-0000-000000000001/audit/a.json/{v}-00000000000000000000.")
     );
+}
+
+#[test]
+fn an_offset_without_a_version_is_refused() {
+    let err = PathTemplate::parse("{tenant}/{source}/{name}/{offset}.{ext}").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("{version} wherever it contains {offset}"),
+        "{err}"
+    );
+    assert!(PathTemplate::parse("{tenant}/{source}/{name}@{version}").is_ok());
 }
 
 #[test]
@@ -220,7 +269,7 @@ fn random_names_never_escape_their_prefix() {
     let templates = [
         DEFAULT,
         "{tenant}/{source}/{name}",
-        "{tenant_id}/x{source}y/{yyyy}/{name}.{offset}.{ext}",
+        "{tenant_id}/x{source}y/{yyyy}/{name}.{version}.{offset}.{ext}",
     ];
     for template in templates {
         let t = PathTemplate::parse(template).unwrap();

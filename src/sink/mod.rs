@@ -14,8 +14,7 @@ pub use compress::{
     content_encoding, extension, CompressError, EncodedTail, RecordEncoder, JSONL_CONTENT_TYPE,
 };
 pub use naming::{
-    sanitize_blob_name, sanitize_blob_name_within, version_token, NameContext, PathTemplate,
-    TemplateError,
+    sanitize_blob_name, sanitize_blob_name_within, NameContext, PathTemplate, TemplateError,
 };
 pub use records::{
     BatchRange, EndKind, RecordSplitter, SplitEvent, SplitStats, SplitSummary, SplitterConfig,

@@ -5,6 +5,10 @@
 //! - block blobs are shipped once per (name, ETag); a new ETag ships the blob again from byte 0;
 //! - append blobs are tailed from the committed offset; their identity is their creation time
 //!   (the ETag changes with every append), so a deleted and re-created blob starts again at 0;
+//! - an append blob shorter than its committed offset under the same identity was re-created
+//!   within the same second (listings give creation times to the second; append blobs never
+//!   shrink): it starts again at 0 as the next generation of that identity (`created:<time>#2`,
+//!   `#3`, ...), so its objects are named apart from the earlier blob's;
 //! - an append blob whose only unshipped bytes are a partial last line is not read again until
 //!   it grows;
 //! - page blobs are not shipped.
@@ -49,6 +53,16 @@ pub fn identity_of(item: &BlobItem) -> String {
     }
 }
 
+/// Which generation of the listed identity a checkpointed identity is: 1 when they are equal,
+/// `n` for `{listed}#n` (an append blob re-created within the same second), None for another
+/// blob version.
+fn generation_of(checkpointed: &str, listed: &str) -> Option<u64> {
+    match checkpointed.strip_prefix(listed)? {
+        "" => Some(1),
+        rest => rest.strip_prefix('#')?.parse().ok().filter(|n| *n >= 2),
+    }
+}
+
 /// The state module's name for a blob kind.
 pub fn state_kind(kind: BlobKind) -> state::BlobKind {
     match kind {
@@ -63,11 +77,16 @@ pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>) -> Option<Wor
     if kind == BlobKind::Page {
         return None;
     }
-    let identity = identity_of(item);
+    let listed = identity_of(item);
     let size = item.content_length;
-    let start = match &prior {
-        None => 0,
-        Some(cp) if cp.value.etag != identity => 0,
+    let (start, identity) = match &prior {
+        None => (0, listed),
+        Some(cp) if generation_of(&cp.value.etag, &listed).is_none() => (0, listed),
+        Some(cp) if kind == BlobKind::Append && cp.value.offset > size => {
+            // shorter than what was shipped of it: not the blob the checkpoint is about
+            let next = generation_of(&cp.value.etag, &listed).unwrap_or(1) + 1;
+            (0, format!("{listed}#{next}"))
+        }
         Some(cp) => {
             let c = &cp.value;
             if c.offset >= size {
@@ -77,7 +96,8 @@ pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>) -> Option<Wor
                 // only a partial last line is pending and nothing was appended since
                 return None;
             }
-            c.offset
+            // the checkpoint's identity, with its generation
+            (c.offset, c.etag.clone())
         }
     };
     Some(WorkItem {
@@ -148,6 +168,46 @@ mod tests {
         assert!(plan(&b, cp(&id, 60, 100)).is_none());
         // re-created blob (other creation time) starts over
         assert_eq!(plan(&b, cp("created:other", 60, 100)).unwrap().start, 0);
+    }
+
+    #[test]
+    fn an_append_blob_recreated_within_the_same_second_is_a_new_generation() {
+        let b = blob(BlobKind::Append, "x", 100);
+        let id = identity_of(&b);
+        // 150 bytes were shipped of a blob with this creation time; this one holds 100
+        let w = plan(&b, cp(&id, 150, 150)).unwrap();
+        assert_eq!((w.start, w.end), (0, 100));
+        assert_eq!(w.identity, format!("{id}#2"));
+        // its own checkpoint then goes on as usual, under the generation's identity
+        let w = plan(&b, cp(&format!("{id}#2"), 40, 60)).unwrap();
+        assert_eq!(
+            (w.start, w.identity.as_str()),
+            (40, format!("{id}#2").as_str())
+        );
+        assert!(plan(&b, cp(&format!("{id}#2"), 100, 100)).is_none());
+        // and a third blob in the same second is generation 3
+        assert_eq!(
+            plan(&b, cp(&format!("{id}#2"), 120, 120)).unwrap().identity,
+            format!("{id}#3")
+        );
+        // another creation time is another blob, whatever the generation
+        assert_eq!(
+            plan(&b, cp("created:other#2", 10, 10)).unwrap().identity,
+            id
+        );
+        // block blobs: a shorter blob under the same ETag cannot happen; it is not a generation
+        let k = blob(BlobKind::Block, "e1", 100);
+        assert!(plan(&k, cp("e1", 150, 150)).is_none());
+    }
+
+    #[test]
+    fn generations_match_only_their_own_identity() {
+        assert_eq!(generation_of("created:T", "created:T"), Some(1));
+        assert_eq!(generation_of("created:T#2", "created:T"), Some(2));
+        assert_eq!(generation_of("created:T#1", "created:T"), None);
+        assert_eq!(generation_of("created:T#x", "created:T"), None);
+        assert_eq!(generation_of("created:T2", "created:T"), None);
+        assert_eq!(generation_of("created:S", "created:T"), None);
     }
 
     #[test]

@@ -79,16 +79,17 @@ pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>) -> Option<Wor
     }
     let listed = identity_of(item);
     let size = item.content_length;
-    let (start, identity) = match &prior {
+    // the checkpoint, when it is about this blob (any generation of its identity)
+    let same_blob = prior
+        .as_ref()
+        .and_then(|cp| Some((&cp.value, generation_of(&cp.value.etag, &listed)?)));
+    let (start, identity) = match same_blob {
         None => (0, listed),
-        Some(cp) if generation_of(&cp.value.etag, &listed).is_none() => (0, listed),
-        Some(cp) if kind == BlobKind::Append && cp.value.offset > size => {
+        Some((c, generation)) if kind == BlobKind::Append && c.offset > size => {
             // shorter than what was shipped of it: not the blob the checkpoint is about
-            let next = generation_of(&cp.value.etag, &listed).unwrap_or(1) + 1;
-            (0, format!("{listed}#{next}"))
+            (0, format!("{listed}#{}", generation + 1))
         }
-        Some(cp) => {
-            let c = &cp.value;
+        Some((c, _)) => {
             if c.offset >= size {
                 return None;
             }

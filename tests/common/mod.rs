@@ -331,6 +331,30 @@ impl std::ops::DerefMut for BackgroundDaemon {
     }
 }
 
+impl BackgroundDaemon {
+    /// SIGTERM, then waits up to `limit` for the exit: its status, or None if it is still
+    /// running then (the drop kills it).
+    pub async fn terminate(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill(1) is needed to signal ferry: install procps")
+            .success();
+        assert!(ok, "kill -TERM {} failed", self.0.id());
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().expect("wait for ferry") {
+                return Some(status);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
+    }
+}
+
 impl Drop for BackgroundDaemon {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {

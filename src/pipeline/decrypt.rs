@@ -227,6 +227,21 @@ impl SealedUpload {
         self.upload.expect_len(plain_len);
     }
 
+    /// Adds plaintext, feeding it to `hash` (see [`ObjectUpload::write_hashing`]).
+    pub async fn write_hashing(
+        &mut self,
+        data: &[u8],
+        hash: &mut sha2::Sha256,
+    ) -> Result<(), ShipError> {
+        match self.seal {
+            None => Ok(self.upload.write_hashing(data, hash).await?),
+            Some(_) => {
+                sha2::Digest::update(hash, data);
+                self.write(data).await
+            }
+        }
+    }
+
     /// Adds plaintext.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), ShipError> {
         match self.seal.as_mut() {

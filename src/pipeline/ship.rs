@@ -349,9 +349,8 @@ impl SourceContext {
         let mut sha = Sha256::new();
         let mut read = 0u64;
         while let Some(chunk) = reader.next_chunk().await? {
-            sha.update(&chunk);
             read += chunk.len() as u64;
-            upload.write(&chunk).await?;
+            upload.write_hashing(&chunk, &mut sha).await?;
             if self.halted(stop) {
                 return Err(ShipError::Stopped);
             }

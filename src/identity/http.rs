@@ -279,7 +279,7 @@ pub fn tls_crypto_provider() -> rustls::crypto::CryptoProvider {
 /// BoringSSL do on CPUs with AES instructions; rustls offers AES-256-GCM first. A server that picks
 /// by the client's order (Azurite's Node.js does) then spends 10 AES rounds per block instead of 14
 /// on every byte Ferry moves, and so does Ferry: the large copy moved 3 % faster for 3 % less CPU
-/// (docs/BENCHMARKS.md, "Hashing while copying"). Servers that pick by their own order are not
+/// (docs/BENCHMARKS.md, "Runs 22 to 24"). Servers that pick by their own order are not
 /// affected. Both suites stay offered; TLS_AES_128_GCM_SHA256 is the one TLS 1.3 requires of every
 /// implementation (RFC 8446, section 9.1).
 fn record_cipher_suites() -> Vec<rustls::SupportedCipherSuite> {

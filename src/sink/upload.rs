@@ -208,9 +208,9 @@ pub struct ObjectUpload {
 /// Bytes hashed and then copied at a time by [`append_hashing`]: small enough that the copy's
 /// stores into a block buffer (memory not in cache any more, the buffer is megabytes long) drain
 /// while the next piece is hashed, large enough that the per-call cost of both stays small. In
-/// alternating pairs of the large copy, 1,024 used 4 % less CPU than 4,096 and 4 to 15 % less
-/// than hashing each downloaded chunk whole before copying it; 256 cost more again
-/// (docs/BENCHMARKS.md, "Hashing while copying").
+/// alternating pairs of the large copy, 1,024 used 5 to 7 % less CPU than 4,096 and 4 to 15 %
+/// less than hashing each downloaded chunk whole before copying it; 256 cost 8 % more than 1,024
+/// (docs/BENCHMARKS.md, "Runs 22 to 24").
 const HASHED_COPY_PIECE: usize = 1024;
 
 /// Appends `data` to `buf`, feeding it to `hash` on the way when one is given, piece by piece.

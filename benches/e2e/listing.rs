@@ -34,8 +34,11 @@ pub async fn listing(
     seconds: u64,
     place: &crate::Placement,
 ) -> anyhow::Result<()> {
-    let (work, azurite_core, tool_core) =
-        (place.work.as_path(), place.azurite_core, place.tool_core);
+    let (work, azurite_core, tool_core) = (
+        place.work.as_path(),
+        place.azurite_core.as_str(),
+        place.tool_core.as_str(),
+    );
     crate::fresh_dir(work)?;
     let world = World::start(work, 1, azurite_core).await?;
     let tenant = world

@@ -32,12 +32,13 @@ pub struct Placement {
     /// Work directory (removed and recreated).
     #[arg(long)]
     pub work: PathBuf,
-    /// Core Azurite is pinned to.
-    #[arg(long, default_value_t = 0)]
-    pub azurite_core: u32,
-    /// Core the measured tool (Ferry or rclone) is pinned to.
-    #[arg(long, default_value_t = 1)]
-    pub tool_core: u32,
+    /// Cores Azurite is pinned to (a `taskset -c` list: `0`, or `0-1` for every core of this
+    /// machine, i.e. not pinned).
+    #[arg(long, default_value = "0")]
+    pub azurite_core: String,
+    /// Cores the measured tool (Ferry or rclone) is pinned to (a `taskset -c` list).
+    #[arg(long, default_value = "1")]
+    pub tool_core: String,
 }
 
 #[derive(Subcommand)]
@@ -153,8 +154,11 @@ async fn throughput(
     tenants: usize,
     place: &Placement,
 ) -> anyhow::Result<()> {
-    let (work, azurite_core, tool_core) =
-        (place.work.as_path(), place.azurite_core, place.tool_core);
+    let (work, azurite_core, tool_core) = (
+        place.work.as_path(),
+        place.azurite_core.as_str(),
+        place.tool_core.as_str(),
+    );
     let (tenants, per_tenant, size) = match set {
         "small" => (tenants, 2000 / tenants, 64 << 10),
         "large" => (tenants, 8 / tenants, 64 << 20),
@@ -287,8 +291,11 @@ async fn idle(
     seconds: u64,
     place: &Placement,
 ) -> anyhow::Result<()> {
-    let (work, azurite_core, tool_core) =
-        (place.work.as_path(), place.azurite_core, place.tool_core);
+    let (work, azurite_core, tool_core) = (
+        place.work.as_path(),
+        place.azurite_core.as_str(),
+        place.tool_core.as_str(),
+    );
     fresh_dir(work)?;
     let start = std::time::Instant::now();
     let world = World::start(work, tenants, azurite_core).await?;

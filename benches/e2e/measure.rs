@@ -26,7 +26,7 @@ pub struct ProcessCost {
 /// Runs `program args` pinned to `core` under `/usr/bin/time -v`, with `env` added, stdout and
 /// stderr to `log`. Fails when the program fails.
 pub fn run_measured(
-    core: u32,
+    core: &str,
     program: &str,
     args: &[String],
     env: &[(String, String)],
@@ -43,7 +43,7 @@ pub fn run_measured(
         .arg(&time_out)
         .arg("taskset")
         .arg("-c")
-        .arg(core.to_string())
+        .arg(core)
         .arg(program)
         .args(args)
         .stdout(log_file)
@@ -145,10 +145,10 @@ pub fn own_children() -> Vec<u32> {
     out
 }
 
-/// Pins every thread of `pid` to `core`.
-pub fn pin(pid: u32, core: u32) -> anyhow::Result<()> {
+/// Pins every thread of `pid` to the cores `core` (a `taskset -c` list).
+pub fn pin(pid: u32, core: &str) -> anyhow::Result<()> {
     let status = Command::new("taskset")
-        .args(["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
+        .args(["-a", "-p", "-c", core, &pid.to_string()])
         .stdout(std::process::Stdio::null())
         .status()
         .context("running taskset (util-linux)")?;
@@ -175,12 +175,12 @@ pub fn proc_environ(pid: u32) -> anyhow::Result<Vec<(String, String)>> {
 pub fn spawn_daemon(
     ferry: &str,
     config: &std::path::Path,
-    core: u32,
+    core: &str,
     log: &std::path::Path,
 ) -> anyhow::Result<std::process::Child> {
     let log = std::fs::File::create(log)?;
     Ok(std::process::Command::new("taskset")
-        .args(["-c", &core.to_string(), ferry, "run", "-c"])
+        .args(["-c", core, ferry, "run", "-c"])
         .arg(config)
         .env("FERRY_LOG", "info")
         .stdout(std::process::Stdio::null())

@@ -45,8 +45,8 @@ pub struct World {
 }
 
 impl World {
-    /// Starts a fresh sandbox with `n` tenants, pins Azurite to `azurite_core`.
-    pub async fn start(dir: &Path, n: usize, azurite_core: u32) -> anyhow::Result<World> {
+    /// Starts a fresh sandbox with `n` tenants, pins Azurite to the cores `azurite_core`.
+    pub async fn start(dir: &Path, n: usize, azurite_core: &str) -> anyhow::Result<World> {
         std::fs::create_dir_all(dir)?;
         let before = measure::own_children();
         let tenants: Vec<Tenant> = (0..n)

@@ -34,13 +34,9 @@ pub async fn listing(
     seconds: u64,
     place: &crate::Placement,
 ) -> anyhow::Result<()> {
-    let (work, azurite_core, tool_core) = (
-        place.work.as_path(),
-        place.azurite_core.as_str(),
-        place.tool_core.as_str(),
-    );
+    let work = place.work.as_path();
     crate::fresh_dir(work)?;
-    let world = World::start(work, 1, azurite_core).await?;
+    let world = World::start(work, 1, &place.azurite_core).await?;
     let tenant = world
         .tenants
         .first()
@@ -117,7 +113,7 @@ pub async fn listing(
             format!("{base_text}  listing = \"{mode}\"\n  partition_settle = \"1s\"\n"),
         )?;
         let log = work.join(format!("ferry-{mode}.log"));
-        let mut child = measure::spawn_daemon(ferry, &config, tool_core, &log)?;
+        let mut child = measure::spawn_daemon(ferry, &config, &place.tool_core, &log)?;
         let pid = child.id();
         let result = async {
             // the first pass of date_partitioned is a full listing: let it and one more poll pass

@@ -154,11 +154,7 @@ async fn throughput(
     tenants: usize,
     place: &Placement,
 ) -> anyhow::Result<()> {
-    let (work, azurite_core, tool_core) = (
-        place.work.as_path(),
-        place.azurite_core.as_str(),
-        place.tool_core.as_str(),
-    );
+    let work = place.work.as_path();
     let (tenants, per_tenant, size) = match set {
         "small" => (tenants, 2000 / tenants, 64 << 10),
         "large" => (tenants, 8 / tenants, 64 << 20),
@@ -166,7 +162,7 @@ async fn throughput(
         other => bail!("unknown set {other}: small, large or huge"),
     };
     fresh_dir(work)?;
-    let world = World::start(work, tenants, azurite_core).await?;
+    let world = World::start(work, tenants, &place.azurite_core).await?;
     let seed_start = std::time::Instant::now();
     let concurrency = if size > (8 << 20) { 2 } else { 16 };
     let bytes = world.seed(per_tenant, size, concurrency).await?;
@@ -184,7 +180,7 @@ async fn throughput(
             };
             let config = world.ferry_config(mode, "60s", "", direct)?;
             measure::run_measured(
-                tool_core,
+                &place.tool_core,
                 ferry,
                 &[
                     "run".into(),
@@ -198,7 +194,7 @@ async fn throughput(
         }
         "rclone" => {
             let (args, env) = rclone_command(&world)?;
-            measure::run_measured(tool_core, rclone, &args, &env, &log)?
+            measure::run_measured(&place.tool_core, rclone, &args, &env, &log)?
         }
         other => {
             bail!("unknown tool {other}: copy, records, copy-direct, records-direct or rclone")
@@ -291,20 +287,21 @@ async fn idle(
     seconds: u64,
     place: &Placement,
 ) -> anyhow::Result<()> {
-    let (work, azurite_core, tool_core) = (
-        place.work.as_path(),
-        place.azurite_core.as_str(),
-        place.tool_core.as_str(),
-    );
+    let work = place.work.as_path();
     fresh_dir(work)?;
     let start = std::time::Instant::now();
-    let world = World::start(work, tenants, azurite_core).await?;
+    let world = World::start(work, tenants, &place.azurite_core).await?;
     eprintln!(
         "onboarded {tenants} tenants in {:.1}s",
         start.elapsed().as_secs_f64()
     );
     let config = world.ferry_config("records", poll, "", false)?;
-    let mut child = measure::spawn_daemon(ferry, &config, tool_core, &work.join("ferry-idle.log"))?;
+    let mut child = measure::spawn_daemon(
+        ferry,
+        &config,
+        &place.tool_core,
+        &work.join("ferry-idle.log"),
+    )?;
     let pid = child.id();
     let result = async {
         tokio::time::sleep(Duration::from_secs(warmup)).await;

@@ -632,3 +632,112 @@ async fn staged_objects_are_exact_at_every_block_boundary() {
         "append pieces differ"
     );
 }
+
+/// A free local port with nothing listening on it (bound, then let go).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Forwards every connection on `listener` to `to` (the customer's endpoint coming back).
+async fn forward(listener: tokio::net::TcpListener, to: std::net::SocketAddr) {
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_it_is_back() {
+    let w = world(2).await;
+    let (c, f) = (w.seeder("contoso").await, w.seeder("fabrikam").await);
+    c.put_block_blob(AUDIT, "one.json", log_lines("c1", 0, 10))
+        .await
+        .unwrap();
+    f.put_block_blob(AUDIT, "one.json", log_lines("f1", 0, 10))
+        .await
+        .unwrap();
+    // fabrikam's storage account pinned to an address where nothing listens, as when its
+    // private endpoint is gone or a firewall drops the provider's network
+    let port = closed_port();
+    let mut cut = SourceSpec::records("audit");
+    cut.extra = format!("  resolve = \"127.0.0.1:{port}\"\n");
+    let cfg = w.config(
+        &[
+            ("contoso", vec![SourceSpec::records("audit")]),
+            ("fabrikam", vec![cut]),
+        ],
+        "",
+    );
+
+    // one pass: contoso ships; fabrikam is `unreachable` (not `throttled`), with what to check
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    let row = |tenant: &str| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.trim_start().starts_with(tenant))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("contoso").contains("active"), "{text}");
+    assert!(row("fabrikam").contains("unreachable"), "{text}");
+    assert!(
+        text.contains("no connection to the customer's storage endpoint"),
+        "{text}"
+    );
+    let counts = record_counts(&w.destination().await);
+    expect_each_once(&counts, "c1", 10);
+    assert!(!counts.keys().any(|k| k.starts_with("f1-")), "{counts:?}");
+
+    // `ferry check` names the same cause
+    let out = w.ferry(&["check", "-c", cfg.to_str().unwrap(), "--tenant", "fabrikam"]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("[unreachable] no connection to"), "{text}");
+
+    // the daemon reports it, then resumes by itself once the endpoint answers again
+    let mut daemon = w.spawn_daemon(&cfg, "daemon.log");
+    assert!(
+        eventually(30, || async {
+            w.log("daemon.log").contains("\"to\":\"unreachable\"")
+        })
+        .await,
+        "{}",
+        w.log("daemon.log")
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("listen on the cut port again");
+    let proxy = tokio::spawn(forward(listener, w.sandbox.https_addr()));
+    assert!(
+        eventually(30, || async {
+            record_counts(&w.destination().await)
+                .keys()
+                .any(|k| k.starts_with("f1-"))
+        })
+        .await,
+        "fabrikam did not resume:\n{}",
+        w.log("daemon.log")
+    );
+    assert!(
+        eventually(10, || async {
+            w.log("daemon.log")
+                .lines()
+                .any(|l| l.contains("\"tenant\":\"fabrikam\"") && l.contains("\"to\":\"active\""))
+        })
+        .await,
+        "{}",
+        w.log("daemon.log")
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    proxy.abort();
+    let counts = record_counts(&w.destination().await);
+    expect_each_once(&counts, "c1", 10);
+    expect_each_once(&counts, "f1", 10);
+}

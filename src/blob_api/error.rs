@@ -23,7 +23,7 @@ pub enum BlobErrorClass {
 
 /// A refused or failed blob request.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation}{} failed: {}{}{}", blob.as_ref().map(|b| format!(" of {b}")).unwrap_or_default(), status.map(|s| format!("HTTP {s} ")).unwrap_or_default(), code.as_deref().unwrap_or(""), if message.is_empty() { String::new() } else { format!(": {message}") })]
+#[error("{operation}{} failed: {}", blob.as_ref().map(|b| format!(" of {b}")).unwrap_or_default(), self.detail())]
 pub struct BlobError {
     /// The operation ("get blob", "put block list", ...).
     pub operation: &'static str,
@@ -39,6 +39,9 @@ pub struct BlobError {
     pub class: BlobErrorClass,
     /// How long the service asked to wait.
     pub retry_after: Option<Duration>,
+    /// No connection could be made (name resolution, refused, connect timeout, TLS handshake):
+    /// the endpoint is unreachable from here, as opposed to busy.
+    pub no_connection: bool,
 }
 
 fn classify(status: u16, code: Option<&str>) -> BlobErrorClass {
@@ -90,6 +93,7 @@ impl BlobError {
             code,
             message,
             retry_after,
+            no_connection: false,
         }
     }
 
@@ -104,6 +108,7 @@ impl BlobError {
             message,
             class: BlobErrorClass::Transient,
             retry_after: None,
+            no_connection: e.is_connect(),
         }
     }
 
@@ -121,6 +126,22 @@ impl BlobError {
             message: reason.into(),
             class: BlobErrorClass::Fatal,
             retry_after: None,
+            no_connection: false,
+        }
+    }
+
+    /// `HTTP 403 AuthorizationPermissionMismatch: This request is not authorized ...`, or the
+    /// network error alone when there was no answer.
+    fn detail(&self) -> String {
+        let answer = [self.status.map(|s| format!("HTTP {s}")), self.code.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        match (answer.is_empty(), self.message.is_empty()) {
+            (true, _) => self.message.clone(),
+            (false, true) => answer,
+            (false, false) => format!("{answer}: {}", self.message),
         }
     }
 
@@ -156,6 +177,41 @@ mod tests {
         assert_eq!(
             classify(400, Some("InvalidHeaderValue")),
             BlobErrorClass::Fatal
+        );
+    }
+
+    #[test]
+    fn messages_read_the_same_with_and_without_an_answer() {
+        let e = |status: Option<u16>, code: Option<&str>, message: &str| BlobError {
+            operation: "list blobs",
+            blob: None,
+            status,
+            code: code.map(str::to_string),
+            message: message.to_string(),
+            class: BlobErrorClass::Transient,
+            retry_after: None,
+            no_connection: status.is_none(),
+        };
+        assert_eq!(
+            e(
+                Some(403),
+                Some("AuthorizationPermissionMismatch"),
+                "Not authorized."
+            )
+            .to_string(),
+            "list blobs failed: HTTP 403 AuthorizationPermissionMismatch: Not authorized."
+        );
+        assert_eq!(
+            e(Some(500), None, "Oops.").to_string(),
+            "list blobs failed: HTTP 500: Oops."
+        );
+        assert_eq!(
+            e(Some(503), Some("ServerBusy"), "").to_string(),
+            "list blobs failed: HTTP 503 ServerBusy"
+        );
+        assert_eq!(
+            e(None, None, "connection failed: tcp connect error").to_string(),
+            "list blobs failed: connection failed: tcp connect error"
         );
     }
 

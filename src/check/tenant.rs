@@ -103,9 +103,13 @@ fn explain_list(e: &BlobError, host: &str, container: &str, tok: &AccessToken) -
             TenantState::AccessDenied,
             format!("{host} refused the token as invalid: check agent.cloud (storage token resource) and the tenant id"),
         ),
+        (BlobErrorClass::Transient, _) if e.no_connection => (
+            TenantState::Unreachable,
+            format!("no connection to {host}: check its DNS name (or the source's resolve pin), the private endpoint and the network path from Ferry, then run ferry check again"),
+        ),
         (BlobErrorClass::Transient, _) => (
             TenantState::Throttled,
-            format!("{host} is unreachable or busy: check the network path (and resolve), then run ferry check again"),
+            format!("{host} is busy or dropped the connection: wait, or check the network path (and resolve), then run ferry check again"),
         ),
         _ => (
             TenantState::Misconfigured,

@@ -97,6 +97,12 @@ impl ShipError {
     pub fn is_blob_changed(&self) -> bool {
         matches!(self, ShipError::Source(SourceError::Blob(e)) if matches!(e.class, BlobErrorClass::Changed | BlobErrorClass::NotFound))
     }
+
+    /// True when no connection could be made to the customer's storage endpoint (the provider's
+    /// own destination does not count: that is every tenant's trouble, not this one's).
+    pub fn is_source_unreachable(&self) -> bool {
+        matches!(self, ShipError::Source(SourceError::Blob(e)) if e.no_connection)
+    }
 }
 
 /// What a finished job did.

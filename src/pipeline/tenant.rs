@@ -134,6 +134,8 @@ pub struct TenantTotals {
     pub shipped: Shipped,
     /// Jobs that failed (to be retried next poll).
     pub failed: u64,
+    /// Of those, the ones (and failed listings) that could not connect to the customer's endpoint.
+    pub unreachable: u64,
     /// Last-modified time (unix seconds) of the oldest blob whose job failed.
     pub oldest_failed: Option<i64>,
     /// A refusal that stops the tenant was met (the tenant's blocked state is being set).
@@ -320,15 +322,20 @@ impl TenantSupervisor {
             }
             if let Err(e) = s.ctx.reader.list_page(s.prefix.as_deref(), None, 1).await {
                 let e = list_error(e);
+                let (state, fix) = if e.is_source_unreachable() {
+                    (TenantState::Unreachable, UNREACHABLE_FIX.to_string())
+                } else {
+                    (TenantState::Throttled, String::new())
+                };
                 return Err(blocking_state(
                     &e,
                     &self.consent_url,
                     s.ctx.reader.container().container(),
                 )
                 .unwrap_or(Blocked {
-                    state: TenantState::Throttled,
+                    state,
                     reason: e.to_string(),
-                    fix: String::new(),
+                    fix,
                 }));
             }
             if let Some(key) = &s.ctx.key {
@@ -465,21 +472,26 @@ impl TenantSupervisor {
                 Ok(t) => {
                     totals.shipped += t.shipped;
                     totals.failed += t.failed;
+                    totals.unreachable += t.unreachable;
                     if t.refused {
                         // the blocked state comes from the refusal itself, not "throttled"
                         return totals;
                     }
-                    let state = if t.failed > 0 {
-                        TenantState::Throttled
+                    // every failure a missing connection: the endpoint is down or cut off,
+                    // not busy
+                    let (state, fix) = if t.failed == 0 {
+                        (TenantState::Active, None)
+                    } else if t.unreachable == t.failed {
+                        (TenantState::Unreachable, Some(UNREACHABLE_FIX.to_string()))
                     } else {
-                        TenantState::Active
+                        (TenantState::Throttled, None)
                     };
                     if self
                         .board
                         .state(&self.name)
                         .is_some_and(|s| !s.is_blocked())
                     {
-                        self.set_state(state, None, None);
+                        self.set_state(state, None, fix);
                     }
                 }
                 Err(b) => {
@@ -556,6 +568,7 @@ impl TenantSupervisor {
                     }
                     Err(e) => {
                         totals.failed += 1;
+                        totals.unreachable += u64::from(e.is_source_unreachable());
                         if let Some(t) = item
                             .last_modified
                             .as_deref()
@@ -652,6 +665,7 @@ impl TenantSupervisor {
                     .emit(&self.board);
                     Ok(TenantTotals {
                         failed: totals.failed + 1,
+                        unreachable: totals.unreachable + u64::from(e.is_source_unreachable()),
                         ..totals
                     })
                 }
@@ -659,6 +673,9 @@ impl TenantSupervisor {
         }
     }
 }
+
+/// What an operator does about a customer endpoint Ferry cannot connect to.
+const UNREACHABLE_FIX: &str = "no connection to the customer's storage endpoint: check its DNS name (or the source's `resolve` pin), the private endpoint and the network path from Ferry to it; Ferry retries every poll and resumes by itself";
 
 fn error_class(e: &ShipError) -> (&'static str, &'static str) {
     match e {
@@ -671,6 +688,7 @@ fn error_class(e: &ShipError) -> (&'static str, &'static str) {
             },
             s.fix(),
         ),
+        e if e.is_source_unreachable() => ("unreachable", UNREACHABLE_FIX),
         ShipError::Source(s) if s.is_transient() => ("transient", ""),
         ShipError::Source(_) => ("source", ""),
         ShipError::State(_) => ("state", "check agent.state_dir: disk space and permissions"),

@@ -265,6 +265,7 @@ impl RangeReader {
                             ),
                             class: BlobErrorClass::Changed,
                             retry_after: None,
+                            no_connection: false,
                         }));
                     }
                     Some(r) => self.body = Some(r.bytes_stream().boxed()),

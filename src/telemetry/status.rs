@@ -21,6 +21,9 @@ pub enum TenantState {
     Active,
     /// Backing off, honouring Retry-After.
     Throttled,
+    /// No connection to the customer's endpoint (DNS, private endpoint, firewall); retried
+    /// every poll.
+    Unreachable,
     /// The customer withdrew consent (AADSTS700016/7000229/7000112).
     ConsentRevoked,
     /// The customer disabled, deleted or withheld the key.
@@ -37,10 +40,11 @@ pub enum TenantState {
 
 impl TenantState {
     /// Every state, for gauges that must show zeros too.
-    pub const ALL: [TenantState; 9] = [
+    pub const ALL: [TenantState; 10] = [
         TenantState::Starting,
         TenantState::Active,
         TenantState::Throttled,
+        TenantState::Unreachable,
         TenantState::ConsentRevoked,
         TenantState::KeyRevoked,
         TenantState::AccessDenied,
@@ -55,6 +59,7 @@ impl TenantState {
             TenantState::Starting => "starting",
             TenantState::Active => "active",
             TenantState::Throttled => "throttled",
+            TenantState::Unreachable => "unreachable",
             TenantState::ConsentRevoked => "consent_revoked",
             TenantState::KeyRevoked => "key_revoked",
             TenantState::AccessDenied => "access_denied",

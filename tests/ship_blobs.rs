@@ -373,13 +373,7 @@ async fn role_removed_mid_run_stops_only_that_tenant_and_resumes() {
         "",
     );
     let mut daemon = w.spawn_daemon(&cfg, "daemon.log");
-    let (c, f) = (w.seeder("contoso").await, w.seeder("fabrikam").await);
-    c.put_block_blob(AUDIT, "one.json", log_lines("c1", 0, 10))
-        .await
-        .unwrap();
-    f.put_block_blob(AUDIT, "one.json", log_lines("f1", 0, 10))
-        .await
-        .unwrap();
+    let (c, f) = one_blob_each(&w).await;
     assert!(
         eventually(30, || async {
             record_counts(&w.destination().await).len() == 20
@@ -633,6 +627,24 @@ async fn staged_objects_are_exact_at_every_block_boundary() {
     );
 }
 
+/// Ten records (`c1`, `f1`) in one blob in each of contoso's and fabrikam's audit containers;
+/// returns their seeders.
+async fn one_blob_each(
+    w: &World,
+) -> (
+    ferry_sim::sandbox::BlobSeeder,
+    ferry_sim::sandbox::BlobSeeder,
+) {
+    let (c, f) = (w.seeder("contoso").await, w.seeder("fabrikam").await);
+    c.put_block_blob(AUDIT, "one.json", log_lines("c1", 0, 10))
+        .await
+        .unwrap();
+    f.put_block_blob(AUDIT, "one.json", log_lines("f1", 0, 10))
+        .await
+        .unwrap();
+    (c, f)
+}
+
 /// A free local port with nothing listening on it (bound, then let go).
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -653,13 +665,7 @@ async fn forward(listener: tokio::net::TcpListener, to: std::net::SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_it_is_back() {
     let w = world(2).await;
-    let (c, f) = (w.seeder("contoso").await, w.seeder("fabrikam").await);
-    c.put_block_blob(AUDIT, "one.json", log_lines("c1", 0, 10))
-        .await
-        .unwrap();
-    f.put_block_blob(AUDIT, "one.json", log_lines("f1", 0, 10))
-        .await
-        .unwrap();
+    one_blob_each(&w).await;
     // fabrikam's storage account pinned to an address where nothing listens, as when its
     // private endpoint is gone or a firewall drops the provider's network
     let port = closed_port();

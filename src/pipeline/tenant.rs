@@ -262,6 +262,7 @@ impl TenantSupervisor {
             let (blocked, pass) = self.clone().run_until_blocked(&stops, once).await;
             totals.shipped += pass.shipped;
             totals.failed += pass.failed;
+            totals.unreachable += pass.unreachable;
             let Some(b) = blocked else {
                 return totals;
             };
@@ -438,6 +439,7 @@ impl TenantSupervisor {
             if let Ok(t) = r {
                 totals.shipped += t.shipped;
                 totals.failed += t.failed;
+                totals.unreachable += t.unreachable;
             }
         }
         while workers.join_next().await.is_some() {}

@@ -665,21 +665,27 @@ async fn forward(listener: tokio::net::TcpListener, to: std::net::SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_it_is_back() {
     let w = world(2).await;
-    one_blob_each(&w).await;
-    // fabrikam's storage account pinned to an address where nothing listens, as when its
-    // private endpoint is gone or a firewall drops the provider's network
+    let (_, f) = one_blob_each(&w).await;
+    f.put_block_blob(AUDIT, "two.json", log_lines("f2", 0, 10))
+        .await
+        .unwrap();
+    // fabrikam's `audit` source reaches its account at an address where nothing listens, as
+    // when its private endpoint is gone; its `second` source (other blobs) still connects
     let port = closed_port();
     let mut cut = SourceSpec::records("audit");
-    cut.extra = format!("  resolve = \"127.0.0.1:{port}\"\n");
+    cut.extra = format!("  prefix = \"one\"\n  resolve = \"127.0.0.1:{port}\"\n");
+    let mut second = SourceSpec::records("second");
+    second.extra = "  prefix = \"two\"\n".into();
     let cfg = w.config(
         &[
             ("contoso", vec![SourceSpec::records("audit")]),
-            ("fabrikam", vec![cut]),
+            ("fabrikam", vec![cut, second]),
         ],
         "",
     );
 
-    // one pass: contoso ships; fabrikam is `unreachable` (not `throttled`), with what to check
+    // one pass: contoso and fabrikam's second source ship; fabrikam is `unreachable` (not
+    // `throttled`, and not `active` because its other source is), with what to check
     let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
@@ -698,6 +704,7 @@ async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_i
     );
     let counts = record_counts(&w.destination().await);
     expect_each_once(&counts, "c1", 10);
+    expect_each_once(&counts, "f2", 10);
     assert!(!counts.keys().any(|k| k.starts_with("f1-")), "{counts:?}");
 
     // `ferry check` names the same cause
@@ -716,6 +723,21 @@ async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_i
         "{}",
         w.log("daemon.log")
     );
+    // and stays so while its healthy source goes on polling (every second) beside it
+    let last_change = || {
+        w.log("daemon.log")
+            .lines()
+            .filter(|l| l.contains("\"tenant\":\"fabrikam\"") && l.contains("\"to\":"))
+            .last()
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(
+        last_change().contains("\"to\":\"unreachable\""),
+        "{}",
+        w.log("daemon.log")
+    );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("listen on the cut port again");
@@ -731,12 +753,7 @@ async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_i
         w.log("daemon.log")
     );
     assert!(
-        eventually(10, || async {
-            w.log("daemon.log")
-                .lines()
-                .any(|l| l.contains("\"tenant\":\"fabrikam\"") && l.contains("\"to\":\"active\""))
-        })
-        .await,
+        eventually(10, || async { last_change().contains("\"to\":\"active\"") }).await,
         "{}",
         w.log("daemon.log")
     );
@@ -744,6 +761,7 @@ async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_i
     let _ = daemon.wait();
     proxy.abort();
     let counts = record_counts(&w.destination().await);
-    expect_each_once(&counts, "c1", 10);
-    expect_each_once(&counts, "f1", 10);
+    for tag in ["c1", "f1", "f2"] {
+        expect_each_once(&counts, tag, 10);
+    }
 }

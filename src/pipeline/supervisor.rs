@@ -258,6 +258,7 @@ impl Supervisor {
                 prefix: b.prefix.clone(),
                 poll_interval: b.poll_interval.get(),
                 refusal,
+                health: Default::default(),
             });
         }
         Ok(Arc::new(TenantSupervisor {

@@ -78,6 +78,44 @@ pub struct SourceRuntime {
     pub poll_interval: Duration,
     /// Set when the source cannot run (e.g. a public endpoint where a private one is required).
     pub refusal: Option<(TenantState, String, String)>,
+    /// How the source's last poll went; the tenant shows the worst of its sources.
+    pub health: std::sync::Mutex<PollHealth>,
+}
+
+/// How a source's last poll went, mildest first.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PollHealth {
+    /// Nothing failed.
+    #[default]
+    Healthy,
+    /// Something failed and will be retried: the service was busy or a transfer broke.
+    Throttled,
+    /// Every failure was a connection that could not be made to the customer's endpoint.
+    Unreachable,
+}
+
+impl PollHealth {
+    /// From one poll's totals.
+    fn of(t: &TenantTotals) -> PollHealth {
+        if t.failed == 0 {
+            PollHealth::Healthy
+        } else if t.unreachable == t.failed {
+            PollHealth::Unreachable
+        } else {
+            PollHealth::Throttled
+        }
+    }
+
+    /// The tenant state this health shows as, and what to do about it.
+    fn state(self) -> (TenantState, Option<String>) {
+        match self {
+            PollHealth::Healthy => (TenantState::Active, None),
+            PollHealth::Throttled => (TenantState::Throttled, None),
+            PollHealth::Unreachable => {
+                (TenantState::Unreachable, Some(UNREACHABLE_FIX.to_string()))
+            }
+        }
+    }
 }
 
 /// Why a tenant stopped shipping.
@@ -479,15 +517,16 @@ impl TenantSupervisor {
                         // the blocked state comes from the refusal itself, not "throttled"
                         return totals;
                     }
-                    // every failure a missing connection: the endpoint is down or cut off,
-                    // not busy
-                    let (state, fix) = if t.failed == 0 {
-                        (TenantState::Active, None)
-                    } else if t.unreachable == t.failed {
-                        (TenantState::Unreachable, Some(UNREACHABLE_FIX.to_string()))
-                    } else {
-                        (TenantState::Throttled, None)
-                    };
+                    *source.health.lock().unwrap_or_else(|e| e.into_inner()) = PollHealth::of(&t);
+                    // the worst of the tenant's sources, so that one healthy source does not
+                    // hide another that cannot connect
+                    let worst = self
+                        .sources
+                        .iter()
+                        .map(|s| *s.health.lock().unwrap_or_else(|e| e.into_inner()))
+                        .max()
+                        .unwrap_or_default();
+                    let (state, fix) = worst.state();
                     if self
                         .board
                         .state(&self.name)
@@ -706,6 +745,31 @@ fn error_class(e: &ShipError) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_poll_is_unreachable_only_when_every_failure_was_a_missing_connection() {
+        let poll = |failed, unreachable| TenantTotals {
+            failed,
+            unreachable,
+            ..TenantTotals::default()
+        };
+        assert_eq!(PollHealth::of(&poll(0, 0)), PollHealth::Healthy);
+        assert_eq!(PollHealth::of(&poll(3, 3)), PollHealth::Unreachable);
+        assert_eq!(PollHealth::of(&poll(3, 2)), PollHealth::Throttled);
+        assert_eq!(PollHealth::of(&poll(1, 0)), PollHealth::Throttled);
+        // the tenant shows its worst source
+        let worst = [
+            PollHealth::Healthy,
+            PollHealth::Unreachable,
+            PollHealth::Throttled,
+        ]
+        .into_iter()
+        .max();
+        assert_eq!(worst, Some(PollHealth::Unreachable));
+        assert_eq!(PollHealth::Unreachable.state().0, TenantState::Unreachable);
+        assert!(PollHealth::Unreachable.state().1.is_some());
+        assert_eq!(PollHealth::Healthy.state(), (TenantState::Active, None));
+    }
 
     #[test]
     fn growing_blobs_wait_for_a_batch_but_not_forever() {

@@ -727,8 +727,7 @@ async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_i
     let last_change = || {
         w.log("daemon.log")
             .lines()
-            .filter(|l| l.contains("\"tenant\":\"fabrikam\"") && l.contains("\"to\":"))
-            .last()
+            .rfind(|l| l.contains("\"tenant\":\"fabrikam\"") && l.contains("\"to\":"))
             .map(str::to_string)
             .unwrap_or_default()
     };

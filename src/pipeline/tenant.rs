@@ -362,10 +362,11 @@ impl TenantSupervisor {
             if let Err(e) = s.ctx.reader.list_page(s.prefix.as_deref(), None, 1).await {
                 let e = list_error(e);
                 let (state, fix) = if e.is_source_unreachable() {
-                    (TenantState::Unreachable, UNREACHABLE_FIX.to_string())
+                    PollHealth::Unreachable
                 } else {
-                    (TenantState::Throttled, String::new())
-                };
+                    PollHealth::Throttled
+                }
+                .state();
                 return Err(blocking_state(
                     &e,
                     &self.consent_url,
@@ -374,7 +375,7 @@ impl TenantSupervisor {
                 .unwrap_or(Blocked {
                     state,
                     reason: e.to_string(),
-                    fix,
+                    fix: fix.unwrap_or_default(),
                 }));
             }
             if let Some(key) = &s.ctx.key {

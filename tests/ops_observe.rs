@@ -284,9 +284,7 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_says_when_no_ferry_is_listening() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = format!("127.0.0.1:{}", ferry_sim::sandbox::free_port().unwrap());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["status", "--url", &format!("http://{addr}")])
         .output()

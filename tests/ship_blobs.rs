@@ -645,12 +645,6 @@ async fn one_blob_each(
     (c, f)
 }
 
-/// A free local port with nothing listening on it (bound, then let go).
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
 /// Forwards every connection on `listener` to `to` (the customer's endpoint coming back).
 async fn forward(listener: tokio::net::TcpListener, to: std::net::SocketAddr) {
     while let Ok((mut inbound, _)) = listener.accept().await {
@@ -671,7 +665,8 @@ async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_i
         .unwrap();
     // fabrikam's `audit` source reaches its account at an address where nothing listens, as
     // when its private endpoint is gone; its `second` source (other blobs) still connects
-    let port = closed_port();
+    // a port nothing listens on (free a moment ago)
+    let port = ferry_sim::sandbox::free_port().expect("a free port");
     let mut cut = SourceSpec::records("audit");
     cut.extra = format!("  prefix = \"one\"\n  resolve = \"127.0.0.1:{port}\"\n");
     let mut second = SourceSpec::records("second");

@@ -82,14 +82,14 @@ pub fn azurite_bin() -> Result<PathBuf, SandboxError> {
 /// A port that was free a moment ago.
 pub fn free_port() -> Result<u16, SandboxError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| SandboxError::Io {
-        what: "finding a free port for azurite".into(),
+        what: "finding a free local port".into(),
         source: e,
     })?;
     listener
         .local_addr()
         .map(|a| a.port())
         .map_err(|e| SandboxError::Io {
-            what: "finding a free port".into(),
+            what: "finding a free local port".into(),
             source: e,
         })
 }

@@ -39,7 +39,7 @@ use crate::ca::SandboxCertificates;
 use crate::server::{serve, RunningSim, ServeConfig};
 use crate::state::{lock, Settings, SimConfig, SimState};
 
-pub use azurite::{azurite_bin, repo_root, AzuritePersistence};
+pub use azurite::{azurite_bin, free_port, repo_root, AzuritePersistence};
 pub use demo::{run_demo_sandbox, start_demo_sandbox, DemoIds, DemoPorts};
 pub use demo_data::{admin_from_dir, list_container, DemoData, DemoSeeder};
 pub use onboard::{Customer, CustomerSpec, Provider, ProviderSpec};

@@ -322,3 +322,69 @@ async fn a_bad_region_late_in_a_records_blob_commits_nothing_of_it() {
     assert!(shipped_from(&dest, "records-bad.json").is_empty(), "{text}");
     assert_eq!(quarantined(&w, "contoso", "rec").len(), 1, "{text}");
 }
+
+/// A customer's Key Vault that Ferry cannot connect to (its private endpoint removed: here the
+/// source's `decrypt.resolve` points at a port nothing listens on) makes that tenant
+/// `unreachable`, not `throttled`, and says which vault to look at; nothing of its encrypted
+/// blobs ships, decrypted or not; the other tenant ships; `ferry check` names the same cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_key_vault_is_reported_as_such_and_nothing_of_that_tenant_ships() {
+    let w = world(2).await;
+    let c = "insights-logs-auditevent";
+    let mut plains = Vec::new();
+    for (i, t) in ["contoso", "fabrikam"].into_iter().enumerate() {
+        let plain = bytes(5_000 + i, i as u8);
+        let s = seal(&w, t, &plain, "2.0", 4 * MIB, Nonces::Python).await;
+        let name = format!("{t}-sealed");
+        upload(&w, t, c, &name, &s.body, Some(&s.encryption_data), &[], 1).await;
+        plains.push((name, plain));
+    }
+    let port = ferry_sim::sandbox::free_port().expect("a free port");
+    let mut cut = SourceSpec::copy("enc", c);
+    cut.extra = format!(
+        "  decrypt = {{ key = \"{}\", resolve = \"127.0.0.1:{port}\" }}\n",
+        key_url("contoso")
+    );
+    let mut fine = SourceSpec::copy("enc", c);
+    fine.extra = format!("  decrypt = {{ key = \"{}\" }}\n", key_url("fabrikam"));
+    let cfg = w.config(&[("contoso", vec![cut]), ("fabrikam", vec![fine])], "");
+
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let row = |tenant: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(tenant))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("contoso").contains("unreachable"), "{text}");
+    assert!(row("fabrikam").contains("active"), "{text}");
+    assert!(
+        text.contains("no connection to the customer's storage endpoint or key vault"),
+        "{text}"
+    );
+    assert!(text.contains("connection failed"), "{text}");
+    let dest = w.destination().await;
+    assert!(shipped_from(&dest, &plains[0].0).is_empty(), "{text}");
+    let shipped = shipped_from(&dest, &plains[1].0);
+    assert_eq!(shipped.len(), 1, "{text}");
+    assert!(
+        shipped[0].1 == plains[1].1,
+        "fabrikam's blob ships decrypted"
+    );
+
+    let out = w.ferry(&["check", "-c", cfg.to_str().unwrap(), "--tenant", "contoso"]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("[unreachable] no connection to vault"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not attempted: no answer from the vault"),
+        "{text}"
+    );
+}

@@ -140,24 +140,20 @@ pub async fn check_key(
             }
         }
         Err(r) => {
+            let skipped = if r.status == 0 {
+                "not attempted: no answer from the vault"
+            } else {
+                "not attempted: the vault did not answer as Key Vault does"
+            };
             rows.push(CheckRow::fail(
                 scope,
                 CheckKind::VaultTenant,
                 &key.host,
                 keyvault::explain(&r, &key, "challenge"),
             ));
-            rows.push(CheckRow::skip(
-                scope,
-                CheckKind::Key,
-                &key_target,
-                "not attempted: the vault did not answer as Key Vault does".into(),
-            ));
-            rows.push(CheckRow::skip(
-                scope,
-                CheckKind::Unwrap,
-                &key_target,
-                "not attempted: the vault did not answer as Key Vault does".into(),
-            ));
+            for kind in [CheckKind::Key, CheckKind::Unwrap] {
+                rows.push(CheckRow::skip(scope, kind, &key_target, skipped.into()));
+            }
             return rows;
         }
     }

@@ -109,7 +109,13 @@ async fn refusal(resp: reqwest::Response) -> VaultRefusal {
 fn network(e: &reqwest::Error) -> VaultRefusal {
     VaultRefusal {
         status: 0,
-        code: "Network".into(),
+        // no connection at all (refused, no route, DNS) against one that broke or timed out
+        code: if e.is_connect() {
+            "NoConnection"
+        } else {
+            "Network"
+        }
+        .into(),
         inner: None,
         message: crate::identity::describe_reqwest(e),
     }
@@ -356,6 +362,10 @@ pub fn explain(r: &VaultRefusal, key: &KeyUrl, operation: &str) -> Failure {
             TenantState::KeyRevoked,
             format!("the customer must allow unwrapKey in the permitted operations of key {k} in vault {v}"),
         ),
+        (0, "NoConnection") => f(
+            TenantState::Unreachable,
+            format!("no connection to vault {v}: check its DNS name (or decrypt.resolve), its private endpoint and the network path from Ferry, then run ferry check again"),
+        ),
         (429, _) | (500..=599, _) | (0, _) => f(
             TenantState::Throttled,
             format!("vault {v} is unreachable or busy: check the network path (and decrypt.resolve), then run ferry check again"),
@@ -425,6 +435,17 @@ mod tests {
         let f = explain(&r(404, "KeyNotFound", None), &key, "read");
         assert_eq!(f.state, TenantState::KeyRevoked);
         let f = explain(&r(503, "ServiceUnavailable", None), &key, "read");
+        assert_eq!(f.state, TenantState::Throttled);
+        // a connection that could not be made is told apart from one that broke
+        let f = explain(&r(0, "NoConnection", None), &key, "read");
+        assert_eq!(f.state, TenantState::Unreachable);
+        assert!(
+            f.fix
+                .starts_with("no connection to vault kv.vault.azure.net"),
+            "{}",
+            f.fix
+        );
+        let f = explain(&r(0, "Network", None), &key, "read");
         assert_eq!(f.state, TenantState::Throttled);
     }
 }

@@ -82,7 +82,7 @@ pub enum KeyVaultError {
         /// The token failure.
         source: Box<TokenError>,
     },
-    /// The vault could not be reached.
+    /// The vault could not be reached, or the connection broke.
     #[error("key vault {key} unreachable for tenant {tenant_id}: {reason}")]
     Unreachable {
         /// The key URL.
@@ -91,6 +91,10 @@ pub enum KeyVaultError {
         tenant_id: String,
         /// What happened.
         reason: String,
+        /// No connection could be made at all (refused, no route, DNS): the vault's endpoint
+        /// is gone from Ferry's network, as when its private endpoint was removed; not a busy
+        /// vault or a connection that broke.
+        no_connection: bool,
     },
     /// A success answer that is not what the contract says.
     #[error("key vault answer for {operation} on {key} is malformed: {reason}")]
@@ -475,7 +479,8 @@ impl KeyVaultClient {
             let resp = req.send().await.map_err(|e| KeyVaultError::Unreachable {
                 key: self.key_url.clone(),
                 tenant_id: self.tenant_id.clone(),
-                reason: e.to_string(),
+                reason: crate::identity::describe_reqwest(&e),
+                no_connection: e.is_connect(),
             })?;
             let status = resp.status().as_u16();
             let retry_after = crate::identity::retry_after(resp.headers());
@@ -487,7 +492,8 @@ impl KeyVaultClient {
             let bytes = resp.bytes().await.map_err(|e| KeyVaultError::Unreachable {
                 key: self.key_url.clone(),
                 tenant_id: self.tenant_id.clone(),
-                reason: e.to_string(),
+                reason: crate::identity::describe_reqwest(&e),
+                no_connection: false,
             })?;
             if (200..300).contains(&status) {
                 return Ok(bytes.to_vec());

@@ -98,10 +98,15 @@ impl ShipError {
         matches!(self, ShipError::Source(SourceError::Blob(e)) if matches!(e.class, BlobErrorClass::Changed | BlobErrorClass::NotFound))
     }
 
-    /// True when no connection could be made to the customer's storage endpoint (the provider's
-    /// own destination does not count: that is every tenant's trouble, not this one's).
+    /// True when no connection could be made to one of the customer's endpoints: the storage
+    /// account, or the Key Vault of a decrypting source (the provider's own destination does not
+    /// count: that is every tenant's trouble, not this one's).
     pub fn is_source_unreachable(&self) -> bool {
-        matches!(self, ShipError::Source(SourceError::Blob(e)) if e.no_connection)
+        match self {
+            ShipError::Source(SourceError::Blob(e)) => e.no_connection,
+            ShipError::Key(KeyVaultError::Unreachable { no_connection, .. }) => *no_connection,
+            _ => false,
+        }
     }
 }
 

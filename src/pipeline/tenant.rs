@@ -381,15 +381,21 @@ impl TenantSupervisor {
             if let Some(key) = &s.ctx.key {
                 if let Err(e) = key.probe().await {
                     let e = ShipError::Key(e);
+                    let (state, fix) = if e.is_source_unreachable() {
+                        PollHealth::Unreachable
+                    } else {
+                        PollHealth::Throttled
+                    }
+                    .state();
                     return Err(blocking_state(
                         &e,
                         &self.consent_url,
                         s.ctx.reader.container().container(),
                     )
                     .unwrap_or(Blocked {
-                        state: TenantState::Throttled,
+                        state,
                         reason: e.to_string(),
-                        fix: String::new(),
+                        fix: fix.unwrap_or_default(),
                     }));
                 }
             }
@@ -717,7 +723,7 @@ impl TenantSupervisor {
 }
 
 /// What an operator does about a customer endpoint Ferry cannot connect to.
-const UNREACHABLE_FIX: &str = "no connection to the customer's storage endpoint: check its DNS name (or the source's `resolve` pin), the private endpoint and the network path from Ferry to it; Ferry retries every poll and resumes by itself";
+const UNREACHABLE_FIX: &str = "no connection to the customer's storage endpoint or key vault named in the error: check its DNS name (or the source's `resolve` or `decrypt.resolve` pin), its private endpoint and the network path from Ferry to it; Ferry retries every poll and resumes by itself";
 
 fn error_class(e: &ShipError) -> (&'static str, &'static str) {
     match e {

@@ -6,7 +6,7 @@ mod cmk_support;
 mod common;
 
 use cmk_support::{bytes, key_url, quarantined, seal, shipped_from, upload, Nonces};
-use common::{output_text, world, SourceSpec};
+use common::{output_text, summary_row, world, SourceSpec};
 
 const MIB: usize = 1024 * 1024;
 
@@ -352,16 +352,11 @@ async fn an_unreachable_key_vault_is_reported_as_such_and_nothing_of_that_tenant
     let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let row = |tenant: &str| {
-        stdout
-            .lines()
-            .find(|l| l.trim_start().starts_with(tenant))
-            .unwrap_or_default()
-            .to_string()
-    };
-    assert!(row("contoso").contains("unreachable"), "{text}");
-    assert!(row("fabrikam").contains("active"), "{text}");
+    assert!(
+        summary_row(&out, "contoso").contains("unreachable"),
+        "{text}"
+    );
+    assert!(summary_row(&out, "fabrikam").contains("active"), "{text}");
     assert!(
         text.contains("no connection to the customer's storage endpoint or key vault"),
         "{text}"

@@ -255,6 +255,15 @@ pub fn output_text(o: &Output) -> String {
     )
 }
 
+/// A tenant's row in the summary `ferry run --once` prints (empty when there is none).
+pub fn summary_row(o: &Output, tenant: &str) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.trim_start().starts_with(tenant))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Path helper.
 pub fn p(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)

@@ -106,6 +106,15 @@ impl PollHealth {
         }
     }
 
+    /// From one failure that is not a refusal.
+    fn of_failure(e: &ShipError) -> PollHealth {
+        if e.is_source_unreachable() {
+            PollHealth::Unreachable
+        } else {
+            PollHealth::Throttled
+        }
+    }
+
     /// The tenant state this health shows as, and what to do about it.
     fn state(self) -> (TenantState, Option<String>) {
         match self {
@@ -359,48 +368,30 @@ impl TenantSupervisor {
                     fix: fix.clone(),
                 });
             }
+            let container = s.ctx.reader.container().container();
             if let Err(e) = s.ctx.reader.list_page(s.prefix.as_deref(), None, 1).await {
-                let e = list_error(e);
-                let (state, fix) = if e.is_source_unreachable() {
-                    PollHealth::Unreachable
-                } else {
-                    PollHealth::Throttled
-                }
-                .state();
-                return Err(blocking_state(
-                    &e,
-                    &self.consent_url,
-                    s.ctx.reader.container().container(),
-                )
-                .unwrap_or(Blocked {
-                    state,
-                    reason: e.to_string(),
-                    fix: fix.unwrap_or_default(),
-                }));
+                return Err(self.probe_failure(&list_error(e), container));
             }
             if let Some(key) = &s.ctx.key {
                 if let Err(e) = key.probe().await {
-                    let e = ShipError::Key(e);
-                    let (state, fix) = if e.is_source_unreachable() {
-                        PollHealth::Unreachable
-                    } else {
-                        PollHealth::Throttled
-                    }
-                    .state();
-                    return Err(blocking_state(
-                        &e,
-                        &self.consent_url,
-                        s.ctx.reader.container().container(),
-                    )
-                    .unwrap_or(Blocked {
-                        state,
-                        reason: e.to_string(),
-                        fix: fix.unwrap_or_default(),
-                    }));
+                    return Err(self.probe_failure(&ShipError::Key(e), container));
                 }
             }
         }
         Ok(())
+    }
+
+    /// What a failed re-check shows: the refusal's state when it is one, else what a poll with
+    /// this one failure would show (`unreachable` or `throttled`).
+    fn probe_failure(&self, e: &ShipError, container: &str) -> Blocked {
+        blocking_state(e, &self.consent_url, container).unwrap_or_else(|| {
+            let (state, fix) = PollHealth::of_failure(e).state();
+            Blocked {
+                state,
+                reason: e.to_string(),
+                fix: fix.unwrap_or_default(),
+            }
+        })
     }
 
     /// One stretch of shipping, until a blocking refusal, the drain signal, or (once) one pass.

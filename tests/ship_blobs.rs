@@ -755,3 +755,64 @@ async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_i
         expect_each_once(&counts, tag, 10);
     }
 }
+
+/// SIGTERM gives objects in flight `shutdown_grace` to finish; once it is over Ferry drops them
+/// where they are, requests included, and exits, instead of waiting on a destination that does
+/// not answer. Nothing of the abandoned object is committed; the next run ships it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drops_uploads_still_in_flight_when_the_grace_is_over() {
+    let w = world(1).await;
+    let body: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    w.seeder("contoso")
+        .await
+        .put_block_blob(AUDIT, "big.bin", body.clone())
+        .await
+        .unwrap();
+    // the destination holds the object's upload for a minute before it answers
+    let admin = w.sandbox.admin();
+    admin
+        .add_fault(&FaultSpec {
+            host: Some("providerlogs.blob.sandbox.test".into()),
+            method: Some("PUT".into()),
+            latency_ms: Some(60_000),
+            count: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // the test configuration's `shutdown_grace` is 5 s
+    let cfg = w.config(&[("contoso", vec![SourceSpec::copy("exports", AUDIT)])], "");
+    let mut daemon = w.spawn_daemon(&cfg, "daemon.log");
+    // a count-limited fault is gone from the list once a request met it: the upload is held
+    assert!(
+        eventually(30, || async {
+            admin.get("/faults").await.unwrap()["faults"]
+                .as_array()
+                .is_some_and(|f| f.is_empty())
+        })
+        .await,
+        "the upload never started:\n{}",
+        w.log("daemon.log")
+    );
+    let asked = std::time::Instant::now();
+    let status = daemon
+        .terminate(std::time::Duration::from_secs(40))
+        .await
+        .unwrap_or_else(|| panic!("ferry did not stop:\n{}", w.log("daemon.log")));
+    let took = asked.elapsed();
+    assert!(status.success(), "{status}\n{}", w.log("daemon.log"));
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "stopped {took:?} after SIGTERM with a 5 s grace:\n{}",
+        w.log("daemon.log")
+    );
+    assert!(w.log("daemon.log").contains("Grace period over"));
+    assert!(w.destination().await.is_empty(), "nothing is committed");
+
+    // the next run ships it, once and whole
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let dest = w.destination().await;
+    assert_eq!(dest.len(), 1, "{:?}", dest.keys());
+    assert!(dest.values().next().unwrap().1 == body);
+}

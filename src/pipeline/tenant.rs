@@ -423,9 +423,15 @@ impl TenantSupervisor {
                         let Ok(_slot) = slots.acquire().await else {
                             return;
                         };
-                        let result =
-                            in_scope(&name, &job.ctx.cfg.name, job.ctx.ship(&job.item, &stop))
-                                .await;
+                        // once the tenant stops (a refusal, or the shutdown grace is over) an
+                        // object in flight is dropped where it is, its requests with it: nothing
+                        // more of it is sent, and an abandoned object was never committed
+                        let ship =
+                            in_scope(&name, &job.ctx.cfg.name, job.ctx.ship(&job.item, &stop));
+                        let result = tokio::select! {
+                            r = ship => r,
+                            _ = stop.cancelled() => Err(ShipError::Stopped),
+                        };
                         if let Err(e) = &result {
                             if blocking_state(e, "", "").is_some() {
                                 // a refusal that stops the tenant: the other workers' jobs must

@@ -401,14 +401,7 @@ async fn role_removed_mid_run_stops_only_that_tenant_and_resumes() {
         "fabrikam stalled while contoso was denied:\n{}",
         w.log("daemon.log")
     );
-    assert!(
-        eventually(10, || async {
-            w.log("daemon.log").contains("access_denied")
-        })
-        .await,
-        "{}",
-        w.log("daemon.log")
-    );
+    w.expect_in_log("daemon.log", "access_denied", 10).await;
     assert!(!record_counts(&w.destination().await)
         .keys()
         .any(|k| k.starts_with("c2-")));
@@ -706,14 +699,8 @@ async fn an_unreachable_customer_endpoint_is_reported_as_such_and_resumes_when_i
 
     // the daemon reports it, then resumes by itself once the endpoint answers again
     let mut daemon = w.spawn_daemon(&cfg, "daemon.log");
-    assert!(
-        eventually(30, || async {
-            w.log("daemon.log").contains("\"to\":\"unreachable\"")
-        })
-        .await,
-        "{}",
-        w.log("daemon.log")
-    );
+    w.expect_in_log("daemon.log", "\"to\":\"unreachable\"", 30)
+        .await;
     // and stays so while its healthy source goes on polling (every second) beside it
     let last_change = || {
         w.log("daemon.log")

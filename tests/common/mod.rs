@@ -322,6 +322,17 @@ impl World {
     pub fn log(&self, log_name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(log_name)).unwrap_or_default()
     }
+
+    /// Waits up to `secs` for `needle` to appear in the log `log_name`; fails the test with the
+    /// whole log when it does not.
+    pub async fn expect_in_log(&self, log_name: &str, needle: &str, secs: u64) {
+        let seen = eventually(secs, || async { self.log(log_name).contains(needle) }).await;
+        assert!(
+            seen,
+            "{needle:?} not in {log_name}:\n{}",
+            self.log(log_name)
+        );
+    }
 }
 
 /// A `ferry run` started by [`World::spawn_daemon`]: a `Child` that is killed on drop.

@@ -114,6 +114,30 @@ fn config_schema_is_json_with_every_section() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
+    // `ferry config schema | head -1`: the reader is gone before Ferry writes. The read end is
+    // closed before the process starts, so every write meets EPIPE, deterministically.
+    for args in [
+        &["config", "schema"][..],
+        &["consent-url", "-c", "config/local.toml"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("FERRY_CONFIG")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("the ferry binary runs");
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "ferry {args:?} panicked: {err}");
+        assert_eq!(out.status.code(), Some(0), "ferry {args:?}: {err}");
+    }
+}
+
+#[test]
 fn cat_of_an_unreachable_object_fails_with_exit_1_and_prints_nothing() {
     // no sandbox runs for this test: provider storage cannot be reached
     let args = [

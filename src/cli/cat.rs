@@ -2,7 +2,6 @@
 //! key when it was kept under the customer's key, decompressed, and checked against the length
 //! and SHA-256 in its metadata. The work is `cmk::read_shipped`; this file only prints.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -39,16 +38,10 @@ pub fn run(args: CatArgs) -> ExitCode {
         }
     };
     match runtime.block_on(crate::cmk::read_shipped(&loaded, &args.blob_url)) {
-        Ok(plain) => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(&plain).and_then(|()| out.flush()) {
-                Ok(()) => ExitCode::from(EXIT_OK),
-                Err(e) => {
-                    eprintln!("ferry cat: cannot write to stdout: {e}");
-                    ExitCode::from(EXIT_RUNTIME)
-                }
-            }
-        }
+        Ok(plain) => match super::write_stdout("cat", &plain) {
+            Ok(()) => ExitCode::from(EXIT_OK),
+            Err(code) => code,
+        },
         Err(e) => {
             eprintln!("ferry cat: {e}");
             ExitCode::from(EXIT_RUNTIME)

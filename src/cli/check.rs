@@ -87,10 +87,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     };
     let report = runtime.block_on(run_checks(&loaded, &http, &tokens, args.tenant.as_deref()));
-    if args.json {
-        println!("{}", render_json(&report));
+    let text = if args.json {
+        format!("{}\n", render_json(&report))
     } else {
-        print!("{}", render_human(&report));
+        render_human(&report)
+    };
+    if let Err(code) = super::write_stdout("check", text.as_bytes()) {
+        return code;
     }
     if report.ok() {
         ExitCode::from(EXIT_OK)

@@ -12,6 +12,8 @@ pub fn schema_json() -> String {
 
 /// Runs `ferry config schema`.
 pub fn run() -> ExitCode {
-    println!("{}", schema_json());
-    ExitCode::SUCCESS
+    match super::write_stdout("config schema", format!("{}\n", schema_json()).as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
 }

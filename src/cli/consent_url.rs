@@ -29,10 +29,7 @@ pub fn run(args: ConsentUrlArgs) -> ExitCode {
     };
     match &args.tenant {
         Some(name) => match loaded.tenant(name) {
-            Some(t) => {
-                println!("{}", loaded.consent_url(t));
-                ExitCode::SUCCESS
-            }
+            Some(t) => emit(&format!("{}\n", loaded.consent_url(t))),
             None => {
                 let names: Vec<&str> = loaded
                     .config
@@ -56,10 +53,20 @@ pub fn run(args: ConsentUrlArgs) -> ExitCode {
             }
         },
         None => {
-            for t in &loaded.config.tenants {
-                println!("{}\t{}", t.name, loaded.consent_url(t));
-            }
-            ExitCode::SUCCESS
+            let lines: String = loaded
+                .config
+                .tenants
+                .iter()
+                .map(|t| format!("{}\t{}\n", t.name, loaded.consent_url(t)))
+                .collect();
+            emit(&lines)
         }
+    }
+}
+
+fn emit(text: &str) -> ExitCode {
+    match super::write_stdout("consent-url", text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
     }
 }

@@ -95,6 +95,25 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes a command's output to stdout in one piece.
+///
+/// A reader that went away early (`ferry config schema | head`) is not a failure: like `cat` and
+/// ripgrep, the command stops writing and exits as it would have. Rust ignores SIGPIPE, so
+/// `println!` would panic there instead. Any other write error is reported, naming the command,
+/// and comes back as the runtime exit code.
+pub(crate) fn write_stdout(command: &str, text: &[u8]) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            eprintln!("ferry {command}: cannot write to stdout: {e}");
+            Err(ExitCode::from(EXIT_RUNTIME))
+        }
+    }
+}
+
 /// Loads a config, printing every problem to stderr; `Err` carries the exit code to return.
 pub(crate) fn load_or_report(
     path: &std::path::Path,

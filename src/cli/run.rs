@@ -97,7 +97,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
         match result {
             Ok(summary) => {
-                print_summary(&summary);
+                // The summary is a report on work already done: a failed write is said on
+                // stderr but does not change the exit code, which tells whether shipping did.
+                let _ = super::write_stdout("run", summary_text(&summary).as_bytes());
                 if args.once && !summary.all_ok() {
                     ExitCode::from(EXIT_RUNTIME)
                 } else {
@@ -196,9 +198,12 @@ fn spawn_progress(board: StatusBoard) -> (indicatif::ProgressBar, tokio::task::J
     (bar, task)
 }
 
-fn print_summary(summary: &RunSummary) {
+fn summary_text(summary: &RunSummary) -> String {
+    use std::fmt::Write as _;
     let total = summary.total();
-    println!(
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "shipped {} objects, {} records ({} rejected), {:.1} MiB read, {:.1} MiB written",
         total.objects,
         total.records,
@@ -207,7 +212,8 @@ fn print_summary(summary: &RunSummary) {
         total.bytes_written as f64 / 1048576.0
     );
     for (name, (state, t)) in &summary.tenants {
-        println!(
+        let _ = writeln!(
+            text,
             "  {name:<20} {:<18} {:>6} objects {:>9} records {:>4} failed",
             state.as_str(),
             t.shipped.objects,
@@ -215,4 +221,5 @@ fn print_summary(summary: &RunSummary) {
             t.failed
         );
     }
+    text
 }

@@ -85,14 +85,10 @@ pub fn run(args: StatusArgs) -> ExitCode {
         }
     };
     if args.json {
-        println!("{}", body.trim_end());
-        return ExitCode::from(EXIT_OK);
+        return emit(&format!("{}\n", body.trim_end()));
     }
     match serde_json::from_str::<StatusDocument>(&body) {
-        Ok(doc) => {
-            print!("{}", render_table(&doc, unix_now()));
-            ExitCode::from(EXIT_OK)
-        }
+        Ok(doc) => emit(&render_table(&doc, unix_now())),
         Err(e) => {
             eprintln!("ferry status: {base}/status did not answer a Ferry status document ({e}); is that address a Ferry status server?");
             ExitCode::from(EXIT_RUNTIME)
@@ -271,5 +267,12 @@ mod tests {
         assert_eq!(ago(600), "10m");
         assert_eq!(ago(3 * 3600), "3h");
         assert_eq!(ago(-4), "0s");
+    }
+}
+
+fn emit(text: &str) -> ExitCode {
+    match super::write_stdout("status", text.as_bytes()) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(code) => code,
     }
 }

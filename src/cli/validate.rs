@@ -22,8 +22,10 @@ pub struct ValidateArgs {
 pub fn run(args: ValidateArgs) -> ExitCode {
     match super::load_or_report(&args.config.config) {
         Ok(loaded) => {
-            println!("{}", summary(&loaded));
-            ExitCode::SUCCESS
+            match super::write_stdout("validate", format!("{}\n", summary(&loaded)).as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(code) => code,
+            }
         }
         Err(code) => code,
     }

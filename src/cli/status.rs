@@ -223,6 +223,13 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
     out
 }
 
+fn emit(text: &str) -> ExitCode {
+    match super::write_stdout("status", text.as_bytes()) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(code) => code,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,12 +274,5 @@ mod tests {
         assert_eq!(ago(600), "10m");
         assert_eq!(ago(3 * 3600), "3h");
         assert_eq!(ago(-4), "0s");
-    }
-}
-
-fn emit(text: &str) -> ExitCode {
-    match super::write_stdout("status", text.as_bytes()) {
-        Ok(()) => ExitCode::from(EXIT_OK),
-        Err(code) => code,
     }
 }

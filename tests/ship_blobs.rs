@@ -200,6 +200,21 @@ async fn rewritten_block_blob_ships_again_and_odd_names_stay_inside_the_tenant()
     for i in 0..odd.len() {
         expect_each_once(&counts, &format!("odd{i}"), 1);
     }
+    // each object's `ferry_source_url` is the source blob's URL as it is: opening it reads the
+    // blob the object came from (a doubly encoded `%252e` would name a blob that is not there)
+    for (object, (meta, _)) in &dest {
+        let url = &meta["ferry_source_url"];
+        let resp = w
+            .sandbox
+            .http()
+            .get(url)
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-ms-version", ferry::blob_api::API_VERSION)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(resp.status(), 200, "{object}: ferry_source_url {url}");
+    }
     s.put_block_blob(AUDIT, "logs/one.json", log_lines("v2", 0, 7))
         .await
         .unwrap();

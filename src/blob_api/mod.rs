@@ -78,12 +78,16 @@ fn percent_encode_path(name: &str) -> String {
     out
 }
 
-/// Encodes a metadata value so it is a valid header value (percent-encoding of non-ASCII and
-/// control characters, and of `%` itself).
+/// Encodes a metadata value so it is a valid header value: printable ASCII passes as it is,
+/// anything else (non-ASCII, control characters) is percent-encoded as UTF-8.
+///
+/// `%` passes too: the value Ferry writes that can hold one is `ferry_source_url`, a URL already
+/// percent-encoded, and it must stay a URL a reader can open (escaping `%` turned `%3D` into
+/// `%253D`). Ferry's other values are names, ids, numbers and hex, printable ASCII without `%`.
 pub fn encode_metadata_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for ch in v.chars() {
-        if ch.is_ascii_graphic() && ch != '%' || ch == ' ' {
+        if ch.is_ascii_graphic() || ch == ' ' {
             out.push(ch);
         } else {
             let mut buf = [0u8; 4];
@@ -450,6 +454,8 @@ mod tests {
 
     #[test]
     fn metadata_values_are_header_safe() {
-        assert_eq!(encode_metadata_value("a/b c%ü\n"), "a/b c%25%C3%BC%0A");
+        assert_eq!(encode_metadata_value("a/b c%ü\n"), "a/b c%%C3%BC%0A");
+        let url = "https://acct.blob.core.windows.net/c/resourceId%3D/SUBSCRIPTIONS/a%20b.json";
+        assert_eq!(encode_metadata_value(url), url);
     }
 }

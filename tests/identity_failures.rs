@@ -381,3 +381,40 @@ async fn a_throttled_token_endpoint_is_transient_and_its_retry_after_is_honoured
     assert_eq!(tokens.stats(&principal, STORAGE).unwrap().0, 2);
     let _ = w.sandbox.admin().remove_fault(&fault).await;
 }
+
+/// Entra that cannot be reached at all (its host pinned to a port nothing listens on) is
+/// something time may mend, so the tenant is `throttled`, not refused; but it says why: the
+/// token endpoint it could not reach, and where to look when it lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_that_cannot_be_reached_is_named_in_the_tenant_state() {
+    let w = world(1).await;
+    let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
+    let port = ferry_sim::sandbox::free_port().expect("a free port");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let wildcard = "resolve = [{ host = \"*.sandbox.test\"";
+    assert!(text.contains(wildcard), "{text}");
+    let text = text.replacen(
+        wildcard,
+        &format!(
+            "resolve = [{{ host = \"login.sandbox.test\", address = \"127.0.0.1:{port}\" }}, {{ host = \"*.sandbox.test\""
+        ),
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(summary_row(&out, "contoso").contains("throttled"), "{text}");
+    let changed = text
+        .lines()
+        .find(|l| l.contains("\"to\":\"throttled\""))
+        .unwrap_or_else(|| panic!("no state change to throttled logged:\n{text}"));
+    assert!(
+        changed.contains("source audit: token endpoint https://login.sandbox.test"),
+        "{changed}"
+    );
+    assert!(
+        changed.contains("authority host of agent.cloud"),
+        "{changed}"
+    );
+}

@@ -190,6 +190,14 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
         s["tenants"]["contoso"]["sources"]["audit"]["last_error"]["class"], "transient",
         "{s}"
     );
+    // the tenant says why it is throttled: which source, and the answer that keeps failing
+    let reason = s["tenants"]["contoso"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.starts_with("source audit: ") && reason.contains("ServerBusy"),
+        "{s}"
+    );
     w.sandbox
         .admin_json(
             reqwest::Method::DELETE,
@@ -263,6 +271,26 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
     assert!(
         table.contains("access_denied") && table.contains("fix: "),
         "{table}"
+    );
+
+    // while it is re-checked, the customer withdraws consent too: the re-check finds the new
+    // refusal, and the source's last error says so (not the role that went missing first)
+    w.sandbox
+        .admin()
+        .revoke_consent(
+            &w.customers["contoso"].spec.tenant_id,
+            &w.provider.app_client_id,
+        )
+        .await
+        .expect("revoke consent");
+    d.wait_for(30, "contoso consent_revoked on re-check", || async {
+        state_of(&d.status().await, "contoso").as_deref() == Some("consent_revoked")
+    })
+    .await;
+    let s = d.status().await;
+    assert_eq!(
+        s["tenants"]["contoso"]["sources"]["audit"]["last_error"]["class"], "consent_revoked",
+        "{s}"
     );
 
     let output = d.stop();

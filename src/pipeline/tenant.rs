@@ -15,13 +15,13 @@ use tracing::Instrument;
 
 use crate::blob_api::BlobErrorClass;
 use crate::cmk::{KeyFailure, KeyVaultError};
-use crate::identity::{FailureClass, Principal, TokenProvider};
+use crate::identity::{FailureClass, Principal, TokenError, TokenProvider};
 use crate::sink::SinkError;
 use crate::source::SourceError;
 use crate::state::CheckpointStore;
 use crate::telemetry::events::{SourceWorkFailed, TenantRefused, TenantStateChanged};
 use crate::telemetry::metrics::in_scope;
-use crate::telemetry::status::unix_now;
+use crate::telemetry::status::{unix_now, LastError};
 use crate::telemetry::{StatusBoard, TenantState};
 
 use super::lister::{Job, SourceLister};
@@ -370,11 +370,11 @@ impl TenantSupervisor {
             }
             let container = s.ctx.reader.container().container();
             if let Err(e) = s.ctx.reader.list_page(s.prefix.as_deref(), None, 1).await {
-                return Err(self.probe_failure(&list_error(e), container));
+                return Err(self.probe_failure(&list_error(e), &s.ctx.cfg.name, container));
             }
             if let Some(key) = &s.ctx.key {
                 if let Err(e) = key.probe().await {
-                    return Err(self.probe_failure(&ShipError::Key(e), container));
+                    return Err(self.probe_failure(&ShipError::Key(e), &s.ctx.cfg.name, container));
                 }
             }
         }
@@ -382,16 +382,64 @@ impl TenantSupervisor {
     }
 
     /// What a failed re-check shows: the refusal's state when it is one, else what a poll with
-    /// this one failure would show (`unreachable` or `throttled`).
-    fn probe_failure(&self, e: &ShipError, container: &str) -> Blocked {
-        blocking_state(e, &self.consent_url, container).unwrap_or_else(|| {
+    /// this one failure would show (`unreachable` or `throttled`). It becomes the source's last
+    /// error too, so that `ferry status` does not show the refusal that first stopped the tenant
+    /// when the re-check now finds another one.
+    fn probe_failure(&self, e: &ShipError, source: &str, container: &str) -> Blocked {
+        let blocked = blocking_state(e, &self.consent_url, container).unwrap_or_else(|| {
             let (state, fix) = PollHealth::of_failure(e).state();
             Blocked {
                 state,
                 reason: e.to_string(),
-                fix: fix.unwrap_or_default(),
+                fix: fix.unwrap_or_else(|| error_class(e).1.to_string()),
             }
-        })
+        });
+        let class = if blocked.state.is_blocked() {
+            blocked.state.as_str()
+        } else {
+            error_class(e).0
+        };
+        self.board.update_source(&self.name, source, |st| {
+            st.last_error = Some(LastError {
+                at: unix_now(),
+                class: class.to_string(),
+                message: blocked.reason.clone(),
+                fix: blocked.fix.clone(),
+            })
+        });
+        blocked
+    }
+
+    /// The state, reason and fix a tenant whose worst source polled with `worst` shows. The
+    /// reason is the latest error of a source in that condition, so that `throttled` and
+    /// `unreachable` say what failed, where, and (when more than time is needed) what to do.
+    fn health_state(&self, worst: PollHealth) -> (TenantState, Option<String>, Option<String>) {
+        let (state, fix) = worst.state();
+        if worst == PollHealth::Healthy {
+            return (state, None, None);
+        }
+        let latest = self
+            .sources
+            .iter()
+            .filter(|s| *s.health.lock().unwrap_or_else(|e| e.into_inner()) == worst)
+            .filter_map(|s| {
+                let name = &s.ctx.cfg.name;
+                self.board
+                    .last_error(&self.name, name)
+                    .map(|e| (name.clone(), e))
+            })
+            .max_by_key(|(_, e)| e.at);
+        match latest {
+            Some((source, e)) => (
+                state,
+                Some(format!(
+                    "source {source}: {}; retried every poll",
+                    e.message
+                )),
+                fix.or_else(|| (!e.fix.is_empty()).then_some(e.fix)),
+            ),
+            None => (state, None, fix),
+        }
     }
 
     /// One stretch of shipping, until a blocking refusal, the drain signal, or (once) one pass.
@@ -530,13 +578,13 @@ impl TenantSupervisor {
                         .map(|s| *s.health.lock().unwrap_or_else(|e| e.into_inner()))
                         .max()
                         .unwrap_or_default();
-                    let (state, fix) = worst.state();
                     if self
                         .board
                         .state(&self.name)
                         .is_some_and(|s| !s.is_blocked())
                     {
-                        self.set_state(state, None, fix);
+                        let (state, reason, fix) = self.health_state(worst);
+                        self.set_state(state, reason, fix);
                     }
                 }
                 Err(b) => {
@@ -722,6 +770,8 @@ impl TenantSupervisor {
 /// What an operator does about a customer endpoint Ferry cannot connect to.
 const UNREACHABLE_FIX: &str = "no connection to the customer's storage endpoint or key vault named in the error: check its DNS name (or the source's `resolve` or `decrypt.resolve` pin), its private endpoint and the network path from Ferry to it; Ferry retries every poll and resumes by itself";
 
+const TOKEN_UNAVAILABLE_FIX: &str = "no token from the token endpoint named in the error; if that lasts, check this host's outbound HTTPS to the authority host of agent.cloud (every tenant needs it) and, with a managed identity credential, that the identity endpoint answers";
+
 fn error_class(e: &ShipError) -> (&'static str, &'static str) {
     match e {
         ShipError::Sink(s @ SinkError::Blob(_)) if !s.is_transient() => ("destination", s.fix()),
@@ -734,6 +784,9 @@ fn error_class(e: &ShipError) -> (&'static str, &'static str) {
             s.fix(),
         ),
         e if e.is_source_unreachable() => ("unreachable", UNREACHABLE_FIX),
+        ShipError::Source(SourceError::Token(TokenError::Unavailable { .. })) => {
+            ("transient", TOKEN_UNAVAILABLE_FIX)
+        }
         ShipError::Source(s) if s.is_transient() => ("transient", ""),
         ShipError::Source(_) => ("source", ""),
         ShipError::State(_) => ("state", "check agent.state_dir: disk space and permissions"),

@@ -36,8 +36,11 @@ impl TenantStateChanged<'_> {
         Metrics::state_change(self.tenant, self.to);
         if self.to.is_blocked() {
             tracing::warn!(tenant = %self.tenant, from = self.from.as_str(), to = self.to.as_str(), reason = %self.reason, fix = %self.fix, "Tenant stopped shipping");
-        } else {
+        } else if self.reason.is_empty() {
             tracing::info!(tenant = %self.tenant, from = self.from.as_str(), to = self.to.as_str(), "Tenant state changed");
+        } else {
+            // throttled or unreachable: still shipping what it can, retrying the rest each poll
+            tracing::warn!(tenant = %self.tenant, from = self.from.as_str(), to = self.to.as_str(), reason = %self.reason, fix = %self.fix, "Tenant state changed");
         }
     }
 }

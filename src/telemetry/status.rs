@@ -235,6 +235,14 @@ impl StatusBoard {
         }
     }
 
+    /// A source's last error, if it had one.
+    pub fn last_error(&self, tenant: &str, source: &str) -> Option<LastError> {
+        lock(&self.tenants)
+            .get(tenant)
+            .and_then(|t| t.sources.get(source))
+            .and_then(|s| s.last_error.clone())
+    }
+
     /// Updates a tenant's record (queue depth, waits).
     pub fn update_tenant(&self, tenant: &str, f: impl FnOnce(&mut TenantStatus)) {
         if let Some(t) = lock(&self.tenants).get_mut(tenant) {

@@ -290,6 +290,23 @@ async fn revocation_in_each_form_stops_only_that_tenant_at_once() {
                 w.log("daemon.log")
             )
         });
+        // the stop says what happened and, once, what to do about it
+        let log = w.log("daemon.log");
+        let stop_line = log
+            .lines()
+            .filter(|l| l.contains("Tenant stopped shipping") && l.contains("contoso"))
+            .next_back()
+            .expect("a stop line");
+        let stop: serde_json::Value = serde_json::from_str(stop_line).expect("a JSON log line");
+        let (reason, fix) = (
+            stop["reason"].as_str().unwrap_or_default(),
+            stop["fix"].as_str().unwrap_or_default(),
+        );
+        assert!(
+            !fix.is_empty() && !reason.contains(fix),
+            "{}: the fix is missing or repeated in the reason: {stop_line}",
+            form.name
+        );
         let at_stop = tenant_totals(&w.destination().await, "contoso");
         tokio::time::sleep(Duration::from_secs(3)).await;
         let dest = w.destination().await;

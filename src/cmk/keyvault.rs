@@ -58,11 +58,43 @@ pub struct Refusal {
     pub retry_after: Option<Duration>,
 }
 
+impl Refusal {
+    /// What the vault said, without the fix (for places that show the fix on its own line).
+    pub fn summary(&self) -> String {
+        format!(
+            "key vault refused {} on {} for tenant {}: {} {} ({})",
+            self.operation, self.key, self.tenant_id, self.status, self.code, self.message
+        )
+    }
+}
+
+/// A service's message cut to at most `max` bytes at a word boundary (never inside a UTF-8
+/// character), with `...` when something was cut.
+pub(crate) fn shorten_message(message: &str, max: usize) -> String {
+    let message = message.trim();
+    if message.len() <= max {
+        return message.to_string();
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = &message[..end];
+    let cut = match cut.rfind(char::is_whitespace) {
+        Some(space) if space > max / 2 => &cut[..space],
+        _ => cut,
+    };
+    format!(
+        "{}...",
+        cut.trim_end_matches(|c: char| c.is_whitespace() || c == ',' || c == '.')
+    )
+}
+
 /// Why a Key Vault call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum KeyVaultError {
     /// The vault refused or failed with an error body.
-    #[error("key vault refused {} on {} for tenant {}: {} {} ({}); {}", .0.operation, .0.key, .0.tenant_id, .0.status, .0.code, .0.message, .0.fix)]
+    #[error("{}; {}", .0.summary(), .0.fix)]
     Refused(Box<Refusal>),
     /// The vault belongs to another tenant than the one configured (401 challenge).
     #[error("key vault of {key} belongs to tenant {vault_tenant}, not to tenant {tenant_id}; refusing to send that tenant's token elsewhere: check the tenant's decrypt key URL")]
@@ -147,7 +179,7 @@ impl KeyVaultError {
 
 /// Classifies a Key Vault error answer (status, `error.code`, `innererror.code`).
 pub fn classify(status: u16, code: &str, inner: &str) -> (KeyFailure, &'static str) {
-    const REVOKED: &str = "the customer disabled or deleted the key or removed Ferry's get/wrapKey/unwrapKey permission: they must restore it; Ferry resumes by itself";
+    const REVOKED: &str = "the customer disabled or deleted the key, or removed Ferry's permission on it (get and unwrapKey; wrapKey too where objects are kept under their key): they must restore it; Ferry resumes by itself";
     match (status, inner, code) {
         (429, ..) | (500..=599, ..) => (KeyFailure::Transient, "retried with backoff"),
         (403, "ForbiddenByFirewall" | "ForbiddenByConnection", _) => (
@@ -537,8 +569,7 @@ impl KeyVaultClient {
             } else {
                 inner
             };
-            let mut message = parsed.error.message;
-            message.truncate(300);
+            let message = shorten_message(&parsed.error.message, 300);
             return Err(KeyVaultError::Refused(Box::new(Refusal {
                 operation,
                 key: self.key_url.clone(),
@@ -557,6 +588,24 @@ impl KeyVaultClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_service_messages_are_cut_at_a_word_and_never_inside_a_character() {
+        assert_eq!(shorten_message("  short  ", 300), "short");
+        let long = "The user, group or application 'appid=1234' does not have keys unwrapKey permission on key vault 'contoso-kv'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287";
+        let cut = shorten_message(long, 120);
+        assert!(cut.len() <= 123, "{cut}");
+        assert!(cut.ends_with("..."), "{cut}");
+        assert!(long.starts_with(cut.trim_end_matches("...")), "{cut}");
+        assert!(
+            long[cut.len() - 3..].starts_with([' ', ',', '.']),
+            "cut mid-word: {cut}"
+        );
+        // multi-byte characters across the limit: no panic, valid UTF-8
+        let accents = "é".repeat(200);
+        let cut = shorten_message(&accents, 301);
+        assert!(cut.ends_with("...") && cut.len() <= 304, "{cut}");
+    }
 
     #[test]
     fn errors_are_classified_by_whose_action_they_are() {

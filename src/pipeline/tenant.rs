@@ -255,11 +255,11 @@ fn blocking_state(err: &ShipError, consent_url: &str, container: &str) -> Option
                 KeyVaultError::Token { source, .. } => source.fix(consent_url),
                 other => other.to_string(),
             };
-            Some(Blocked {
-                state,
-                reason: e.to_string(),
-                fix,
-            })
+            let reason = match e {
+                KeyVaultError::Refused(r) => r.summary(),
+                other => other.to_string(),
+            };
+            Some(Blocked { state, reason, fix })
         }
         _ => None,
     }
@@ -680,7 +680,7 @@ impl TenantSupervisor {
                                     source: &ctx.cfg.name,
                                     blob: Some(&item.blob),
                                     state: b.state,
-                                    error: &e,
+                                    error: &b.reason,
                                     fix: &b.fix,
                                 }
                                 .emit(&self.board);
@@ -739,7 +739,7 @@ impl TenantSupervisor {
                         source: &ctx.cfg.name,
                         blob: None,
                         state: b.state,
-                        error: &e,
+                        error: &b.reason,
                         fix: &b.fix,
                     }
                     .emit(&self.board);

@@ -205,16 +205,45 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut msg = kind.to_string();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
+        let cause = cause_in_words(&s.to_string());
+        if !cause.is_empty() && !msg.contains(&cause) {
+            msg.push_str(": ");
+            msg.push_str(&cause);
+        }
         src = s.source();
     }
     msg
 }
 
+/// One link of an error chain as an operator should read it: without the documentation links
+/// rustls appends, and a connection closed mid-answer said in words.
+fn cause_in_words(text: &str) -> String {
+    let text = match text.find(": https://docs.rs/") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    if text.contains("close_notify") {
+        "the server closed the connection without answering (no TLS close_notify)".into()
+    } else {
+        text.trim().to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_chains_read_as_words() {
+        assert_eq!(
+            cause_in_words("peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof"),
+            "the server closed the connection without answering (no TLS close_notify)"
+        );
+        assert_eq!(
+            cause_in_words("Connection refused (os error 111)"),
+            "Connection refused (os error 111)"
+        );
+    }
 
     #[test]
     fn summary_strips_code_and_trace() {

@@ -294,8 +294,7 @@ async fn revocation_in_each_form_stops_only_that_tenant_at_once() {
         let log = w.log("daemon.log");
         let stop_line = log
             .lines()
-            .filter(|l| l.contains("Tenant stopped shipping") && l.contains("contoso"))
-            .next_back()
+            .rfind(|l| l.contains("Tenant stopped shipping") && l.contains("contoso"))
             .expect("a stop line");
         let stop: serde_json::Value = serde_json::from_str(stop_line).expect("a JSON log line");
         let (reason, fix) = (

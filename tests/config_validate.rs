@@ -189,6 +189,20 @@ fn template_without_tenant() {
     );
 }
 
+/// `ferry run` would refuse it at start; `ferry validate` (and so a reload or an upgrade check)
+/// says so first.
+#[test]
+fn template_without_name() {
+    assert_broken(
+        "template_without_name.toml",
+        &[
+            "{file}:8:8: destination.path:",
+            "does not contain {name}",
+            "help: add {name} after {tenant} and {source}",
+        ],
+    );
+}
+
 #[test]
 fn custom_cloud_missing() {
     assert_broken(

@@ -396,6 +396,35 @@ pub fn check_template(template: &str) -> Vec<Problem> {
         }
     }
     let has = |p: &str| parts.contains(&TemplatePart::Placeholder(p.into()));
+    if !has("name") {
+        out.push(problem(
+            format!("path template {template:?} does not contain {{name}}, so the objects of two source blobs of one source would be written to the same name"),
+            format!("add {{name}} after {{tenant}} and {{source}}, e.g. {example}"),
+        ));
+    }
+    // a per-object placeholder before the last of {tenant}/{tenant_id}/{source} would let a
+    // blob's name decide which tenant's prefix an object lands under
+    let position = |p: &str| {
+        parts
+            .iter()
+            .position(|x| *x == TemplatePart::Placeholder(p.into()))
+    };
+    let last_prefix = ["tenant", "tenant_id", "source"]
+        .iter()
+        .filter_map(|p| position(p))
+        .max();
+    let first_per_object = ["name", "offset", "version", "ext"]
+        .iter()
+        .filter_map(|p| position(p).map(|i| (i, *p)))
+        .min();
+    if let (Some(last), Some((first, name))) = (last_prefix, first_per_object) {
+        if first < last {
+            out.push(problem(
+                format!("path template {template:?} has {{{name}}} before {{tenant}} and {{source}}, so a source blob's name could decide whose prefix an object lands under"),
+                format!("put {{tenant}} and {{source}} first, e.g. {example}"),
+            ));
+        }
+    }
     if has("offset") && !has("version") {
         out.push(problem(
             format!("path template {template:?} has {{offset}} without {{version}}, so a rewritten or re-created source blob would overwrite part of what its earlier version shipped"),
@@ -548,12 +577,20 @@ mod tests {
         assert!(check_template("{tenant}/{name}")[0]
             .message
             .contains("{source}"));
-        assert!(check_template("/{tenant}/{source}")[0]
+        assert!(check_template("/{tenant}/{source}/{name}")[0]
             .message
             .contains("starts with '/'"));
-        assert!(check_template("{tenant}/../{source}")[0]
+        assert!(check_template("{tenant}/../{source}/{name}")[0]
             .message
             .contains(".."));
+        // what `ferry run` would refuse, `ferry validate` reports first
+        let no_name = check_template("{tenant}/{source}/{yyyy}{MM}{dd}");
+        assert_eq!(no_name.len(), 1, "{no_name:?}");
+        assert!(no_name[0].message.contains("{name}"), "{no_name:?}");
+        let early = check_template("{name}/{tenant}/{source}");
+        assert_eq!(early.len(), 1, "{early:?}");
+        assert!(early[0].message.contains("{name} before"), "{early:?}");
+        assert_eq!(check_template("{tenant}/{ext}/{source}/{name}").len(), 1);
         let unknown = check_template("{tenant}/{source}/{nmae}");
         assert!(
             unknown[0].help.contains("did you mean {name}"),

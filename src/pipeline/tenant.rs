@@ -16,7 +16,6 @@ use tracing::Instrument;
 use crate::blob_api::BlobErrorClass;
 use crate::cmk::{KeyFailure, KeyVaultError};
 use crate::identity::{FailureClass, Principal, TokenError, TokenProvider};
-use crate::sink::SinkError;
 use crate::source::SourceError;
 use crate::state::CheckpointStore;
 use crate::telemetry::events::{SourceWorkFailed, TenantRefused, TenantStateChanged};
@@ -770,19 +769,16 @@ impl TenantSupervisor {
 /// What an operator does about a customer endpoint Ferry cannot connect to.
 const UNREACHABLE_FIX: &str = "no connection to the customer's storage endpoint or key vault named in the error: check its DNS name (or the source's `resolve` or `decrypt.resolve` pin), its private endpoint and the network path from Ferry to it; Ferry retries every poll and resumes by itself";
 
+const DESTINATION_FIX: &str = "provider storage failed (the request is named in the error); Ferry retries every poll, and every tenant waits on it: check the destination account's health, its throttling and the network path to it";
+
 const TOKEN_UNAVAILABLE_FIX: &str = "no token from the token endpoint named in the error; if that lasts, check this host's outbound HTTPS to the authority host of agent.cloud (every tenant needs it) and, with a managed identity credential, that the identity endpoint answers";
 
 fn error_class(e: &ShipError) -> (&'static str, &'static str) {
     match e {
-        ShipError::Sink(s @ SinkError::Blob(_)) if !s.is_transient() => ("destination", s.fix()),
-        ShipError::Sink(s) => (
-            if s.is_transient() {
-                "transient"
-            } else {
-                "destination"
-            },
-            s.fix(),
-        ),
+        // provider storage, busy or refusing: every tenant ships there, so it is counted apart
+        // from the customer's side (the `FerryDestinationErrors` alert), transient or not
+        ShipError::Sink(s) if s.fix().is_empty() => ("destination", DESTINATION_FIX),
+        ShipError::Sink(s) => ("destination", s.fix()),
         e if e.is_source_unreachable() => ("unreachable", UNREACHABLE_FIX),
         ShipError::Source(SourceError::Token(TokenError::Unavailable { .. })) => {
             ("transient", TOKEN_UNAVAILABLE_FIX)
@@ -802,6 +798,34 @@ fn error_class(e: &ShipError) -> (&'static str, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_storage_failures_count_as_destination_errors_busy_or_refusing() {
+        let sink = |status: u16, code: &str, class| {
+            ShipError::Sink(crate::sink::SinkError::Blob(crate::blob_api::BlobError {
+                operation: "put block",
+                blob: Some("tenant=contoso/source=audit/x".into()),
+                status: Some(status),
+                code: Some(code.into()),
+                message: String::new(),
+                class,
+                retry_after: None,
+                no_connection: false,
+            }))
+        };
+        let busy = error_class(&sink(503, "ServerBusy", BlobErrorClass::Transient));
+        assert_eq!(busy, ("destination", DESTINATION_FIX));
+        let refused = error_class(&sink(
+            403,
+            "AuthorizationPermissionMismatch",
+            BlobErrorClass::AccessDenied,
+        ));
+        assert_eq!(refused.0, "destination");
+        assert!(
+            refused.1.contains("Storage Blob Data Contributor"),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn a_poll_is_unreachable_only_when_every_failure_was_a_missing_connection() {

@@ -223,6 +223,110 @@ async fn rewritten_block_blob_ships_again_and_odd_names_stay_inside_the_tenant()
     expect_each_once(&record_counts(&w.destination().await), "v2", 7);
 }
 
+/// Checkpoints that trail what was shipped by more than one object: the state directory restored
+/// from an older copy, then lost altogether, while provider storage kept every object. Growing
+/// append blobs continue after the objects the destination already holds, in both modes, instead
+/// of re-shipping from the checkpoint into an object that overlaps the later ones: every record
+/// stays exactly once, and the copy-mode ranges still tile the blob without overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_restored_from_an_older_copy_or_lost_do_not_ship_growing_blobs_twice() {
+    let w = world(1).await;
+    w.grant("contoso", "exports", "Storage Blob Data Reader")
+        .await;
+    let s = w.seeder("contoso").await;
+    let archive = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json";
+    let stream = "stream/growing.bin";
+    s.create_append_blob(AUDIT, archive).await.unwrap();
+    s.create_append_blob("exports", stream).await.unwrap();
+    let cfg = w.config(
+        &[(
+            "contoso",
+            vec![
+                SourceSpec::records("audit"),
+                SourceSpec::copy("exports", "exports"),
+            ],
+        )],
+        "",
+    );
+    let state = w.dir.path().join("state");
+    let backup = w.dir.path().join("state-backup");
+    let mut bytes = Vec::new();
+    let mut records = 0;
+    // each round appends and ships: one more object per blob, cut where the blob ended then
+    for round in 0..5usize {
+        match round {
+            // an older copy of the state directory comes back, two objects behind
+            3 => {
+                std::fs::remove_dir_all(&state).unwrap();
+                std::fs::rename(&backup, &state).unwrap();
+            }
+            // the state directory is lost
+            4 => std::fs::remove_dir_all(&state).unwrap(),
+            _ => {}
+        }
+        let n = 10 + 5 * round;
+        s.append_block(AUDIT, archive, log_lines("trail", records, n))
+            .await
+            .unwrap();
+        records += n;
+        let chunk: Vec<u8> = (0..1000 + 500 * round)
+            .map(|i| (i * 7 + round) as u8)
+            .collect();
+        s.append_block("exports", stream, chunk.clone())
+            .await
+            .unwrap();
+        bytes.extend_from_slice(&chunk);
+        let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+        let text = output_text(&out);
+        assert!(out.status.success(), "round {round}: {text}");
+        if round >= 3 {
+            assert!(
+                text.contains("The destination already holds objects past this blob's checkpoint"),
+                "round {round}: {text}"
+            );
+        }
+        if round == 0 {
+            copy_dir(&state, &backup);
+        }
+    }
+
+    let dest = w.destination().await;
+    expect_each_once(&record_counts(&dest), "trail", records);
+    // the copy objects' ranges tile the blob: no overlap, no gap, the same bytes
+    let mut ranges: Vec<(u64, u64, &Vec<u8>)> = dest
+        .iter()
+        .filter(|(n, _)| n.contains("source=exports/"))
+        .map(|(n, (m, body))| {
+            let (a, b) = m["ferry_source_range"]
+                .split_once('-')
+                .unwrap_or_else(|| panic!("{n}: no range"));
+            (a.parse().unwrap(), b.parse().unwrap(), body)
+        })
+        .collect();
+    ranges.sort();
+    let spans: Vec<(u64, u64)> = ranges.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(ranges.len(), 5, "{spans:?}");
+    let mut at = 0;
+    let mut joined = Vec::new();
+    for (a, b, body) in &ranges {
+        assert_eq!(*a, at, "ranges overlap or leave a gap: {spans:?}");
+        joined.extend_from_slice(body);
+        at = *b;
+    }
+    assert!(joined == bytes, "the copy objects are not the blob's bytes");
+}
+
+/// Copies a directory's files (the state directory: no subdirectories).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 /// A rewritten block blob (new ETag) and a deleted and re-created append blob ship again into
 /// objects of their own: every record of every version exactly once, however differently the
 /// versions are cut into objects. (Before version tokens in names, the new version's first

@@ -6,6 +6,7 @@
 
 pub mod decrypt;
 mod lister;
+mod recovery;
 pub mod reload;
 pub mod ship;
 pub mod supervisor;

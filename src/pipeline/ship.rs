@@ -31,6 +31,7 @@ use crate::telemetry::status::unix_now;
 use crate::telemetry::StatusBoard;
 
 use super::decrypt::{bad_blob, encryption_metadata, DecryptingReader, PlainReader, SealedUpload};
+use super::recovery::{common_prefix, covered, EarlierShipments};
 use super::work::{state_kind, WorkItem};
 
 /// Everything the jobs of one source share.
@@ -56,6 +57,8 @@ pub struct SourceContext {
     pub board: StatusBoard,
     /// The customer's key, on a source with `decrypt` (also used by `at_rest = "customer_key"`).
     pub key: Option<Arc<CustomerKey>>,
+    /// When this process started shipping the source, to tell checkpoints that may trail.
+    pub earlier: EarlierShipments,
 }
 
 /// Why a job did not finish.
@@ -246,6 +249,12 @@ impl SourceContext {
         item: &WorkItem,
         stop: &CancellationToken,
     ) -> Result<Shipped, ShipError> {
+        let recovered = self.recover(item).await?;
+        let item = match &recovered {
+            Some(r) if r.start >= r.end => return Ok(Shipped::default()),
+            Some(r) => r,
+            None => item,
+        };
         let result = match self.cfg.mode {
             ShipMode::Copy => self.ship_copy(item, stop).await,
             ShipMode::Records => self.ship_records(item, stop).await,
@@ -259,6 +268,86 @@ impl SourceContext {
                 Err(ShipError::Quarantined { reason })
             }
             other => other,
+        }
+    }
+
+    /// For an append blob whose checkpoint may trail what an earlier process shipped (see
+    /// `recovery`): the item continued after the gapless run of objects the destination already
+    /// holds from its start (the checkpoint committed there first), so no second object overlaps
+    /// them. None when there is nothing to skip.
+    async fn recover(&self, item: &WorkItem) -> Result<Option<WorkItem>, ShipError> {
+        if item.kind != BlobKind::Append {
+            return Ok(None);
+        }
+        let same_version = item
+            .prior
+            .as_ref()
+            .filter(|p| p.value.etag == item.identity);
+        let created = item
+            .creation_time
+            .as_deref()
+            .and_then(|t| httpdate::parse_http_date(t).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        if !self
+            .earlier
+            .may_trail(same_version.map(|p| p.value.last_shipped_at), created)
+        {
+            return Ok(None);
+        }
+        let ext = match self.cfg.mode {
+            ShipMode::Copy => "",
+            ShipMode::Records => extension(self.cfg.compression),
+        };
+        if !self
+            .earlier
+            .destination_had_objects(&self.dest, &self.source_prefix(ext))
+            .await?
+        {
+            return Ok(None);
+        }
+        let at = |start: u64| self.name_for(item, Some(start), ext);
+        let prefix = common_prefix(&at(0), &at(u64::MAX));
+        let have = covered(&self.dest, &prefix, item.start, at).await?;
+        if have.objects == 0 {
+            return Ok(None);
+        }
+        let end = have.end.min(item.end);
+        let mut version = item.prior.as_ref().map(|p| p.version);
+        self.checkpoint(item, &mut version, end, have.records, 0)
+            .await?;
+        let prior = self.store.load(&self.key(item))?;
+        tracing::info!(tenant = %self.tenant, source = %self.cfg.name, blob = %item.blob, objects = have.objects, from = item.start, offset = end, "The destination already holds objects past this blob's checkpoint (written by an earlier process); continuing after them");
+        Ok(Some(WorkItem {
+            start: end,
+            prior,
+            ..item.clone()
+        }))
+    }
+
+    /// The part of every object name of this source that no blob decides (up to its last `/`).
+    fn source_prefix(&self, ext: &str) -> String {
+        let render = |blob: &str, created: i64, version: &str, start: u64| {
+            self.template.render(&NameContext {
+                tenant: &self.tenant,
+                tenant_id: &self.tenant_id,
+                source: &self.cfg.name,
+                blob_name: blob,
+                blob_created: OffsetDateTime::from_unix_timestamp(created)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                blob_version: version,
+                start_offset: Some(start),
+                ext,
+            })
+        };
+        // 2000-01-01 and 2099-12-31: different in every date field
+        let common = common_prefix(
+            &render("a", 946_684_800, "x", 0),
+            &render("b", 4_102_358_400, "y", u64::MAX),
+        );
+        match common.rfind('/') {
+            Some(i) => common[..=i].to_string(),
+            None => String::new(),
         }
     }
 

@@ -253,6 +253,9 @@ impl Supervisor {
                     commits: self.commits.clone(),
                     board: self.board.clone(),
                     key,
+                    earlier: super::recovery::EarlierShipments::starting_at(
+                        crate::telemetry::status::unix_now(),
+                    ),
                 }),
                 filter,
                 prefix: b.prefix.clone(),

@@ -310,6 +310,34 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
     );
 }
 
+/// After a restart, a caught-up source's last success is its newest checkpoint, not "never".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_success_survives_a_restart() {
+    let w = world(1).await;
+    w.seeder("contoso")
+        .await
+        .put_block_blob("insights-logs-auditevent", BLOB, log_lines("c", 0, 10))
+        .await
+        .unwrap();
+    let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let d = Daemon::start(&cfg);
+    d.wait_for(30, "contoso active after its first poll", || async {
+        state_of(&d.status().await, "contoso").as_deref() == Some("active")
+    })
+    .await;
+    let s = d.status().await;
+    let source = &s["tenants"]["contoso"]["sources"]["audit"];
+    assert_eq!(
+        objects_of(&s, "contoso", "audit"),
+        0,
+        "nothing new to ship: {s}"
+    );
+    assert!(source["last_success"].as_i64().is_some(), "{s}");
+    let _ = d.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_says_when_no_ferry_is_listening() {
     let addr = format!("127.0.0.1:{}", ferry_sim::sandbox::free_port().unwrap());

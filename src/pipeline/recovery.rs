@@ -135,7 +135,7 @@ fn contiguous(ranges: &BTreeMap<u64, (u64, u64)>, from: u64) -> Covered {
         end: from,
         ..Covered::default()
     };
-    for (&start, &(end, records)) in ranges {
+    for (&start, &(end, records)) in ranges.range(from..) {
         if start != c.end {
             break;
         }

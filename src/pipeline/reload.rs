@@ -33,9 +33,10 @@ pub fn reload(current: &LoadedConfig) -> Option<LoadedConfig> {
             let plan = plan(current, &next);
             tracing::info!(
                 file = %path.display(),
-                added = ?plan.added,
-                removed = ?plan.removed,
-                restarted = ?plan.changed,
+                // names joined, so a JSON log line holds them as plain text, not Rust debug output
+                added = %plan.added.join(", "),
+                removed = %plan.removed.join(", "),
+                restarted = %plan.changed.join(", "),
                 unchanged = plan.unchanged.len(),
                 "Config reloaded"
             );

@@ -300,6 +300,7 @@ impl TenantSupervisor {
             &self.source_names(),
             TenantState::Starting,
         );
+        self.show_last_success_from_checkpoints();
         let mut totals = TenantTotals::default();
         loop {
             if stops.drain.is_cancelled() {
@@ -336,6 +337,22 @@ impl TenantSupervisor {
                         break;
                     }
                     Err(b) => self.set_state(b.state, Some(b.reason), Some(b.fix)),
+                }
+            }
+        }
+    }
+
+    /// A source's last success survives restarts: it is the newest checkpoint's time until this
+    /// process ships something (the counters next to it count since start).
+    fn show_last_success_from_checkpoints(&self) {
+        for s in &self.sources {
+            let source = &s.ctx.cfg.name;
+            match self.store.summary(&self.name, source) {
+                Ok(summary) => self.board.update_source(&self.name, source, |st| {
+                    st.last_success = st.last_success.max(summary.last_shipped_at);
+                }),
+                Err(e) => {
+                    tracing::warn!(tenant = %self.name, source = %source, error = %e, "Cannot read the source's checkpoints for its last success; status shows it once something ships")
                 }
             }
         }

@@ -40,7 +40,8 @@ impl TenantStateChanged<'_> {
             tracing::info!(tenant = %self.tenant, from = self.from.as_str(), to = self.to.as_str(), "Tenant state changed");
         } else {
             // throttled or unreachable: still shipping what it can, retrying the rest each poll
-            tracing::warn!(tenant = %self.tenant, from = self.from.as_str(), to = self.to.as_str(), reason = %self.reason, fix = %self.fix, "Tenant state changed");
+            let fix = (!self.fix.is_empty()).then_some(self.fix);
+            tracing::warn!(tenant = %self.tenant, from = self.from.as_str(), to = self.to.as_str(), reason = %self.reason, fix, "Tenant state changed");
         }
     }
 }
@@ -67,12 +68,14 @@ impl SourceWorkFailed<'_> {
     pub fn emit(&self, board: &StatusBoard) {
         Metrics::error(self.tenant, self.source, self.class);
         let message = self.error.to_string();
+        // a failure that only needs time carries no fix field at all
+        let fix = (!self.fix.is_empty()).then_some(self.fix);
         match self.blob {
             Some(blob) => {
-                tracing::warn!(tenant = %self.tenant, source = %self.source, blob = %blob, class = self.class, error = %message, fix = %self.fix, "Shipping failed; it is retried next poll")
+                tracing::warn!(tenant = %self.tenant, source = %self.source, blob = %blob, class = self.class, error = %message, fix, "Shipping failed; it is retried next poll")
             }
             None => {
-                tracing::warn!(tenant = %self.tenant, source = %self.source, class = self.class, error = %message, fix = %self.fix, "Listing failed; it is retried next poll")
+                tracing::warn!(tenant = %self.tenant, source = %self.source, class = self.class, error = %message, fix, "Listing failed; it is retried next poll")
             }
         }
         board.update_source(self.tenant, self.source, |st| {

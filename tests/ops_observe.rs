@@ -264,6 +264,14 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
     let s = d.status().await;
     let fix = s["tenants"]["contoso"]["fix"].as_str().unwrap_or_default();
     assert!(fix.contains("Storage Blob Data Reader"), "{s}");
+    let reason = s["tenants"]["contoso"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.starts_with("container insights-logs-auditevent: ")
+            && reason.contains("AuthorizationPermissionMismatch"),
+        "{s}"
+    );
     assert!(s["tenants"]["contoso"]["since"].as_i64().is_some(), "{s}");
     let out = w.ferry(&["status", "--url", &d.base]);
     let table = String::from_utf8_lossy(&out.stdout).to_string();

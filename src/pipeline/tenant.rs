@@ -229,7 +229,7 @@ fn blocking_state(err: &ShipError, consent_url: &str, container: &str) -> Option
         ShipError::Source(SourceError::Blob(e)) => match e.class {
             BlobErrorClass::AccessDenied => Some(Blocked {
                 state: TenantState::AccessDenied,
-                reason: e.to_string(),
+                reason: format!("container {container}: {e}"),
                 fix: format!(
                     "role missing: the customer must assign 'Storage Blob Data Reader' on container {container} to the app's service principal"
                 ),

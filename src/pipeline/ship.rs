@@ -283,12 +283,8 @@ impl SourceContext {
             .prior
             .as_ref()
             .filter(|p| p.value.etag == item.identity);
-        let created = item
-            .creation_time
-            .as_deref()
-            .and_then(|t| httpdate::parse_http_date(t).ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64);
+        // an unknown creation time reads as the epoch: older than any process, so it may trail
+        let created = parse_created(item).unix_timestamp();
         if !self
             .earlier
             .may_trail(same_version.map(|p| p.value.last_shipped_at), created)

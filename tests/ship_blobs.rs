@@ -284,27 +284,13 @@ async fn checkpoints_restored_from_an_older_copy_or_lost_do_not_ship_growing_blo
     let dest = w.destination().await;
     expect_each_once(&record_counts(&dest), "trail", records);
     // the copy objects' ranges tile the blob: no overlap, no gap, the same bytes
-    let mut ranges: Vec<(u64, u64, &Vec<u8>)> = dest
-        .iter()
-        .filter(|(n, _)| n.contains("source=exports/"))
-        .map(|(n, (m, body))| {
-            let (a, b) = m["ferry_source_range"]
-                .split_once('-')
-                .unwrap_or_else(|| panic!("{n}: no range"));
-            (a.parse().unwrap(), b.parse().unwrap(), body)
-        })
-        .collect();
-    ranges.sort();
-    let spans: Vec<(u64, u64)> = ranges.iter().map(|r| (r.0, r.1)).collect();
-    assert_eq!(ranges.len(), 5, "{spans:?}");
-    let mut at = 0;
-    let mut joined = Vec::new();
-    for (a, b, body) in &ranges {
-        assert_eq!(*a, at, "ranges overlap or leave a gap: {spans:?}");
-        joined.extend_from_slice(body);
-        at = *b;
-    }
-    assert!(joined == bytes, "the copy objects are not the blob's bytes");
+    let objects = assert_ranges_tile(
+        &dest,
+        |n| n.contains("source=exports/"),
+        &bytes,
+        "growing.bin",
+    );
+    assert_eq!(objects, 5, "one object per round");
 }
 
 /// A config with contoso alone: `audit` in records mode and `exports` in copy mode.

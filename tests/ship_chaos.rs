@@ -362,35 +362,11 @@ async fn random_kills_throttling_and_a_cut_tenant_lose_and_duplicate_nothing() {
             );
             assert_eq!(meta["ferry_source_range"], format!("0-{}", body.len()));
         }
-        let mut pieces: Vec<(u64, u64, &Vec<u8>)> = dest
-            .iter()
-            .filter(|(n, _)| n.starts_with(&prefix) && n.contains("growing.bin"))
-            .map(|(_, (meta, body))| {
-                let (a, b) = meta["ferry_source_range"].split_once('-').unwrap();
-                (a.parse().unwrap(), b.parse().unwrap(), body)
-            })
-            .collect();
-        pieces.sort();
-        let mut at = 0;
-        let mut joined = Vec::new();
-        for (start, end, body) in pieces {
-            assert_eq!(
-                start, at,
-                "seed {seed}: {t} growing.bin: a gap or an overlap at {at}"
-            );
-            assert_eq!(
-                body.len() as u64,
-                end - start,
-                "seed {seed}: {t} growing.bin"
-            );
-            joined.extend_from_slice(body);
-            at = end;
-        }
-        assert!(
-            joined == growing[t],
-            "seed {seed}: {t} growing.bin: {} bytes landed of {}, or bytes differ",
-            joined.len(),
-            growing[t].len()
+        assert_ranges_tile(
+            &dest,
+            |n| n.starts_with(&prefix) && n.contains("growing.bin"),
+            &growing[t],
+            &format!("seed {seed}: {t} growing.bin"),
         );
     }
 }

@@ -384,6 +384,48 @@ impl Drop for BackgroundDaemon {
     }
 }
 
+/// Asserts that the copy-mode objects `pieces` selects from a destination listing tile a growing
+/// blob: sorted by their `ferry_source_range`, each starts where the one before ended, holds as
+/// many bytes as its range says, and together they are `expected`. Returns how many there are.
+/// `label` starts every failure message (a seed, a tenant, a blob).
+pub fn assert_ranges_tile(
+    dest: &BTreeMap<String, (BTreeMap<String, String>, Vec<u8>)>,
+    pieces: impl Fn(&str) -> bool,
+    expected: &[u8],
+    label: &str,
+) -> usize {
+    let mut ranges: Vec<(u64, u64, &Vec<u8>)> = dest
+        .iter()
+        .filter(|(n, _)| pieces(n))
+        .map(|(n, (meta, body))| {
+            let (a, b) = meta["ferry_source_range"]
+                .split_once('-')
+                .unwrap_or_else(|| panic!("{label}: {n} has no byte range"));
+            (a.parse().unwrap(), b.parse().unwrap(), body)
+        })
+        .collect();
+    ranges.sort();
+    let spans: Vec<(u64, u64)> = ranges.iter().map(|r| (r.0, r.1)).collect();
+    let mut at = 0;
+    let mut joined = Vec::new();
+    for (start, end, body) in &ranges {
+        assert_eq!(
+            *start, at,
+            "{label}: a gap or an overlap at {at}: {spans:?}"
+        );
+        assert_eq!(body.len() as u64, end - start, "{label}: {spans:?}");
+        joined.extend_from_slice(body);
+        at = *end;
+    }
+    assert!(
+        joined == expected,
+        "{label}: {} bytes landed of {}, or bytes differ",
+        joined.len(),
+        expected.len()
+    );
+    ranges.len()
+}
+
 /// Every record of every records-mode object in a destination listing, by `properties.seq`.
 pub fn record_counts(
     dest: &BTreeMap<String, (BTreeMap<String, String>, Vec<u8>)>,

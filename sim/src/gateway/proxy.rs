@@ -21,6 +21,13 @@ const HOP_BY_HOP: &[&str] = &[
     "host",
 ];
 
+/// How long a connection to Azurite stays pooled unused: under Azurite's own keep-alive timeout
+/// (5 s, `DEFAULT_BLOB_KEEP_ALIVE_TIMEOUT`), so the gateway never sends a request on a connection
+/// Azurite is closing at that moment. With reqwest's default (90 s) that race surfaced as a 502
+/// `ServerUnavailable` to whoever the gateway was forwarding for, which Azure itself does not
+/// produce for an idle connection.
+pub const UPSTREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Why the upstream client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -53,6 +60,7 @@ impl Upstream {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(std::time::Duration::from_secs(10))
+            .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
             .build()
             .map_err(|e| UpstreamError::BadCa(e.to_string()))?;
         Ok(Upstream {

@@ -32,6 +32,7 @@ pub mod identity;
 pub mod limits;
 pub mod pipeline;
 pub mod retry;
+pub mod service_message;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::service_message::shorten_message;
+
 use super::error::{classify_aadsts, retry_after, FailureClass, TokenError};
 use super::token::{decode_claims, AccessToken, SecretString};
 
@@ -183,12 +185,7 @@ fn summary_line(description: &str) -> String {
         Some(i) => &first[..=i],
         None => first,
     };
-    if sentence.chars().count() <= 300 {
-        sentence.to_string()
-    } else {
-        let cut: String = sentence.chars().take(299).collect();
-        format!("{cut}…")
-    }
+    shorten_message(sentence, 300)
 }
 
 /// A reqwest error in words, without URLs' query strings.
@@ -255,7 +252,7 @@ mod tests {
             summary_line(d),
             "Application with identifier 'a' was not found in the directory 'fabrikam'."
         );
-        assert!(summary_line(&"x".repeat(400)).ends_with('…'));
+        assert!(summary_line(&"x".repeat(400)).ends_with("..."));
     }
 
     #[test]

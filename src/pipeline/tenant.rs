@@ -416,12 +416,7 @@ impl TenantSupervisor {
             error_class(e).0
         };
         self.board.update_source(&self.name, source, |st| {
-            st.last_error = Some(LastError {
-                at: unix_now(),
-                class: class.to_string(),
-                message: blocked.reason.clone(),
-                fix: blocked.fix.clone(),
-            })
+            st.last_error = Some(LastError::now(class, &blocked.reason, &blocked.fix))
         });
         blocked
     }

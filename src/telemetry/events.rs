@@ -13,7 +13,7 @@ pub trait ErrorText: Display + Debug {}
 impl<T: Display + Debug + ?Sized> ErrorText for T {}
 
 use super::metrics::Metrics;
-use super::status::{unix_now, LastError, StatusBoard, TenantState};
+use super::status::{LastError, StatusBoard, TenantState};
 
 /// A tenant moved from one state to another.
 #[derive(Debug)]
@@ -79,12 +79,7 @@ impl SourceWorkFailed<'_> {
             }
         }
         board.update_source(self.tenant, self.source, |st| {
-            st.last_error = Some(LastError {
-                at: unix_now(),
-                class: self.class.to_string(),
-                message,
-                fix: self.fix.to_string(),
-            })
+            st.last_error = Some(LastError::now(self.class, message, self.fix))
         });
     }
 }
@@ -114,12 +109,7 @@ impl TenantRefused<'_> {
         let message = self.error.to_string();
         tracing::warn!(tenant = %self.tenant, source = %self.source, blob = self.blob.unwrap_or(""), class, error = %message, fix = %self.fix, "Refused by the customer's tenant; stopping this tenant now");
         board.update_source(self.tenant, self.source, |st| {
-            st.last_error = Some(LastError {
-                at: unix_now(),
-                class: class.to_string(),
-                message,
-                fix: self.fix.to_string(),
-            })
+            st.last_error = Some(LastError::now(class, message, self.fix))
         });
     }
 }
@@ -147,12 +137,11 @@ impl BlobQuarantined<'_> {
         tracing::error!(tenant = %self.tenant, source = %self.source, blob = %self.blob, class = "quarantined", reason = %message, fix, "Blob quarantined: nothing of it was shipped");
         board.update_source(self.tenant, self.source, |st| {
             st.quarantined += 1;
-            st.last_error = Some(LastError {
-                at: unix_now(),
-                class: "quarantined".into(),
-                message: format!("blob {}: {message}", self.blob),
-                fix: fix.into(),
-            })
+            st.last_error = Some(LastError::now(
+                "quarantined",
+                format!("blob {}: {message}", self.blob),
+                fix,
+            ))
         });
     }
 }

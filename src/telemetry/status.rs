@@ -103,6 +103,22 @@ pub struct LastError {
     pub fix: String,
 }
 
+impl LastError {
+    /// An error seen now.
+    pub fn now(
+        class: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> LastError {
+        LastError {
+            at: unix_now(),
+            class: class.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
 /// Progress of one source.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -347,6 +347,50 @@ async fn last_success_survives_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_last_line_shows_as_lag_until_the_quiet_blob_ships_it() {
+    let w = world(1).await;
+    let s = w.seeder("contoso").await;
+    s.create_append_blob("insights-logs-auditevent", BLOB)
+        .await
+        .unwrap();
+    let lines = log_lines("p", 0, 2);
+    s.append_block(
+        "insights-logs-auditevent",
+        BLOB,
+        lines.trim_end_matches('\n').to_string(),
+    )
+    .await
+    .unwrap();
+    let mut audit = SourceSpec::records("audit");
+    audit.extra = "  partial_line_wait = \"8s\"\n".into();
+    let cfg = w.config(&[("contoso", vec![audit])], "");
+    let d = Daemon::start(&cfg);
+    let c = r#"tenant="contoso",source="audit""#;
+    d.wait_for(
+        30,
+        "the complete line shipped, the partial one counted as lag",
+        || async {
+            let m = d.metrics().await;
+            sample(&m, "ferry_records_shipped_total", c) == Some(1.0)
+                && sample(&m, "ferry_lag_seconds", c).unwrap_or(0.0) >= 1.0
+        },
+    )
+    .await;
+    d.wait_for(
+        30,
+        "the partial line shipped once the blob was quiet, lag back to 0",
+        || async {
+            let m = d.metrics().await;
+            sample(&m, "ferry_records_shipped_total", c) == Some(2.0)
+                && sample(&m, "ferry_lag_seconds", c) == Some(0.0)
+        },
+    )
+    .await;
+    let _ = d.stop();
+    expect_each_once(&record_counts(&w.destination().await), "p", 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_says_when_no_ferry_is_listening() {
     let addr = format!("127.0.0.1:{}", ferry_sim::sandbox::free_port().unwrap());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))

@@ -140,6 +140,52 @@ async fn append_blob_growth_with_partial_last_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_line_left_without_newline_ships_once_the_blob_is_quiet() {
+    let w = world(1).await;
+    let s = w.seeder("contoso").await;
+    let blob = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=11/m=00/PT1H.json";
+    s.create_append_blob(AUDIT, blob).await.unwrap();
+    // a writer that ends its last record without a newline
+    let lines = log_lines("q", 0, 3);
+    s.append_block(AUDIT, blob, lines.trim_end_matches('\n').to_string())
+        .await
+        .unwrap();
+    let mut audit = SourceSpec::records("audit");
+    audit.extra = "  partial_line_wait = \"5s\"\n".into();
+    let cfg = w.config(&[("contoso", vec![audit])], "");
+    let run = || w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    let out = run();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let counts = record_counts(&w.destination().await);
+    expect_each_once(&counts, "q", 2);
+    assert!(
+        !counts.contains_key("q-2"),
+        "the last line shipped while the blob was still being written"
+    );
+    // not written for partial_line_wait: the line is final
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let out = run();
+    assert!(out.status.success(), "{}", output_text(&out));
+    expect_each_once(&record_counts(&w.destination().await), "q", 3);
+    // the writer goes on with a newline first: nothing is shipped twice, nothing lost
+    s.append_block(AUDIT, blob, format!("\n{}", log_lines("q", 3, 2)))
+        .await
+        .unwrap();
+    let out = run();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let dest = w.destination().await;
+    expect_each_once(&record_counts(&dest), "q", 5);
+    assert_eq!(dest.len(), 3, "{:?}", dest.keys().collect::<Vec<_>>());
+    // shipped to its end: nothing more to do
+    let out = run();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("shipped 0 objects"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_block_blob_ships_again_and_odd_names_stay_inside_the_tenant() {
     let w = world(1).await;
     let s = w.seeder("contoso").await;

@@ -404,6 +404,10 @@ pub struct BlobSourceConfig {
     /// Records mode: a line longer than this is rejected and skipped, never cut.
     #[serde(default = "default_max_record_size")]
     pub max_record_size: ByteSize,
+    /// Records mode: an append blob's last line without `\n` waits for its end; once the blob has
+    /// not been written for this long, that line is shipped as a record.
+    #[serde(default = "default_partial_line_wait")]
+    pub partial_line_wait: HumanDuration,
     /// Decrypt client-side encrypted blobs with the customer's Key Vault key.
     #[serde(default)]
     pub decrypt: Option<DecryptConfig>,
@@ -610,6 +614,9 @@ fn default_batch_max_age() -> HumanDuration {
 }
 fn default_max_record_size() -> ByteSize {
     ByteSize::mib(1)
+}
+fn default_partial_line_wait() -> HumanDuration {
+    HumanDuration::from_secs(15 * 60)
 }
 fn default_content_key_ttl() -> HumanDuration {
     HumanDuration::from_secs(300)

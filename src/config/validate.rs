@@ -454,6 +454,7 @@ fn check_blob_source(p: &ConfigPath, b: &BlobSourceConfig, out: &mut Out<'_>) {
         1,
     );
     min_duration(out, p.key("batch_max_age"), b.batch_max_age, 1);
+    min_duration(out, p.key("partial_line_wait"), b.partial_line_wait, 1);
     if b.batch_max_bytes.get() == 0 {
         out.push(
             p.key("batch_max_bytes"),

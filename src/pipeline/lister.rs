@@ -27,7 +27,7 @@ use crate::state::{CheckpointStore, ObjectKey};
 
 use super::ship::{ShipError, Shipped, SourceContext};
 use super::tenant::{defer_for_batch_age, SourceRuntime};
-use super::work::{plan, WorkItem};
+use super::work::{plan, Plan, WorkItem};
 
 /// How deep the directory walk goes looking for `y=` levels.
 const MAX_WALK_DEPTH: usize = 16;
@@ -173,8 +173,21 @@ impl<'a> SourceLister<'a> {
         }
         let key = ObjectKey::new(self.tenant, &self.cfg().name, &blob.name);
         let prior = self.store.load(&key)?;
-        let Some(item) = plan(blob, prior) else {
-            return Ok(Offer::Nothing);
+        let written = last_modified(blob);
+        let quiet = written.is_some_and(|t| {
+            self.now.saturating_sub(t) >= self.cfg().partial_line_wait.get().as_secs() as i64
+        });
+        let item = match plan(blob, prior, quiet) {
+            Plan::Ship(item) => *item,
+            Plan::Nothing => return Ok(Offer::Nothing),
+            Plan::PartialLineWaits => {
+                // data seen and not shipped: it counts in the lag, and the blob is not done
+                // (its hour stays open) until the line ends or the blob turns quiet
+                let since = written.unwrap_or(self.now);
+                self.report.oldest_deferred =
+                    Some(self.report.oldest_deferred.map_or(since, |o| o.min(since)));
+                return Ok(Offer::Pending);
+            }
         };
         if !self.once && defer_for_batch_age(&item, self.cfg(), self.now) {
             // a growing blob shipped recently: its new lines wait to fill a batch (up to

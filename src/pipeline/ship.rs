@@ -483,7 +483,9 @@ impl SourceContext {
             batch_max_bytes: self.cfg.batch_max_bytes.get(),
             ..SplitterConfig::default()
         };
-        let end_kind = if item.kind == BlobKind::Append {
+        // an append blob's end is final only once the blob is quiet (not written for
+        // partial_line_wait): until then a last line without `\n` waits for its end
+        let end_kind = if item.kind == BlobKind::Append && !item.quiet {
             EndKind::Growing
         } else {
             EndKind::Immutable
@@ -495,7 +497,9 @@ impl SourceContext {
         let defer = matches!(reader, PlainReader::Decrypting(_));
         let mut pending: Vec<Pending> = Vec::new();
         let mut splitter = RecordSplitter::new(split_cfg, item.start);
-        if end_kind == EndKind::Immutable {
+        if item.kind != BlobKind::Append {
+            // the pre-2018 `{"records":[...]}` documents were block blobs; append blobs are
+            // JSON Lines from their first byte
             splitter = splitter.with_legacy_detection(plain_end);
         }
 

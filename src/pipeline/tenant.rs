@@ -190,13 +190,13 @@ pub struct TenantTotals {
 
 /// True when a growing blob's new bytes should wait for the next poll: it was shipped less than
 /// `batch_max_age` ago and its pending bytes do not fill `batch_max_bytes`. The first bytes of a
-/// blob, and anything in `--once` runs, ship at once.
+/// blob, a quiet blob's (no longer growing), and anything in `--once` runs, ship at once.
 pub fn defer_for_batch_age(
     item: &WorkItem,
     cfg: &crate::config::BlobSourceConfig,
     now: i64,
 ) -> bool {
-    if item.kind != crate::blob_api::BlobKind::Append {
+    if item.kind != crate::blob_api::BlobKind::Append || item.quiet {
         return false;
     }
     let Some(prior) = item
@@ -894,8 +894,13 @@ mod tests {
                 },
             }),
             metadata: Default::default(),
+            quiet: false,
         };
         assert!(defer_for_batch_age(&item, &cfg, 1030));
+        // a quiet blob is not growing: nothing to batch up with
+        item.quiet = true;
+        assert!(!defer_for_batch_age(&item, &cfg, 1030));
+        item.quiet = false;
         assert!(
             !defer_for_batch_age(&item, &cfg, 1061),
             "older than batch_max_age"

@@ -10,7 +10,8 @@
 //!   shrink): it starts again at 0 as the next generation of that identity (`created:<time>#2`,
 //!   `#3`, ...), so its objects are named apart from the earlier blob's;
 //! - an append blob whose only unshipped bytes are a partial last line is not read again until
-//!   it grows;
+//!   it grows, or until it has not been written for the source's `partial_line_wait` (it is then
+//!   *quiet*: its last line is final, and ships as a record);
 //! - page blobs are not shipped.
 
 use crate::blob_api::{BlobItem, BlobKind};
@@ -40,6 +41,31 @@ pub struct WorkItem {
     pub prior: Option<Versioned<Checkpoint>>,
     /// Blob metadata as listed (names lower-cased).
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// An append blob not written for `partial_line_wait`: a last line without `\n` at `end` is
+    /// final and ships as a record instead of waiting for its end.
+    pub quiet: bool,
+}
+
+/// What a listed blob needs next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing: shipped, filtered by kind, or a page blob.
+    Nothing,
+    /// Only a partial last line of an append blob is unshipped, nothing was appended since, and
+    /// the blob is not quiet yet: it waits for its end (or for `partial_line_wait`).
+    PartialLineWaits,
+    /// Ship this unit.
+    Ship(Box<WorkItem>),
+}
+
+impl Plan {
+    /// The unit to ship, if any.
+    pub fn work(self) -> Option<WorkItem> {
+        match self {
+            Plan::Ship(item) => Some(*item),
+            _ => None,
+        }
+    }
 }
 
 /// The identity under which a blob's progress is checkpointed.
@@ -71,12 +97,14 @@ pub fn state_kind(kind: BlobKind) -> state::BlobKind {
     }
 }
 
-/// Plans the next unit of a listed blob, or None when there is nothing to ship.
-pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>) -> Option<WorkItem> {
+/// Plans the next unit of a listed blob. `quiet`: the blob has not been written for the
+/// source's `partial_line_wait` (see [`WorkItem::quiet`]); only append blobs use it.
+pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>, quiet: bool) -> Plan {
     let kind = item.kind.unwrap_or(BlobKind::Block);
     if kind == BlobKind::Page {
-        return None;
+        return Plan::Nothing;
     }
+    let quiet = quiet && kind == BlobKind::Append;
     let listed = identity_of(item);
     let size = item.content_length;
     // the checkpoint, when it is about this blob (any generation of its identity)
@@ -91,17 +119,17 @@ pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>) -> Option<Wor
         }
         Some((c, _)) => {
             if c.offset >= size {
-                return None;
+                return Plan::Nothing;
             }
-            if kind == BlobKind::Append && c.size_seen >= size {
+            if kind == BlobKind::Append && c.size_seen >= size && !quiet {
                 // only a partial last line is pending and nothing was appended since
-                return None;
+                return Plan::PartialLineWaits;
             }
             // the checkpoint's identity, with its generation
             (c.offset, c.etag.clone())
         }
     };
-    Some(WorkItem {
+    Plan::Ship(Box::new(WorkItem {
         blob: item.name.clone(),
         kind,
         etag: item.etag.clone(),
@@ -112,7 +140,8 @@ pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>) -> Option<Wor
         end: size,
         prior,
         metadata: item.metadata.clone(),
-    })
+        quiet,
+    }))
 }
 
 #[cfg(test)]
@@ -149,13 +178,13 @@ mod tests {
     #[test]
     fn block_blobs_ship_once_per_etag() {
         let b = blob(BlobKind::Block, "e1", 100);
-        assert_eq!(plan(&b, None).unwrap().start, 0);
-        assert!(plan(&b, cp("e1", 100, 100)).is_none());
+        assert_eq!(plan(&b, None, false).work().unwrap().start, 0);
+        assert!(plan(&b, cp("e1", 100, 100), false).work().is_none());
         let rewritten = blob(BlobKind::Block, "e2", 50);
-        let w = plan(&rewritten, cp("e1", 100, 100)).unwrap();
+        let w = plan(&rewritten, cp("e1", 100, 100), false).work().unwrap();
         assert_eq!((w.start, w.end), (0, 50));
         // a large blob committed in part resumes where it stopped
-        assert_eq!(plan(&b, cp("e1", 40, 100)).unwrap().start, 40);
+        assert_eq!(plan(&b, cp("e1", 40, 100), false).work().unwrap().start, 40);
     }
 
     #[test]
@@ -163,12 +192,35 @@ mod tests {
         let b = blob(BlobKind::Append, "x", 100);
         let id = identity_of(&b);
         assert!(id.starts_with("created:"));
-        let w = plan(&b, cp(&id, 60, 80)).unwrap();
+        let w = plan(&b, cp(&id, 60, 80), false).work().unwrap();
         assert_eq!((w.start, w.end), (60, 100));
         // partial last line pending, nothing new: not read again
-        assert!(plan(&b, cp(&id, 60, 100)).is_none());
+        assert_eq!(plan(&b, cp(&id, 60, 100), false), Plan::PartialLineWaits);
         // re-created blob (other creation time) starts over
-        assert_eq!(plan(&b, cp("created:other", 60, 100)).unwrap().start, 0);
+        assert_eq!(
+            plan(&b, cp("created:other", 60, 100), false)
+                .work()
+                .unwrap()
+                .start,
+            0
+        );
+    }
+
+    #[test]
+    fn a_quiet_append_blob_ships_its_partial_last_line() {
+        let b = blob(BlobKind::Append, "x", 100);
+        let id = identity_of(&b);
+        // nothing appended since the partial line was seen, but the blob is quiet: read it again
+        let w = plan(&b, cp(&id, 60, 100), true).work().unwrap();
+        assert_eq!((w.start, w.end, w.quiet), (60, 100, true));
+        // growth of a quiet blob is final too; of a blob still written, it is not
+        assert!(plan(&b, cp(&id, 60, 80), true).work().unwrap().quiet);
+        assert!(!plan(&b, cp(&id, 60, 80), false).work().unwrap().quiet);
+        // once shipped to its end, nothing more
+        assert_eq!(plan(&b, cp(&id, 100, 100), true), Plan::Nothing);
+        // block blobs are never "quiet": their end is always final
+        let k = blob(BlobKind::Block, "e1", 100);
+        assert!(!plan(&k, None, true).work().unwrap().quiet);
     }
 
     #[test]
@@ -176,29 +228,39 @@ mod tests {
         let b = blob(BlobKind::Append, "x", 100);
         let id = identity_of(&b);
         // 150 bytes were shipped of a blob with this creation time; this one holds 100
-        let w = plan(&b, cp(&id, 150, 150)).unwrap();
+        let w = plan(&b, cp(&id, 150, 150), false).work().unwrap();
         assert_eq!((w.start, w.end), (0, 100));
         assert_eq!(w.identity, format!("{id}#2"));
         // its own checkpoint then goes on as usual, under the generation's identity
-        let w = plan(&b, cp(&format!("{id}#2"), 40, 60)).unwrap();
+        let w = plan(&b, cp(&format!("{id}#2"), 40, 60), false)
+            .work()
+            .unwrap();
         assert_eq!(
             (w.start, w.identity.as_str()),
             (40, format!("{id}#2").as_str())
         );
-        assert!(plan(&b, cp(&format!("{id}#2"), 100, 100)).is_none());
+        assert!(plan(&b, cp(&format!("{id}#2"), 100, 100), false)
+            .work()
+            .is_none());
         // and a third blob in the same second is generation 3
         assert_eq!(
-            plan(&b, cp(&format!("{id}#2"), 120, 120)).unwrap().identity,
+            plan(&b, cp(&format!("{id}#2"), 120, 120), false)
+                .work()
+                .unwrap()
+                .identity,
             format!("{id}#3")
         );
         // another creation time is another blob, whatever the generation
         assert_eq!(
-            plan(&b, cp("created:other#2", 10, 10)).unwrap().identity,
+            plan(&b, cp("created:other#2", 10, 10), false)
+                .work()
+                .unwrap()
+                .identity,
             id
         );
         // block blobs: a shorter blob under the same ETag cannot happen; it is not a generation
         let k = blob(BlobKind::Block, "e1", 100);
-        assert!(plan(&k, cp("e1", 150, 150)).is_none());
+        assert!(plan(&k, cp("e1", 150, 150), false).work().is_none());
     }
 
     #[test]
@@ -214,9 +276,12 @@ mod tests {
     #[test]
     fn zero_byte_and_page_blobs() {
         let z = blob(BlobKind::Block, "z", 0);
-        let w = plan(&z, None).unwrap();
+        let w = plan(&z, None, false).work().unwrap();
         assert_eq!((w.start, w.end), (0, 0));
-        assert!(plan(&z, cp("z", 0, 0)).is_none());
-        assert!(plan(&blob(BlobKind::Page, "p", 512), None).is_none());
+        assert!(plan(&z, cp("z", 0, 0), false).work().is_none());
+        assert_eq!(
+            plan(&blob(BlobKind::Page, "p", 512), None, true),
+            Plan::Nothing
+        );
     }
 }

@@ -209,6 +209,11 @@ impl HttpSettings {
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .https_only(false)
             .redirect(reqwest::redirect::Policy::none())
+            // Ferry retries by its own policy (`crate::retry`), by the service's error codes and
+            // Retry-After. reqwest's default layer only retries HTTP/2 and HTTP/3 refusals, which
+            // an HTTP/1.1 client never sees, yet it cloned every request's headers to be ready
+            // for them; with no retries allowed it clones nothing
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             // Azure Storage, Key Vault and Entra speak HTTP/1.1; h2 (offered by the sandbox)
             // cost 15-27 % more CPU per GiB in the end-to-end benchmark
             .http1_only()

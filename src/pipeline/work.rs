@@ -58,9 +58,10 @@ pub enum Plan {
     Ship(Box<WorkItem>),
 }
 
+#[cfg(test)]
 impl Plan {
     /// The unit to ship, if any.
-    pub fn work(self) -> Option<WorkItem> {
+    fn work(self) -> Option<WorkItem> {
         match self {
             Plan::Ship(item) => Some(*item),
             _ => None,

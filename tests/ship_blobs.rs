@@ -167,6 +167,12 @@ async fn a_last_line_left_without_newline_ships_once_the_blob_is_quiet() {
     let out = run();
     assert!(out.status.success(), "{}", output_text(&out));
     expect_each_once(&record_counts(&w.destination().await), "q", 3);
+    assert!(
+        output_text(&out)
+            .contains("has no newline and the blob was not written for partial_line_wait"),
+        "the operator is told a line shipped without its newline: {}",
+        output_text(&out)
+    );
     // the writer goes on with a newline first: nothing is shipped twice, nothing lost
     s.append_block(AUDIT, blob, format!("\n{}", log_lines("q", 3, 2)))
         .await

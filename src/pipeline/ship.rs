@@ -595,6 +595,9 @@ impl SourceContext {
                 }
             }
             if at_end {
+                if item.quiet && summary.as_ref().is_some_and(|s| s.unterminated_end) {
+                    tracing::info!(tenant = %self.tenant, source = %self.cfg.name, blob = %item.blob, offset = item.end, wait = %self.cfg.partial_line_wait, "The last line of this append blob has no newline and the blob was not written for partial_line_wait: it ships as a record as it is (a later append continuing it would ship as a record of its own)");
+                }
                 // every region verified: commit what was held back, in order
                 for p in pending.drain(..) {
                     self.finalize(item, &mut version, p, stop, &mut out).await?;

@@ -118,6 +118,9 @@ pub struct SplitSummary {
     pub consumed: u64,
     /// Bytes after `consumed` left for the next poll (a partial last line of a growing blob).
     pub waiting: u64,
+    /// At [`EndKind::Immutable`]: the range ended inside a line without `\n`, taken as a record
+    /// (or rejected) as it was.
+    pub unterminated_end: bool,
     /// Counters.
     pub stats: SplitStats,
 }
@@ -284,7 +287,8 @@ impl RecordSplitter {
             (Legacy::Sniffing(buf) | Legacy::Buffering(buf), _) => self.push_lines(&buf, on)?,
             (Legacy::Off, _) => {}
         }
-        if end == EndKind::Immutable && self.pos > self.consumed {
+        let unterminated_end = end == EndKind::Immutable && self.pos > self.consumed;
+        if unterminated_end {
             let line_start = self.consumed;
             if self.skipping {
                 self.skipping = false;
@@ -298,6 +302,7 @@ impl RecordSplitter {
         Ok(SplitSummary {
             consumed: self.consumed,
             waiting: self.pos - self.consumed,
+            unterminated_end,
             stats: self.stats,
         })
     }

@@ -88,7 +88,7 @@ fn trailing_partial_line_waits_on_growing_and_is_a_record_on_immutable() {
     let data = b"{\"a\":1}\n{\"b\":";
     let (r, s) = run(cfg(100, 1000), 0, data, 3, EndKind::Growing);
     assert_eq!(texts(&r), vec!["{\"a\":1}"]);
-    assert_eq!((s.consumed, s.waiting), (8, 5));
+    assert_eq!((s.consumed, s.waiting, s.unterminated_end), (8, 5, false));
     assert_eq!(
         r.batches,
         vec![BatchRange {
@@ -101,12 +101,15 @@ fn trailing_partial_line_waits_on_growing_and_is_a_record_on_immutable() {
 
     let (r, s) = run(cfg(100, 1000), 0, data, 3, EndKind::Immutable);
     assert_eq!(texts(&r), vec!["{\"a\":1}", "{\"b\":"]);
-    assert_eq!((s.consumed, s.waiting), (13, 0));
+    assert_eq!((s.consumed, s.waiting, s.unterminated_end), (13, 0, true));
 
     // Continuing the growing blob from its checkpoint gives the whole line.
     let (r, s) = run(cfg(100, 1000), 8, b"{\"b\":2}\n", 4, EndKind::Growing);
     assert_eq!(r.records, vec![(8, b"{\"b\":2}".to_vec())]);
     assert_eq!(s.consumed, 16);
+    // a range that ends with its line is not unterminated, whatever the end
+    let (_, s) = run(cfg(100, 1000), 8, b"{\"b\":2}\n", 4, EndKind::Immutable);
+    assert!(!s.unterminated_end);
 }
 
 #[test]

@@ -99,7 +99,7 @@ impl BlobError {
 
     /// From a transport error (connect, reset, timeout): transient.
     pub fn network(operation: &'static str, blob: Option<&str>, e: &reqwest::Error) -> BlobError {
-        let message = crate::identity::describe_reqwest(e);
+        let message = crate::service_message::describe_reqwest(e);
         BlobError {
             operation,
             blob: blob.map(str::to_string),

@@ -117,7 +117,7 @@ fn network(e: &reqwest::Error) -> VaultRefusal {
         }
         .into(),
         inner: None,
-        message: crate::identity::describe_reqwest(e),
+        message: crate::service_message::describe_reqwest(e),
     }
 }
 

@@ -38,10 +38,7 @@ pub fn run(args: CatArgs) -> ExitCode {
         }
     };
     match runtime.block_on(crate::cmk::read_shipped(&loaded, &args.blob_url)) {
-        Ok(plain) => match super::write_stdout("cat", &plain) {
-            Ok(()) => ExitCode::from(EXIT_OK),
-            Err(code) => code,
-        },
+        Ok(plain) => super::print_then("cat", &plain, ExitCode::from(EXIT_OK)),
         Err(e) => {
             eprintln!("ferry cat: {e}");
             ExitCode::from(EXIT_RUNTIME)

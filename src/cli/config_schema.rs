@@ -12,8 +12,9 @@ pub fn schema_json() -> String {
 
 /// Runs `ferry config schema`.
 pub fn run() -> ExitCode {
-    match super::write_stdout("config schema", format!("{}\n", schema_json()).as_bytes()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(code) => code,
-    }
+    super::print_then(
+        "config schema",
+        format!("{}\n", schema_json()),
+        ExitCode::SUCCESS,
+    )
 }

@@ -29,7 +29,11 @@ pub fn run(args: ConsentUrlArgs) -> ExitCode {
     };
     match &args.tenant {
         Some(name) => match loaded.tenant(name) {
-            Some(t) => emit(&format!("{}\n", loaded.consent_url(t))),
+            Some(t) => super::print_then(
+                "consent-url",
+                format!("{}\n", loaded.consent_url(t)),
+                ExitCode::SUCCESS,
+            ),
             None => {
                 let names: Vec<&str> = loaded
                     .config
@@ -59,14 +63,7 @@ pub fn run(args: ConsentUrlArgs) -> ExitCode {
                 .iter()
                 .map(|t| format!("{}\t{}\n", t.name, loaded.consent_url(t)))
                 .collect();
-            emit(&lines)
+            super::print_then("consent-url", &lines, ExitCode::SUCCESS)
         }
-    }
-}
-
-fn emit(text: &str) -> ExitCode {
-    match super::write_stdout("consent-url", text.as_bytes()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(code) => code,
     }
 }

@@ -114,6 +114,14 @@ pub(crate) fn write_stdout(command: &str, text: &[u8]) -> Result<(), ExitCode> {
     }
 }
 
+/// [`write_stdout`], then `done` as the command's exit code (or the write's, when it failed).
+pub(crate) fn print_then(command: &str, text: impl AsRef<[u8]>, done: ExitCode) -> ExitCode {
+    match write_stdout(command, text.as_ref()) {
+        Ok(()) => done,
+        Err(code) => code,
+    }
+}
+
 /// Loads a config, printing every problem to stderr; `Err` carries the exit code to return.
 pub(crate) fn load_or_report(
     path: &std::path::Path,

@@ -85,10 +85,18 @@ pub fn run(args: StatusArgs) -> ExitCode {
         }
     };
     if args.json {
-        return emit(&format!("{}\n", body.trim_end()));
+        return super::print_then(
+            "status",
+            format!("{}\n", body.trim_end()),
+            ExitCode::from(EXIT_OK),
+        );
     }
     match serde_json::from_str::<StatusDocument>(&body) {
-        Ok(doc) => emit(&render_table(&doc, unix_now())),
+        Ok(doc) => super::print_then(
+            "status",
+            render_table(&doc, unix_now()),
+            ExitCode::from(EXIT_OK),
+        ),
         Err(e) => {
             eprintln!("ferry status: {base}/status did not answer a Ferry status document ({e}); is that address a Ferry status server?");
             ExitCode::from(EXIT_RUNTIME)
@@ -221,13 +229,6 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
         }
     }
     out
-}
-
-fn emit(text: &str) -> ExitCode {
-    match super::write_stdout("status", text.as_bytes()) {
-        Ok(()) => ExitCode::from(EXIT_OK),
-        Err(code) => code,
-    }
 }
 
 #[cfg(test)]

@@ -21,12 +21,11 @@ pub struct ValidateArgs {
 /// Runs `ferry validate`.
 pub fn run(args: ValidateArgs) -> ExitCode {
     match super::load_or_report(&args.config.config) {
-        Ok(loaded) => {
-            match super::write_stdout("validate", format!("{}\n", summary(&loaded)).as_bytes()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(code) => code,
-            }
-        }
+        Ok(loaded) => super::print_then(
+            "validate",
+            format!("{}\n", summary(&loaded)),
+            ExitCode::SUCCESS,
+        ),
         Err(code) => code,
     }
 }

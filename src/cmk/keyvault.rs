@@ -490,7 +490,7 @@ impl KeyVaultClient {
             let resp = req.send().await.map_err(|e| KeyVaultError::Unreachable {
                 key: self.key_url.clone(),
                 tenant_id: self.tenant_id.clone(),
-                reason: crate::identity::describe_reqwest(&e),
+                reason: crate::service_message::describe_reqwest(&e),
                 no_connection: e.is_connect(),
             })?;
             let status = resp.status().as_u16();
@@ -503,7 +503,7 @@ impl KeyVaultClient {
             let bytes = resp.bytes().await.map_err(|e| KeyVaultError::Unreachable {
                 key: self.key_url.clone(),
                 tenant_id: self.tenant_id.clone(),
-                reason: crate::identity::describe_reqwest(&e),
+                reason: crate::service_message::describe_reqwest(&e),
                 no_connection: false,
             })?;
             if (200..300).contains(&status) {

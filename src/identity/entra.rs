@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::service_message::shorten_message;
+use crate::service_message::{describe_reqwest, shorten_message};
 
 use super::error::{classify_aadsts, retry_after, FailureClass, TokenError};
 use super::token::{decode_claims, AccessToken, SecretString};
@@ -188,59 +188,9 @@ fn summary_line(description: &str) -> String {
     shorten_message(sentence, 300)
 }
 
-/// A reqwest error in words, without URLs' query strings.
-pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "response body broken"
-    } else {
-        "request failed"
-    };
-    let mut msg = kind.to_string();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        let cause = cause_in_words(&s.to_string());
-        if !cause.is_empty() && !msg.contains(&cause) {
-            msg.push_str(": ");
-            msg.push_str(&cause);
-        }
-        src = s.source();
-    }
-    msg
-}
-
-/// One link of an error chain as an operator should read it: without the documentation links
-/// rustls appends, and a connection closed mid-answer said in words.
-fn cause_in_words(text: &str) -> String {
-    let text = match text.find(": https://docs.rs/") {
-        Some(i) => &text[..i],
-        None => text,
-    };
-    if text.contains("close_notify") {
-        "the server closed the connection without answering (no TLS close_notify)".into()
-    } else {
-        text.trim().to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_chains_read_as_words() {
-        assert_eq!(
-            cause_in_words("peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof"),
-            "the server closed the connection without answering (no TLS close_notify)"
-        );
-        assert_eq!(
-            cause_in_words("Connection refused (os error 111)"),
-            "Connection refused (os error 111)"
-        );
-    }
 
     #[test]
     fn summary_strips_code_and_trace() {

@@ -5,9 +5,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::entra::{describe_reqwest, seconds_value};
+use super::entra::seconds_value;
 use super::error::TokenError;
 use super::token::{decode_claims, AccessToken, SecretString};
+use crate::service_message::describe_reqwest;
 
 /// Where and how the managed identity endpoint is called.
 #[derive(Debug, Clone)]

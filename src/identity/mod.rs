@@ -18,7 +18,6 @@ mod token;
 mod vault_secret;
 
 pub use credential::{read_assertion_file, CertificateCredential, SecretLocation};
-pub(crate) use entra::describe_reqwest;
 pub use entra::{default_scope, request_token, token_endpoint, ClientAuth, TokenRequest};
 pub use error::{classify_aadsts, retry_after, FailureClass, TokenError};
 pub use managed::{request_managed_identity_token, ManagedIdentityEndpoint};

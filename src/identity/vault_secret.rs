@@ -25,7 +25,7 @@ pub(super) async fn fetch_key_vault_secret(
         .await
         .map_err(|e| TokenError::Unavailable {
             endpoint: vault_url.to_string(),
-            reason: super::entra::describe_reqwest(&e),
+            reason: crate::service_message::describe_reqwest(&e),
             retry_after: None,
         })?;
     let status = resp.status();

@@ -43,7 +43,9 @@ impl SinkError {
                 "grant the destination identity 'Storage Blob Data Contributor' on the destination container"
             }
             SinkError::Token(_) => "check [destination].credential and the provider identity",
-            _ => "",
+            SinkError::Blob(_) => {
+                "provider storage failed (the request is named in the error); Ferry retries every poll, and every tenant waits on it: check the destination account's health, its throttling and the network path to it"
+            }
         }
     }
 }

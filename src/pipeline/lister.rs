@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::blob_api::BlobItem;
+use crate::blob_api::{BlobItem, BlobKind};
 use crate::config::ListingMode;
 use crate::source::partitions::{
     is_year_prefix, prefixes_for_root, ListingCursor, OpenHours, PassKind,
@@ -173,7 +173,10 @@ impl<'a> SourceLister<'a> {
         }
         let key = ObjectKey::new(self.tenant, &self.cfg().name, &blob.name);
         let prior = self.store.load(&key)?;
-        let written = last_modified(blob);
+        // only an append blob's last line can wait (and only it needs its write time here)
+        let written = (blob.kind == Some(BlobKind::Append))
+            .then(|| last_modified(blob))
+            .flatten();
         let quiet = written.is_some_and(|t| {
             self.now.saturating_sub(t) >= self.cfg().partial_line_wait.get().as_secs() as i64
         });

@@ -26,7 +26,7 @@ const HOP_BY_HOP: &[&str] = &[
 /// Azurite is closing at that moment. With reqwest's default (90 s) that race surfaced as a 502
 /// `ServerUnavailable` to whoever the gateway was forwarding for, which Azure itself does not
 /// produce for an idle connection.
-pub const UPSTREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+const UPSTREAM_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Why the upstream client could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -203,6 +203,20 @@ fn template_without_name() {
     );
 }
 
+/// A records-only setting in a copy source would silently do nothing; each one is named.
+#[test]
+fn records_keys_in_copy_mode() {
+    let stderr = assert_broken(
+        "records_keys_in_copy_mode.toml",
+        &[
+            "{file}:19:1: tenant[contoso].source[exports].compression: compression applies to records mode only, and this source has mode = \"copy\"",
+            "{file}:20:1: tenant[contoso].source[exports].batch_max_age: batch_max_age applies to records mode only",
+            "help: copy mode ships each blob byte for byte, never split, batched or compressed: remove compression, or set mode = \"records\"",
+        ],
+    );
+    assert_eq!(stderr.matches("applies to records mode only").count(), 2, "{stderr}");
+}
+
 #[test]
 fn custom_cloud_missing() {
     assert_broken(

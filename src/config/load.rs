@@ -392,7 +392,13 @@ fn source_piece(
     });
     let value = Spanned::new(item.span(), DeValue::Table(rest));
     match kind_str.as_deref() {
-        Some("blob") => piece::<BlobSourceConfig>(&value, loc, errors).map(SourceConfig::Blob),
+        Some("blob") => {
+            let blob = piece::<BlobSourceConfig>(&value, loc, errors)?;
+            if blob.mode == ShipMode::Copy {
+                records_keys_in_copy_mode(&sp, &value, loc, errors);
+            }
+            Some(SourceConfig::Blob(blob))
+        }
         Some("log_analytics") => {
             piece::<LogAnalyticsSourceConfig>(&value, loc, errors).map(SourceConfig::LogAnalytics)
         }
@@ -418,6 +424,42 @@ fn source_piece(
                 Some("add kind = \"blob\" or kind = \"log_analytics\"".into()),
             ));
             None
+        }
+    }
+}
+
+/// Keys that only records mode reads. Written in a `mode = "copy"` source they would do nothing,
+/// which the operator did not mean: a copy object is shipped byte for byte, never split,
+/// batched or compressed.
+const RECORDS_ONLY_KEYS: [&str; 5] = [
+    "compression",
+    "batch_max_bytes",
+    "batch_max_age",
+    "max_record_size",
+    "partial_line_wait",
+];
+
+fn records_keys_in_copy_mode(
+    sp: &ConfigPath,
+    source: &Spanned<DeValue<'_>>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let DeValue::Table(table) = source.get_ref() else {
+        return;
+    };
+    for (k, _) in table.iter() {
+        let key: &str = k.get_ref();
+        if RECORDS_ONLY_KEYS.contains(&key) {
+            errors.push(loc.error_at(
+                k.span(),
+                sp.key(key).to_string(),
+                format!("{key} applies to records mode only, and this source has mode = \"copy\""),
+                Some(format!(
+                    "copy mode ships each blob byte for byte, never split, batched or compressed: \
+                     remove {key}, or set mode = \"records\" to ship JSON Lines"
+                )),
+            ));
         }
     }
 }

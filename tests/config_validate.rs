@@ -214,7 +214,11 @@ fn records_keys_in_copy_mode() {
             "help: copy mode ships each blob byte for byte, never split, batched or compressed: remove compression, or set mode = \"records\"",
         ],
     );
-    assert_eq!(stderr.matches("applies to records mode only").count(), 2, "{stderr}");
+    assert_eq!(
+        stderr.matches("applies to records mode only").count(),
+        2,
+        "{stderr}"
+    );
 }
 
 #[test]

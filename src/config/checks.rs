@@ -349,20 +349,22 @@ pub fn parse_template(template: &str) -> Result<Vec<TemplatePart>, TemplateSynta
 /// The operator-facing problem for a template that does not tokenize.
 fn syntax_problem(template: &str, e: TemplateSyntaxError) -> Problem {
     match e {
-        TemplateSyntaxError::Unclosed { .. } => problem(
-            format!("path template {template:?} has a '{{' that is never closed"),
+        TemplateSyntaxError::Unclosed { column } => problem(
+            format!(
+                "path template {template:?} has a '{{' at column {column} that is never closed"
+            ),
             "close it: placeholders are written {tenant}, {source}, {yyyy}, ...",
         ),
-        TemplateSyntaxError::Stray { .. } => problem(
-            format!("path template {template:?} has a '}}' without a '{{'"),
+        TemplateSyntaxError::Stray { column } => problem(
+            format!("path template {template:?} has a '}}' at column {column} without a '{{'"),
             "remove it, or write the placeholder in full, e.g. {source}",
         ),
-        TemplateSyntaxError::Unknown { name, .. } => {
+        TemplateSyntaxError::Unknown { name, column } => {
             let hint = did_you_mean(&name, &TEMPLATE_PLACEHOLDERS)
                 .map(|s| format!("did you mean {{{s}}}? "))
                 .unwrap_or_default();
             problem(
-                format!("path template {template:?} uses unknown placeholder {{{name}}}"),
+                format!("path template {template:?} uses unknown placeholder {{{name}}} at column {column}"),
                 format!("{hint}known placeholders: {}", known_placeholders()),
             )
         }
@@ -377,9 +379,12 @@ fn known_placeholders() -> String {
         .join(", ")
 }
 
-/// The destination path template: known placeholders, `{tenant}` and `{source}` present and each
-/// followed by a character no name can contain, `{version}` wherever `{offset}` is, no leading
-/// `/`, no `.` or `..` segments.
+/// The destination path template, the one rule set of it (`ferry validate` reports every
+/// problem; `sink::naming::PathTemplate::parse` refuses a template with the first): known
+/// placeholders; `{tenant}` (or `{tenant_id}`) and `{source}` present, each followed by a
+/// character no name can contain; `{name}` present, with every per-object placeholder after
+/// the tenant and source ones; `{version}` wherever `{offset}` is; no leading `/`, no empty,
+/// `.` or `..` segments (`\\` separates segments too, as Azure treats it).
 pub fn check_template(template: &str) -> Vec<Problem> {
     let mut out = Vec::new();
     let parts = match parse_template(template) {
@@ -387,15 +392,19 @@ pub fn check_template(template: &str) -> Vec<Problem> {
         Err(e) => return vec![syntax_problem(template, e)],
     };
     let example = "\"tenant={tenant}/source={source}/date={yyyy}-{MM}-{dd}/hour={HH}/{name}\"";
-    for needed in ["tenant", "source"] {
-        if !parts.contains(&TemplatePart::Placeholder(needed.into())) {
-            out.push(problem(
-                format!("path template {template:?} does not contain {{{needed}}}, so two tenants or sources could write to the same place"),
-                format!("include both {{tenant}} and {{source}}, e.g. {example}"),
-            ));
-        }
-    }
     let has = |p: &str| parts.contains(&TemplatePart::Placeholder(p.into()));
+    if !has("tenant") && !has("tenant_id") {
+        out.push(problem(
+            format!("path template {template:?} does not contain {{tenant}} (or {{tenant_id}}), so two tenants could write to the same place"),
+            format!("include both {{tenant}} and {{source}}, e.g. {example}"),
+        ));
+    }
+    if !has("source") {
+        out.push(problem(
+            format!("path template {template:?} does not contain {{source}}, so two sources could write to the same place"),
+            format!("include both {{tenant}} and {{source}}, e.g. {example}"),
+        ));
+    }
     if !has("name") {
         out.push(problem(
             format!("path template {template:?} does not contain {{name}}, so the objects of two source blobs of one source would be written to the same name"),
@@ -431,16 +440,18 @@ pub fn check_template(template: &str) -> Vec<Problem> {
             "add {version} next to {offset}, e.g. \"{tenant}/{source}/{name}@{version}.{offset}.{ext}\", or leave both out (Ferry then appends @{version}.{offset})",
         ));
     }
-    if template.starts_with('/') {
+    if template.starts_with(['/', '\\']) {
         out.push(problem(
             format!("path template {template:?} starts with '/'"),
             "remove the leading '/': blob names are relative to the container",
         ));
-    }
-    if template.split('/').any(|s| s == ".." || s == ".") {
+    } else if let Some(segment) = template
+        .split(['/', '\\'])
+        .find(|s| s.is_empty() || *s == "." || *s == "..")
+    {
         out.push(problem(
-            format!("path template {template:?} has a '.' or '..' segment"),
-            "remove it: blob names are not file paths and must not step outside the prefix",
+            format!("path template {template:?} has an empty, '.' or '..' segment ({segment:?})"),
+            "remove it: blob names are not file paths, and a segment must neither be empty nor step outside the prefix",
         ));
     }
     for (i, part) in parts.iter().enumerate() {
@@ -448,6 +459,7 @@ pub fn check_template(template: &str) -> Vec<Problem> {
             continue;
         };
         if name != "tenant" && name != "source" {
+            // {tenant_id} is a GUID: fixed length, so whatever follows it cannot blur two tenants
             continue;
         }
         let separated = match parts.get(i + 1) {
@@ -583,6 +595,18 @@ mod tests {
         assert!(check_template("{tenant}/../{source}/{name}")[0]
             .message
             .contains(".."));
+        assert!(check_template("{tenant}//{source}/{name}")[0]
+            .message
+            .contains("empty"));
+        assert!(check_template("{tenant}/{source}/{name}/")[0]
+            .message
+            .contains("empty"));
+        assert_eq!(check_template("{tenant}\\..\\{source}/{name}").len(), 1);
+        // the tenant's GUID names its prefix as well as its name does
+        assert!(check_template("{tenant_id}/{source}/{name}@{version}.{offset}.{ext}").is_empty());
+        assert!(check_template("{source}/{name}")[0]
+            .message
+            .contains("{tenant} (or {tenant_id})"));
         // what `ferry run` would refuse, `ferry validate` reports first
         let no_name = check_template("{tenant}/{source}/{yyyy}{MM}{dd}");
         assert_eq!(no_name.len(), 1, "{no_name:?}");

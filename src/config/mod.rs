@@ -17,7 +17,10 @@ mod secrets;
 pub mod units;
 mod validate;
 
-pub use checks::{parse_template, TemplatePart, TemplateSyntaxError, TEMPLATE_PLACEHOLDERS};
+pub use checks::{
+    check_template, parse_template, Problem, TemplatePart, TemplateSyntaxError,
+    TEMPLATE_PLACEHOLDERS,
+};
 pub use cloud::{consent_url, CloudEndpoints};
 pub use error::{did_you_mean, ConfigError, ConfigErrors, ConfigPath, Issue, PathSeg};
 pub use load::{load, load_bytes, load_str, LoadedConfig};

@@ -17,7 +17,7 @@
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::config::{parse_template, TemplatePart, TemplateSyntaxError};
+use crate::config::{check_template, parse_template, Problem, TemplatePart};
 
 /// Longest blob name Azure accepts.
 pub const AZURE_BLOB_NAME_MAX: usize = 1024;
@@ -81,53 +81,15 @@ enum Part {
     Field(Placeholder),
 }
 
-/// Errors in a `destination.path` template; `column` counts characters from 1.
+/// A `destination.path` template Ferry refuses. The rules are `config::check_template`'s, so
+/// `ferry validate` reports the same problem (with every other one, and the file's line) first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
-    /// `{something}` that Ferry does not know.
-    #[error("unknown placeholder {{{name}}} at column {column} of the path template; use one of {{tenant}} {{tenant_id}} {{source}} {{yyyy}} {{MM}} {{dd}} {{HH}} {{name}} {{offset}} {{version}} {{ext}}")]
-    UnknownPlaceholder {
-        /// The text between the braces.
-        name: String,
-        /// Column of the `{`.
-        column: usize,
-    },
-    /// `{` without a matching `}`.
-    #[error("unclosed brace at column {column} of the path template; close it with '}}'")]
-    UnclosedBrace {
-        /// Column of the `{`.
-        column: usize,
-    },
-    /// `}` without an opening `{`.
-    #[error("unexpected '}}' at column {column} of the path template; remove it")]
-    StrayBrace {
-        /// Column of the `}`.
-        column: usize,
-    },
-    /// A required placeholder is absent.
-    #[error("the path template must contain {placeholder} ({why})")]
-    Missing {
-        /// What is missing.
-        placeholder: &'static str,
-        /// Why it is required.
-        why: &'static str,
-    },
-    /// A literal path segment that would escape or collapse (`.`, `..`, empty, leading `/`).
-    #[error("the path template has a {segment:?} path segment at column {column}; remove it (segments must not be empty, '.' or '..')")]
-    BadSegment {
-        /// The offending segment.
-        segment: String,
-        /// Column where it starts.
-        column: usize,
-    },
-    /// `{name}`, `{offset}`, `{version}` or `{ext}` before a tenant or source placeholder.
-    #[error("{{{placeholder}}} at column {column} comes before the tenant and source placeholders; put {{tenant}} and {{source}} first so every object stays under its tenant's prefix")]
-    PerObjectBeforePrefix {
-        /// The early placeholder.
-        placeholder: String,
-        /// Its column.
-        column: usize,
-    },
+#[error("{message}; {help}")]
+pub struct TemplateError {
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub help: String,
 }
 
 /// A parsed `destination.path` template.
@@ -161,131 +123,31 @@ pub struct NameContext<'a> {
 }
 
 impl PathTemplate {
-    /// Parses a template. Requires `{tenant}` or `{tenant_id}`, `{source}` and `{name}`, and
-    /// `{version}` wherever `{offset}` is given, with the per-object placeholders (`{name}`,
-    /// `{offset}`, `{version}`, `{ext}`) after the tenant and source.
+    /// Parses a template that passes [`check_template`] (`{tenant}` or `{tenant_id}`,
+    /// `{source}` and `{name}`, per-object placeholders after the tenant and source, `{version}`
+    /// wherever `{offset}` is, no empty, `.` or `..` segments); otherwise refuses it with the
+    /// first problem found.
     pub fn parse(template: &str) -> Result<PathTemplate, TemplateError> {
+        if let Some(Problem { message, help }) = check_template(template).into_iter().next() {
+            return Err(TemplateError { message, help });
+        }
         let parts = parse_template(template)
-            .map_err(|e| match e {
-                TemplateSyntaxError::Unclosed { column } => TemplateError::UnclosedBrace { column },
-                TemplateSyntaxError::Stray { column } => TemplateError::StrayBrace { column },
-                TemplateSyntaxError::Unknown { name, column } => {
-                    TemplateError::UnknownPlaceholder { name, column }
-                }
+            .map_err(|e| TemplateError {
+                message: format!("path template {template:?} does not parse ({e:?})"),
+                help: "run `ferry validate`".into(),
             })?
             .into_iter()
             .map(|part| match part {
                 TemplatePart::Literal(text) => Ok(Part::Literal(text)),
                 TemplatePart::Placeholder(name) => Placeholder::parse(&name)
                     .map(Part::Field)
-                    .ok_or(TemplateError::UnknownPlaceholder { name, column: 1 }),
+                    .ok_or_else(|| TemplateError {
+                        message: format!("path template {template:?} uses placeholder {{{name}}}, which this build cannot render"),
+                        help: "run `ferry validate`".into(),
+                    }),
             })
             .collect::<Result<Vec<Part>, TemplateError>>()?;
-        let t = PathTemplate { parts };
-        t.check_segments(template)?;
-        t.check_required(template)?;
-        Ok(t)
-    }
-
-    /// Literal-only segments must not be empty, `.` or `..`; the path must not start with `/`.
-    fn check_segments(&self, template: &str) -> Result<(), TemplateError> {
-        // Walk segments of the raw text, treating any placeholder as non-empty content.
-        let mut start = 0usize;
-        let mut has_field = false;
-        let mut seg = String::new();
-        let mut in_field = false;
-        let check = |seg: &str, has_field: bool, start: usize| {
-            if !has_field && (seg.is_empty() || seg == "." || seg == "..") {
-                Err(TemplateError::BadSegment {
-                    segment: seg.to_string(),
-                    column: template[..start].chars().count() + 1,
-                })
-            } else {
-                Ok(())
-            }
-        };
-        for (i, c) in template.char_indices() {
-            match c {
-                '{' => {
-                    in_field = true;
-                    has_field = true;
-                }
-                '}' => in_field = false,
-                '/' | '\\' if !in_field => {
-                    check(&seg, has_field, start)?;
-                    seg.clear();
-                    has_field = false;
-                    start = i + 1;
-                }
-                c if !in_field => seg.push(c),
-                _ => {}
-            }
-        }
-        check(&seg, has_field, start)
-    }
-
-    fn check_required(&self, template: &str) -> Result<(), TemplateError> {
-        let fields: Vec<Placeholder> = self
-            .parts
-            .iter()
-            .filter_map(|p| match p {
-                Part::Field(f) => Some(*f),
-                Part::Literal(_) => None,
-            })
-            .collect();
-        let has = |p: Placeholder| fields.contains(&p);
-        if !has(Placeholder::Tenant) && !has(Placeholder::TenantId) {
-            return Err(TemplateError::Missing {
-                placeholder: "{tenant} or {tenant_id}",
-                why: "objects of different tenants must never share a prefix",
-            });
-        }
-        if !has(Placeholder::Source) {
-            return Err(TemplateError::Missing {
-                placeholder: "{source}",
-                why: "objects of different sources must never collide",
-            });
-        }
-        if !has(Placeholder::Name) {
-            return Err(TemplateError::Missing {
-                placeholder: "{name}",
-                why: "objects of different source blobs must never collide",
-            });
-        }
-        if has(Placeholder::Offset) && !has(Placeholder::Version) {
-            return Err(TemplateError::Missing {
-                placeholder: "{version} wherever it contains {offset}",
-                why: "an object named by its offset must also name the source blob version, or a rewritten blob would overwrite part of what its earlier version shipped",
-            });
-        }
-        let last_prefix_field = fields.iter().rposition(|f| {
-            matches!(
-                f,
-                Placeholder::Tenant | Placeholder::TenantId | Placeholder::Source
-            )
-        });
-        if let (Some(first_obj), Some(last_prefix)) = (
-            fields.iter().position(|f| f.is_per_object()),
-            last_prefix_field,
-        ) {
-            if first_obj < last_prefix {
-                let name = match fields.get(first_obj) {
-                    Some(Placeholder::Offset) => "offset",
-                    Some(Placeholder::Version) => "version",
-                    Some(Placeholder::Ext) => "ext",
-                    _ => "name",
-                };
-                let needle = format!("{{{name}}}");
-                let column = template
-                    .find(&needle)
-                    .map_or(1, |b| template[..b].chars().count() + 1);
-                return Err(TemplateError::PerObjectBeforePrefix {
-                    placeholder: name.to_string(),
-                    column,
-                });
-            }
-        }
-        Ok(())
+        Ok(PathTemplate { parts })
     }
 
     /// Renders the full object name.

@@ -108,8 +108,7 @@ fn explicit_offset_version_and_ext_placeholders() {
 fn an_offset_without_a_version_is_refused() {
     let err = PathTemplate::parse("{tenant}/{source}/{name}/{offset}.{ext}").unwrap_err();
     assert!(
-        err.to_string()
-            .contains("{version} wherever it contains {offset}"),
+        err.to_string().contains("has {offset} without {version}"),
         "{err}"
     );
     assert!(PathTemplate::parse("{tenant}/{source}/{name}@{version}").is_ok());
@@ -198,52 +197,56 @@ fn overlong_names_are_cut_with_a_hash_and_stay_distinct() {
 }
 
 #[test]
-fn template_errors_name_the_column() {
-    assert_eq!(
-        PathTemplate::parse("{tenant}/{source}/{nmae}").unwrap_err(),
-        TemplateError::UnknownPlaceholder {
-            name: "nmae".into(),
-            column: 19
-        }
-    );
-    assert_eq!(
-        PathTemplate::parse("{tenant}/{source}/{name").unwrap_err(),
-        TemplateError::UnclosedBrace { column: 19 }
-    );
-    assert_eq!(
-        PathTemplate::parse("{tenant}}/{source}/{name}").unwrap_err(),
-        TemplateError::StrayBrace { column: 9 }
-    );
-    assert!(matches!(
-        PathTemplate::parse("{tenant}/../{source}/{name}").unwrap_err(),
-        TemplateError::BadSegment { column: 10, .. }
-    ));
-    assert!(matches!(
-        PathTemplate::parse("/{tenant}/{source}/{name}").unwrap_err(),
-        TemplateError::BadSegment { column: 1, .. }
-    ));
-    assert!(matches!(
-        PathTemplate::parse("{tenant}//{source}/{name}").unwrap_err(),
-        TemplateError::BadSegment { .. }
-    ));
-    assert!(matches!(
-        PathTemplate::parse("{source}/{name}").unwrap_err(),
-        TemplateError::Missing { .. }
-    ));
-    assert!(matches!(
-        PathTemplate::parse("{tenant}/{name}").unwrap_err(),
-        TemplateError::Missing { .. }
-    ));
-    assert!(matches!(
-        PathTemplate::parse("{tenant}/{source}").unwrap_err(),
-        TemplateError::Missing { .. }
-    ));
-    assert!(matches!(
-        PathTemplate::parse("{name}/{tenant}/{source}").unwrap_err(),
-        TemplateError::PerObjectBeforePrefix { column: 1, .. }
-    ));
-    let msg = PathTemplate::parse("ü{x}").unwrap_err().to_string();
-    assert!(msg.contains("column 2"), "{msg}");
+fn template_errors_are_config_validations_and_name_the_column() {
+    let refused = |t: &str| PathTemplate::parse(t).unwrap_err().to_string();
+    for (template, expected) in [
+        (
+            "{tenant}/{source}/{nmae}",
+            "unknown placeholder {nmae} at column 19; did you mean {name}?",
+        ),
+        (
+            "{tenant}/{source}/{name",
+            "'{' at column 19 that is never closed",
+        ),
+        ("{tenant}}/{source}/{name}", "'}' at column 9 without a '{'"),
+        ("ü{x}", "unknown placeholder {x} at column 2"),
+        ("{tenant}/../{source}/{name}", "'..' segment"),
+        ("{tenant}\\.\\{source}/{name}", "'.' or '..' segment"),
+        ("/{tenant}/{source}/{name}", "starts with '/'"),
+        ("{tenant}//{source}/{name}", "empty"),
+        (
+            "{source}/{name}",
+            "does not contain {tenant} (or {tenant_id})",
+        ),
+        ("{tenant}/{name}", "does not contain {source}"),
+        ("{tenant}/{source}", "does not contain {name}"),
+        (
+            "{name}/{tenant}/{source}",
+            "has {name} before {tenant} and {source}",
+        ),
+        (
+            "{tenant}{source}/{name}",
+            "{tenant} is followed by something a name can contain",
+        ),
+    ] {
+        let got = refused(template);
+        assert!(got.contains(expected), "{template}: {got}");
+        // the same words `ferry validate` prints first
+        let first = &crate::config::check_template(template)[0];
+        assert_eq!(got, format!("{}; {}", first.message, first.help));
+    }
+}
+
+#[test]
+fn every_placeholder_validation_knows_is_one_naming_renders() {
+    for p in crate::config::TEMPLATE_PLACEHOLDERS {
+        let t = format!("{{tenant}}/{{source}}/{{{p}}}/{{name}}@{{version}}.{{offset}}");
+        assert!(
+            PathTemplate::parse(&t).is_ok(),
+            "{p}: {:?}",
+            PathTemplate::parse(&t)
+        );
+    }
 }
 
 /// A random name from characters that stress sanitising.
@@ -269,7 +272,7 @@ fn random_names_never_escape_their_prefix() {
     let templates = [
         DEFAULT,
         "{tenant}/{source}/{name}",
-        "{tenant_id}/x{source}y/{yyyy}/{name}.{version}.{offset}.{ext}",
+        "{tenant_id}/x{source}_y/{yyyy}/{name}.{version}.{offset}.{ext}",
     ];
     for template in templates {
         let t = PathTemplate::parse(template).unwrap();

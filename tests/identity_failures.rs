@@ -417,4 +417,16 @@ async fn a_token_endpoint_that_cannot_be_reached_is_named_in_the_tenant_state() 
         changed.contains("authority host of agent.cloud"),
         "{changed}"
     );
+    // `ferry check` says the same thing in the same words
+    let out = w.ferry(&["check", "-c", cfg.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("token endpoint https://login.sandbox.test"),
+        "{text}"
+    );
+    assert!(
+        text.contains(ferry::identity::TOKEN_UNAVAILABLE_FIX),
+        "{text}"
+    );
 }

@@ -57,7 +57,7 @@ async fn token_row(
             let mut fix = e.fix(consent_url);
             if fix.is_empty() {
                 fix = format!(
-                    "the token endpoint is unreachable or busy: check the network path to {}, then run ferry check again",
+                    "Entra ID at {} answered busy; that passes by itself: run ferry check again in a minute",
                     tokens.authority_host()
                 );
             }

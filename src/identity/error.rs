@@ -136,7 +136,8 @@ impl TokenError {
     }
 
     /// What a person should do, in words, naming the step that works on real Azure (empty for
-    /// transient failures, which need nothing but time).
+    /// an answer from Entra ID that is only busy, which needs nothing but time; for an endpoint
+    /// that gives no token at all, [`TOKEN_UNAVAILABLE_FIX`]).
     pub fn fix(&self, consent_url: &str) -> String {
         let tenant = match self {
             TokenError::Entra { tenant_id, .. } | TokenError::Rejected { tenant_id, .. } => {
@@ -153,6 +154,7 @@ impl TokenError {
             TokenError::ManagedIdentity { .. } if self.class() != FailureClass::Transient => {
                 return "the provider's managed identity cannot get a token: assign the user-assigned identity to this host (VM, App Service or AKS) and check its client id in the config".into()
             }
+            TokenError::Unavailable { .. } => return TOKEN_UNAVAILABLE_FIX.into(),
             TokenError::CredentialSource(_) => {
                 return "the app credential cannot be loaded on this host: fix the file, variable or vault secret that [app].credential names (this affects every tenant)".into()
             }
@@ -190,6 +192,10 @@ impl TokenError {
         }
     }
 }
+
+/// What to do when the token endpoint (Entra ID or the managed identity endpoint) gives no token
+/// at all: one text for `ferry check` and for a tenant's status in the daemon.
+pub const TOKEN_UNAVAILABLE_FIX: &str = "no token from the token endpoint named in the error; if that lasts, check this host's outbound HTTPS to the authority host of agent.cloud (every tenant needs it) and, with a managed identity credential, that the identity endpoint answers";
 
 /// Parses `Retry-After` (seconds or HTTP date) and `x-ms-retry-after-ms`.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -266,7 +272,7 @@ mod tests {
             reason: "r".into(),
             retry_after: None,
         };
-        assert!(unavailable.fix(url).is_empty());
+        assert_eq!(unavailable.fix(url), TOKEN_UNAVAILABLE_FIX);
         let rejected = TokenError::Rejected {
             tenant_id: "t1".into(),
             reason: "r".into(),

@@ -19,7 +19,7 @@ mod vault_secret;
 
 pub use credential::{read_assertion_file, CertificateCredential, SecretLocation};
 pub use entra::{default_scope, request_token, token_endpoint, ClientAuth, TokenRequest};
-pub use error::{classify_aadsts, retry_after, FailureClass, TokenError};
+pub use error::{classify_aadsts, retry_after, FailureClass, TokenError, TOKEN_UNAVAILABLE_FIX};
 pub use managed::{request_managed_identity_token, ManagedIdentityEndpoint};
 pub use provider::{
     AppAuthMethod, IdentitySettings, Principal, ProviderTuning, TokenProvider,

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::blob_api::BlobErrorClass;
 use crate::cmk::{KeyFailure, KeyVaultError};
-use crate::identity::{FailureClass, Principal, TokenError, TokenProvider};
+use crate::identity::{FailureClass, Principal, TokenError, TokenProvider, TOKEN_UNAVAILABLE_FIX};
 use crate::source::SourceError;
 use crate::state::CheckpointStore;
 use crate::telemetry::events::{SourceWorkFailed, TenantRefused, TenantStateChanged};
@@ -780,8 +780,6 @@ impl TenantSupervisor {
 
 /// What an operator does about a customer endpoint Ferry cannot connect to.
 const UNREACHABLE_FIX: &str = "no connection to the customer's storage endpoint or key vault named in the error: check its DNS name (or the source's `resolve` or `decrypt.resolve` pin), its private endpoint and the network path from Ferry to it; Ferry retries every poll and resumes by itself";
-
-const TOKEN_UNAVAILABLE_FIX: &str = "no token from the token endpoint named in the error; if that lasts, check this host's outbound HTTPS to the authority host of agent.cloud (every tenant needs it) and, with a managed identity credential, that the identity endpoint answers";
 
 fn error_class(e: &ShipError) -> (&'static str, &'static str) {
     match e {

@@ -58,7 +58,11 @@ pub async fn check_endpoint(
                 .map(|a| a.to_string())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let how = if r.pinned { "pinned" } else { "DNS" };
+            let how = match (r.pinned, r.pinned_port) {
+                (true, Some(port)) => format!("pinned, port {port}"),
+                (true, None) => "pinned".to_string(),
+                (false, _) => "DNS".to_string(),
+            };
             if r.is_private() {
                 let row = CheckRow::pass(
                     scope,
@@ -163,5 +167,30 @@ mod tests {
         .await;
         assert_eq!(row.outcome, super::super::Outcome::Pass);
         assert!(send && row.reason.contains("10.1.2.3") && row.reason.contains("private"));
+        assert!(
+            row.reason.contains("(pinned)"),
+            "443 goes unsaid: {}",
+            row.reason
+        );
+        // a pin to another port says so, or the row would hide where requests really go
+        let pins = DnsPins::new(vec![HostPin::new(
+            "priv.blob.core.windows.net",
+            "10.1.2.3:8443",
+        )
+        .unwrap()]);
+        let (row, _) = check_endpoint(
+            &scope(),
+            &pins,
+            "https://priv.blob.core.windows.net",
+            true,
+            "resolve",
+        )
+        .await;
+        assert!(
+            row.reason
+                .contains("resolves to 10.1.2.3 (pinned, port 8443): private"),
+            "{}",
+            row.reason
+        );
     }
 }

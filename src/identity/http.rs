@@ -324,6 +324,8 @@ pub struct Resolution {
     pub addresses: Vec<IpAddr>,
     /// True when the address came from a pin.
     pub pinned: bool,
+    /// The port a pin sends requests to, when it is not HTTPS's 443 (`10.1.2.3:8443`).
+    pub pinned_port: Option<u16>,
 }
 
 impl Resolution {
@@ -339,6 +341,7 @@ pub async fn resolve_host(pins: &DnsPins, host: &str) -> std::io::Result<Resolut
         return Ok(Resolution {
             addresses: vec![addr.ip()],
             pinned: true,
+            pinned_port: (addr.port() != 443).then_some(addr.port()),
         });
     }
     let addrs = tokio::net::lookup_host((host, 443)).await?;
@@ -347,6 +350,7 @@ pub async fn resolve_host(pins: &DnsPins, host: &str) -> std::io::Result<Resolut
     Ok(Resolution {
         addresses,
         pinned: false,
+        pinned_port: None,
     })
 }
 

@@ -212,6 +212,14 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
         || async { state_of(&d.status().await, "contoso").as_deref() == Some("active") },
     )
     .await;
+    // the error stays as history, marked resolved once a poll went through without one
+    let s = d.status().await;
+    let last = &s["tenants"]["contoso"]["sources"]["audit"]["last_error"];
+    assert_eq!(last["class"], "transient", "{s}");
+    assert!(
+        last["resolved_at"].as_i64() >= last["at"].as_i64() && last["resolved_at"].is_i64(),
+        "{s}"
+    );
 
     // revocation: the customer removes the storage role
     let sp = &w.customers["contoso"].service_principal_object_id;

@@ -184,7 +184,11 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
                 ago(s.lag_seconds as i64),
                 s.objects_shipped,
                 bytes(s.bytes_shipped),
-                if s.last_error.is_some() { "yes" } else { "-" },
+                match &s.last_error {
+                    Some(e) if e.resolved_at.is_some() => "resolved",
+                    Some(_) => "yes",
+                    None => "-",
+                },
             );
             if let Some(roots) = s.partition_roots {
                 notes.push(format!(
@@ -197,13 +201,14 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
             let said = t.state.is_blocked()
                 && t.reason.as_deref() == s.last_error.as_ref().map(|e| e.message.as_str());
             if let Some(e) = s.last_error.as_ref().filter(|_| !said) {
-                let fix = if e.fix.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n    fix: {}", e.fix)
+                // a resolved error is history: when it ended, and no fix to follow
+                let (resolved, fix) = match e.resolved_at {
+                    Some(at) => (format!(", resolved {} ago", ago(now - at)), String::new()),
+                    None if e.fix.is_empty() => (String::new(), String::new()),
+                    None => (String::new(), format!("\n    fix: {}", e.fix)),
                 };
                 notes.push(format!(
-                    "{name}/{sname}: last error {} ago [{}]: {}{fix}",
+                    "{name}/{sname}: last error {} ago [{}]{resolved}: {}{fix}",
                     ago(now - e.at),
                     e.class,
                     e.message
@@ -234,6 +239,7 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::status::LastError;
     use crate::telemetry::{StatusBoard, TenantState};
 
     #[test]
@@ -267,6 +273,57 @@ mod tests {
             table.contains("fix: assign Storage Blob Data Reader"),
             "{table}"
         );
+    }
+
+    /// An error the source got past stays visible as history, without a fix to follow; one
+    /// that still stands keeps its fix.
+    #[test]
+    fn a_resolved_error_reads_as_history() {
+        let b = StatusBoard::new();
+        b.register(
+            "contoso",
+            "t1",
+            &["audit".into(), "exports".into()],
+            TenantState::Active,
+        );
+        b.update_source("contoso", "audit", |s| {
+            let mut e = LastError::now("transient", "list blobs failed: HTTP 503 ServerBusy", "");
+            e.at -= 300;
+            e.resolved_at = Some(unix_now() - 240);
+            s.last_error = Some(e);
+        });
+        b.update_source("contoso", "exports", |s| {
+            s.last_error = Some(LastError::now(
+                "unreachable",
+                "no connection",
+                "check the private endpoint",
+            ));
+        });
+        let doc = StatusDocument {
+            generated_at: unix_now(),
+            version: "x".into(),
+            tenants: b.snapshot(),
+        };
+        let back: StatusDocument =
+            serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap();
+        let table = render_table(&back, unix_now());
+        let row = |source: &str| {
+            table
+                .lines()
+                .find(|l| l.contains(source) && l.starts_with("contoso"))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(row("audit").ends_with("resolved"), "{table}");
+        assert!(row("exports").ends_with("yes"), "{table}");
+        assert!(
+            table.contains(
+                "contoso/audit: last error 5m ago [transient], resolved 4m ago: list blobs failed"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("contoso/exports: last error 0s ago [unreachable]: no connection\n    fix: check the private endpoint"), "{table}");
+        assert_eq!(table.matches("fix:").count(), 1, "{table}");
     }
 
     #[test]

@@ -735,6 +735,11 @@ impl TenantSupervisor {
                 self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                     st.last_poll = Some(unix_now());
                     st.lag_seconds = lag;
+                    if totals.failed == 0 {
+                        if let Some(e) = st.last_error.as_mut() {
+                            e.resolved_at.get_or_insert(unix_now());
+                        }
+                    }
                     st.list_requests += report.requests;
                     if let Some((roots, open)) = report.partitions {
                         st.partition_roots = Some(roots as u64);

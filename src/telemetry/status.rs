@@ -101,6 +101,10 @@ pub struct LastError {
     pub message: String,
     /// What a person should do; empty when nothing.
     pub fix: String,
+    /// When a poll of the source next went through without a failure (unix seconds); `None`
+    /// while the error still stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<i64>,
 }
 
 impl LastError {
@@ -115,6 +119,7 @@ impl LastError {
             class: class.into(),
             message: message.into(),
             fix: fix.into(),
+            resolved_at: None,
         }
     }
 }

@@ -130,41 +130,24 @@ mod tests {
         }
     }
 
+    async fn check(pins: &DnsPins, url: &str, require_private: bool) -> (CheckRow, bool) {
+        check_endpoint(&scope(), pins, url, require_private, "resolve").await
+    }
+
     #[tokio::test]
     async fn public_pins_fail_only_when_private_is_required() {
         let pins = DnsPins::new(vec![
             HostPin::new("pub.blob.core.windows.net", "20.60.1.1").unwrap(),
             HostPin::new("priv.blob.core.windows.net", "10.1.2.3:443").unwrap(),
         ]);
-        let (row, send) = check_endpoint(
-            &scope(),
-            &pins,
-            "https://pub.blob.core.windows.net",
-            true,
-            "resolve",
-        )
-        .await;
+        let (row, send) = check(&pins, "https://pub.blob.core.windows.net", true).await;
         assert_eq!(row.outcome, super::super::Outcome::Fail);
         assert!(!send);
         assert!(row.fix.contains("private endpoint"), "{}", row.fix);
-        let (row, send) = check_endpoint(
-            &scope(),
-            &pins,
-            "https://pub.blob.core.windows.net",
-            false,
-            "resolve",
-        )
-        .await;
+        let (row, send) = check(&pins, "https://pub.blob.core.windows.net", false).await;
         assert_eq!(row.outcome, super::super::Outcome::Pass);
         assert!(send && row.reason.contains("public"));
-        let (row, send) = check_endpoint(
-            &scope(),
-            &pins,
-            "https://priv.blob.core.windows.net",
-            true,
-            "resolve",
-        )
-        .await;
+        let (row, send) = check(&pins, "https://priv.blob.core.windows.net", true).await;
         assert_eq!(row.outcome, super::super::Outcome::Pass);
         assert!(send && row.reason.contains("10.1.2.3") && row.reason.contains("private"));
         assert!(
@@ -178,19 +161,8 @@ mod tests {
             "10.1.2.3:8443",
         )
         .unwrap()]);
-        let (row, _) = check_endpoint(
-            &scope(),
-            &pins,
-            "https://priv.blob.core.windows.net",
-            true,
-            "resolve",
-        )
-        .await;
-        assert!(
-            row.reason
-                .contains("resolves to 10.1.2.3 (pinned, port 8443): private"),
-            "{}",
-            row.reason
-        );
+        let (row, _) = check(&pins, "https://priv.blob.core.windows.net", true).await;
+        let expected = "resolves to 10.1.2.3 (pinned, port 8443): private";
+        assert!(row.reason.contains(expected), "{}", row.reason);
     }
 }

@@ -168,6 +168,7 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
     );
     std::fs::write(&path, text).unwrap();
     d.signal("HUP");
+    let restarted_at = std::time::Instant::now();
     d.wait_for(30, "the second reload applied", || async {
         let s = d.status().await;
         state_of(&s, "tailspin").as_deref() == Some("disabled")
@@ -200,6 +201,13 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
         objects_of(&d.status().await, "contoso", "audit") > c_before
     })
     .await;
+
+    // fabrikam (removed) and contoso (restarted) stopped well within the sandbox's 5 s grace:
+    // nothing was abandoned, so nothing says so once the grace is over
+    let grace = std::time::Duration::from_secs(6);
+    tokio::time::sleep(grace.saturating_sub(restarted_at.elapsed())).await;
+    let out = d.output();
+    assert!(!out.contains("Grace period over"), "{out}");
 
     let output = d.stop();
     assert_no_secrets(

@@ -338,7 +338,7 @@ impl Supervisor {
                     let grace = current.config.agent.shutdown_grace.get();
                     tracing::info!(grace_seconds = grace.as_secs(), "Stopping: no new work; in-flight objects may finish within the grace period");
                     fleet.pending.clear();
-                    stop_after_grace(&global, grace);
+                    stop_after_grace(&global, grace, None);
                 }
             }
         }
@@ -357,11 +357,13 @@ impl Supervisor {
     ) -> Result<(), StartError> {
         let state = self.board.state(&name).unwrap_or(TenantState::Starting);
         summary.tenants.insert(name.clone(), (state, totals));
-        if fleet
+        if let Some(ended) = fleet
             .running
             .get(&name)
-            .is_some_and(|r| r.generation == generation)
+            .filter(|r| r.generation == generation)
         {
+            // nothing is left in flight: a grace timer started for this task abandons nothing
+            ended.stops.abort.cancel();
             fleet.running.remove(&name);
         }
         if let Some(t) = fleet.pending.remove(&name) {
@@ -429,7 +431,7 @@ impl Supervisor {
         let grace = next.config.agent.shutdown_grace.get();
         for name in plan.removed.iter().chain(plan.changed.iter()) {
             if let Some(r) = fleet.running.get(name) {
-                stop_after_grace(&r.stops, grace);
+                stop_after_grace(&r.stops, grace, Some(name));
             } else if plan.removed.contains(name) {
                 self.board.remove(name);
             }
@@ -471,16 +473,23 @@ struct Fleet {
     generation: u64,
 }
 
-/// Drains now; abandons in-flight work when `grace` is over.
-fn stop_after_grace(stops: &Stops, grace: Duration) {
+/// Drains now; abandons in-flight work when `grace` is over, unless the work ended first (a
+/// tenant task cancels its own `abort` when it ends, see `Supervisor::tenant_ended`).
+/// `tenant` is `None` for the whole agent.
+fn stop_after_grace(stops: &Stops, grace: Duration, tenant: Option<&str>) {
     stops.drain.cancel();
     let abort = stops.abort.clone();
+    let tenant = tenant.map(str::to_string);
     tokio::spawn(async move {
         tokio::time::sleep(grace).await;
-        if !abort.is_cancelled() {
-            tracing::warn!("Grace period over: abandoning in-flight objects uncommitted; they are shipped again after restart");
-            abort.cancel();
+        if abort.is_cancelled() {
+            return;
         }
+        match tenant {
+            Some(tenant) => tracing::warn!(%tenant, "Grace period over: abandoning the tenant's in-flight objects uncommitted; they are shipped again when it starts"),
+            None => tracing::warn!("Grace period over: abandoning in-flight objects uncommitted; they are shipped again after restart"),
+        }
+        abort.cancel();
     });
 }
 

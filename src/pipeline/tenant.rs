@@ -662,7 +662,7 @@ impl TenantSupervisor {
                     }
                     Err(ShipError::Stopped) => {}
                     Err(ShipError::Quarantined { reason }) => {
-                        tracing::warn!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, etag = %item.etag, reason = %reason, "Blob quarantined: nothing of it was shipped; it is read again only when its ETag changes");
+                        tracing::error!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, etag = %item.etag, reason = %reason, "Blob quarantined: nothing of it was shipped; it is read again only when its ETag changes");
                         self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                             st.quarantined += 1;
                         });
@@ -741,10 +741,10 @@ impl TenantSupervisor {
                         }
                     }
                     st.list_requests += report.requests;
-                    if let Some((roots, open)) = report.partitions {
-                        st.partition_roots = Some(roots as u64);
-                        st.open_since = open.map(crate::source::partitions::hour_label);
-                    }
+                    // a reload may have switched the listing mode: flat leaves nothing to show
+                    let (roots, open) = report.partitions.unzip();
+                    st.partition_roots = roots.map(|r| r as u64);
+                    st.open_since = open.flatten().map(crate::source::partitions::hour_label);
                 });
                 Ok(totals)
             }

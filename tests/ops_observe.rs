@@ -165,6 +165,14 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
         sample(&m, "ferry_retry_wait_seconds_total", c).unwrap_or(0.0) >= 1.0,
         "Retry-After honoured:\n{m}"
     );
+    // what is written meanwhile cannot be seen: the lag grows from the last poll that caught up
+    let contoso_lag = || async { sample(&d.metrics().await, "ferry_lag_seconds", c) };
+    d.wait_for(
+        30,
+        "contoso's lag growing while it cannot be listed",
+        || async { contoso_lag().await.unwrap_or(0.0) >= 3.0 },
+    )
+    .await;
     assert!(
         sample(
             &m,
@@ -211,6 +219,10 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
         "contoso active again after the throttling ends",
         || async { state_of(&d.status().await, "contoso").as_deref() == Some("active") },
     )
+    .await;
+    d.wait_for(30, "contoso's lag back to 0 once it caught up", || async {
+        contoso_lag().await == Some(0.0)
+    })
     .await;
     // the error stays as history, marked resolved once a poll went through without one
     let s = d.status().await;
@@ -269,6 +281,10 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
         Some(1.0),
         "{m}"
     );
+    d.wait_for(30, "contoso's lag growing while it is stopped", || async {
+        contoso_lag().await.unwrap_or(0.0) >= 3.0
+    })
+    .await;
     let s = d.status().await;
     let fix = s["tenants"]["contoso"]["fix"].as_str().unwrap_or_default();
     assert!(fix.contains("Storage Blob Data Reader"), "{s}");

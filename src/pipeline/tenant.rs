@@ -623,6 +623,7 @@ impl TenantSupervisor {
         once: bool,
     ) -> Result<TenantTotals, Blocked> {
         let ctx = &source.ctx;
+        let started = unix_now();
         let container = ctx.reader.container().container().to_string();
         let (done_tx, done_rx) = flume::unbounded();
         let store = self.store.clone();
@@ -718,23 +719,43 @@ impl TenantSupervisor {
         };
         let (listed, (totals, blocked)) = tokio::join!(lister, collector);
         tracing::debug!(tenant = %self.name, source = %ctx.cfg.name, objects = totals.shipped.objects, failed = totals.failed, blocked, "Poll finished");
+        // not listed to the end, or stopped: data written since the last poll that caught up
+        // may be waiting
+        let fell_behind = || {
+            self.board.update_source(&self.name, &ctx.cfg.name, |st| {
+                st.behind_since = st.behind_since.or(st.caught_up_at).or(Some(started));
+            })
+        };
         if blocked {
+            fell_behind();
             return Ok(TenantTotals {
                 refused: true,
                 ..totals
             });
         }
+        if listed.is_err() {
+            fell_behind();
+        }
         match listed {
             Ok(report) => {
-                // age of the oldest data seen but not shipped: deferred tails and failed items
+                // the oldest data seen but not shipped: deferred tails and failed items
                 let oldest = match (report.oldest_deferred, totals.oldest_failed) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                let lag = oldest.map(|o| (unix_now() - o).max(0) as u64).unwrap_or(0);
                 self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                     st.last_poll = Some(unix_now());
-                    st.lag_seconds = lag;
+                    st.behind_since = match oldest {
+                        Some(t) => Some(t),
+                        // failed items without a write time: as old as the last catch-up
+                        None if totals.failed > 0 => {
+                            st.behind_since.or(st.caught_up_at).or(Some(started))
+                        }
+                        None => {
+                            st.caught_up_at = Some(started);
+                            None
+                        }
+                    };
                     if totals.failed == 0 {
                         if let Some(e) = st.last_error.as_mut() {
                             e.resolved_at.get_or_insert(unix_now());

@@ -132,8 +132,17 @@ pub struct SourceStatus {
     pub last_success: Option<i64>,
     /// Last completed poll (unix seconds).
     pub last_poll: Option<i64>,
-    /// Age in seconds of the oldest data seen but not shipped yet (0 when caught up).
+    /// Age in seconds of the oldest data that may not be shipped yet (0 when caught up): computed
+    /// from `behind_since` (and, for a stopped tenant, the time it stopped) when the board is read.
     pub lag_seconds: u64,
+    /// Data written since this time (unix seconds) may not be shipped yet: the oldest failed or
+    /// waiting item a poll saw, or, when the source could not be listed, the start of its last
+    /// poll that caught up. `None` when caught up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind_since: Option<i64>,
+    /// Start of the last poll that listed the source and left nothing behind (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caught_up_at: Option<i64>,
     /// Bytes read from the customer.
     pub bytes_read: u64,
     /// Bytes committed to the destination (after compression).
@@ -277,8 +286,23 @@ impl StatusBoard {
     }
 
     /// A copy of everything.
+    /// Every tenant as of now, each source's `lag_seconds` computed for this moment: a source
+    /// that cannot be listed, or whose tenant is stopped, falls further behind while that lasts.
     pub fn snapshot(&self) -> BTreeMap<String, TenantStatus> {
-        lock(&self.tenants).clone()
+        let now = unix_now();
+        let mut tenants = lock(&self.tenants).clone();
+        for t in tenants.values_mut() {
+            let stopped_since = t.state.is_blocked().then_some(t.since);
+            for s in t.sources.values_mut() {
+                // stopped: whatever was written since the stop waits too
+                let behind = match (s.behind_since, stopped_since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                s.lag_seconds = behind.map_or(0, |t| (now - t).max(0) as u64);
+            }
+        }
+        tenants
     }
 }
 
@@ -302,5 +326,40 @@ mod tests {
         assert_eq!(b.snapshot()["contoso"].sources["audit"].objects_shipped, 2);
         b.register("contoso", "t", &[], TenantState::Starting);
         assert!(b.snapshot()["contoso"].sources.is_empty());
+    }
+
+    /// Lag is read at the moment the board is: it grows while a source is behind or its tenant
+    /// is stopped, and is 0 for a source that caught up and runs.
+    #[test]
+    fn lag_grows_while_a_source_is_behind_or_its_tenant_stopped() {
+        let b = StatusBoard::new();
+        b.register(
+            "contoso",
+            "t",
+            &["audit".into(), "exports".into()],
+            TenantState::Active,
+        );
+        let lag =
+            |b: &StatusBoard, source: &str| b.snapshot()["contoso"].sources[source].lag_seconds;
+        assert_eq!(lag(&b, "audit"), 0);
+        b.update_source("contoso", "audit", |s| {
+            s.behind_since = Some(unix_now() - 120)
+        });
+        assert!((120..125).contains(&lag(&b, "audit")));
+        assert_eq!(lag(&b, "exports"), 0);
+        // stopped 30 s ago: the caught-up source is 30 s behind, the other keeps its 120 s
+        b.set_state(
+            "contoso",
+            TenantState::KeyRevoked,
+            Some("r".into()),
+            Some("f".into()),
+        );
+        lock(&b.tenants).get_mut("contoso").unwrap().since -= 30;
+        assert!(
+            (30..35).contains(&lag(&b, "exports")),
+            "{}",
+            lag(&b, "exports")
+        );
+        assert!((120..125).contains(&lag(&b, "audit")));
     }
 }

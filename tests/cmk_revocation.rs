@@ -398,3 +398,104 @@ async fn revocation_in_each_form_stops_only_that_tenant_at_once() {
         );
     }
 }
+
+/// Objects kept under the customer's key (`at_rest = "customer_key"`) need wrapKey as well as
+/// unwrapKey. With only wrapKey taken away, the tenant stops at its next object and stays
+/// stopped: the re-check wraps through the vault too, instead of finding get and unwrap fine and
+/// resuming only to stop again. `ferry check` names the missing permission. Access back: it
+/// resumes and ships what waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_wrap_a_customer_key_tenant_stays_stopped_and_check_says_why() {
+    let w = world(1).await;
+    let mut s = SourceSpec::copy("enc", C);
+    s.extra = format!(
+        "  decrypt = {{ key = \"{}\" }}\n  at_rest = \"customer_key\"\n",
+        key_url("contoso")
+    );
+    let cfg = w.config(&[("contoso", vec![s])], "");
+    let batch = sealed_batch(&w, "contoso", "wrap", 2).await;
+    let put = |i: usize| {
+        let (n, _, s) = &batch[i];
+        upload(
+            &w,
+            "contoso",
+            C,
+            n,
+            &s.body,
+            Some(&s.encryption_data),
+            &[],
+            1,
+        )
+    };
+    put(0).await;
+    let mut daemon = w.spawn_daemon(&cfg, "daemon.log");
+    let first = eventually(30, || async {
+        shipped_from(&w.destination().await, &batch[0].0).len() == 1
+    })
+    .await;
+    assert!(first, "not shipped:\n{}", w.log("daemon.log"));
+
+    let admin = w.sandbox.admin();
+    let sp = w.customers["contoso"].service_principal_object_id.clone();
+    let access = |keys: &[&str]| serde_json::json!({"object_id": sp, "keys": keys, "secrets": []});
+    admin
+        .delete(
+            "/vaults/contoso-kv/access",
+            Some(access(&["get", "wrapKey", "unwrapKey"])),
+        )
+        .await
+        .ok();
+    admin
+        .put("/vaults/contoso-kv/access", access(&["get", "unwrapKey"]))
+        .await
+        .expect("grant get and unwrap only");
+    put(1).await;
+    let stopped = eventually(30, || async {
+        stopped_lines(&w.log("daemon.log"), "key_revoked") == 1
+    })
+    .await;
+    assert!(stopped, "never stopped:\n{}", w.log("daemon.log"));
+    // four re-checks (recheck_interval 2 s): none resumes
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let log = w.log("daemon.log");
+    assert!(!log.contains("Access is back"), "{}", interesting(&log));
+    assert_eq!(
+        stopped_lines(&log, "key_revoked"),
+        1,
+        "{}",
+        interesting(&log)
+    );
+    assert!(shipped_from(&w.destination().await, &batch[1].0).is_empty());
+
+    let out = w.ferry(&["check", "-c", cfg.to_str().unwrap()]);
+    let text = common::output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let wrap_row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("✗ wrap "))
+        .unwrap_or_else(|| panic!("no wrap row:\n{text}"));
+    assert!(wrap_row.contains("ForbiddenByPolicy"), "{text}");
+    assert!(text.contains("'Wrap Key' key permission"), "{text}");
+
+    admin
+        .put(
+            "/vaults/contoso-kv/access",
+            access(&["get", "wrapKey", "unwrapKey"]),
+        )
+        .await
+        .expect("grant again");
+    let resumed = eventually(30, || async {
+        shipped_from(&w.destination().await, &batch[1].0).len() == 1
+    })
+    .await;
+    assert!(resumed, "did not resume:\n{}", w.log("daemon.log"));
+    let out = w.ferry(&["check", "-c", cfg.to_str().unwrap()]);
+    let text = common::output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("objects can be kept under this key"),
+        "{text}"
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}

@@ -1,10 +1,11 @@
 //! The checks of one customer key: the vault's endpoint, that the vault answers for the
-//! configured tenant, the key's attributes, and an unwrap of a throwaway value.
+//! configured tenant, the key's attributes, an unwrap of a throwaway value, and, where objects
+//! are kept under the key (`at_rest = "customer_key"`), a wrap by the vault.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{BlobSourceConfig, DecryptConfig, LoadedConfig};
+use crate::config::{AtRest, BlobSourceConfig, DecryptConfig, LoadedConfig};
 use crate::identity::from_config::pins_with;
 use crate::identity::http::HttpSettings;
 use crate::identity::AccessToken;
@@ -248,17 +249,67 @@ pub async fn check_key(
                 facts.kty
             ),
         ));
-        return rows;
+    } else {
+        match keyvault::unwrap_round_trip(&client, &key, &facts, tok).await {
+            Ok(true) => rows.push(CheckRow::pass(
+                scope,
+                CheckKind::Unwrap,
+                &key_target,
+                format!(
+                    "unwrapped a throwaway value with version {} (RSA-OAEP)",
+                    facts.version().unwrap_or("?")
+                ),
+            )),
+            Ok(false) => rows.push(CheckRow::fail(
+                scope,
+                CheckKind::Unwrap,
+                &key_target,
+                disagreeing_key("unwrapped"),
+            )),
+            Err(r) => rows.push(CheckRow::fail(
+                scope,
+                CheckKind::Unwrap,
+                &key_target,
+                keyvault::explain(&r, &key, "unwrap"),
+            )),
+        }
     }
-    match keyvault::unwrap_round_trip(&client, &key, &facts, tok).await {
-        Ok(true) => rows.push(CheckRow::pass(scope, CheckKind::Unwrap, &key_target, format!("unwrapped a throwaway value with version {} (RSA-OAEP)", facts.version().unwrap_or("?")))),
-        Ok(false) => rows.push(CheckRow::fail(scope, CheckKind::Unwrap, &key_target, Failure {
-            state: TenantState::KeyRevoked,
-            code: None,
-            reason: "the vault unwrapped the test value to something else".into(),
-            fix: "the key's public part and its private part disagree: report this to the customer's Key Vault administrator".into(),
-        })),
-        Err(r) => rows.push(CheckRow::fail(scope, CheckKind::Unwrap, &key_target, keyvault::explain(&r, &key, "unwrap"))),
+    if b.at_rest == AtRest::CustomerKey {
+        rows.push(check_wrap(&client, scope, &key, &key_target, &facts, tok).await);
     }
     rows
+}
+
+/// `at_rest = "customer_key"`: each shipped object's content key is wrapped by the vault, so
+/// wrapKey must be permitted and granted too.
+async fn check_wrap(
+    client: &reqwest::Client,
+    scope: &Scope,
+    key: &keyvault::KeyUrl,
+    key_target: &str,
+    facts: &keyvault::KeyFacts,
+    tok: &AccessToken,
+) -> CheckRow {
+    if !facts.allows("wrapKey") {
+        return CheckRow::fail(scope, CheckKind::Wrap, key_target, Failure {
+            state: TenantState::KeyRevoked,
+            code: Some("OperationNotAllowed".into()),
+            reason: format!("key {} allows only [{}]: wrapKey is not among its permitted operations, and at_rest = \"customer_key\" needs it", key.name, facts.key_ops.join(", ")),
+            fix: format!("the customer must add wrapKey to the permitted operations of key {} in vault {}, or set at_rest = \"plain\"", key.name, key.host),
+        });
+    }
+    match keyvault::wrap_round_trip(client, key, facts, tok).await {
+        Ok(true) => CheckRow::pass(scope, CheckKind::Wrap, key_target, format!("the vault wrapped and unwrapped a throwaway value with version {}: objects can be kept under this key (at_rest = \"customer_key\")", facts.version().unwrap_or("?"))),
+        Ok(false) => CheckRow::fail(scope, CheckKind::Wrap, key_target, disagreeing_key("wrapped and unwrapped")),
+        Err(r) => CheckRow::fail(scope, CheckKind::Wrap, key_target, keyvault::explain(&r, key, "wrap")),
+    }
+}
+
+fn disagreeing_key(done: &str) -> Failure {
+    Failure {
+        state: TenantState::KeyRevoked,
+        code: None,
+        reason: format!("the vault {done} the test value to something else"),
+        fix: "the key's public part and its private part disagree: report this to the customer's Key Vault administrator".into(),
+    }
 }

@@ -262,14 +262,53 @@ pub async fn unwrap_round_trip(
             &value,
         )
         .map_err(|e| local(format!("cannot wrap locally: {e}")))?;
+    let back = key_operation(http, key, facts, "unwrapkey", "RSA-OAEP", &wrapped, token).await?;
+    Ok(back.is_some_and(|b| b.as_slice() == value.as_slice()))
+}
+
+/// Has the vault wrap a random 40-byte value as Ferry wraps a content key for
+/// `at_rest = "customer_key"` (RSA-OAEP-256, A256KW for a symmetric key), then unwrap it, and
+/// compares. `Ok(false)` means the vault answered with another value.
+pub async fn wrap_round_trip(
+    http: &reqwest::Client,
+    key: &KeyUrl,
+    facts: &KeyFacts,
+    token: &AccessToken,
+) -> Result<bool, VaultRefusal> {
+    let alg = if facts.kty.starts_with("RSA") {
+        "RSA-OAEP-256"
+    } else {
+        "A256KW"
+    };
+    let mut value = Zeroizing::new(vec![0u8; 40]);
+    rand::thread_rng().fill_bytes(&mut value);
+    let Some(wrapped) = key_operation(http, key, facts, "wrapkey", alg, &value, token).await?
+    else {
+        return Ok(false);
+    };
+    let back = key_operation(http, key, facts, "unwrapkey", alg, &wrapped, token).await?;
+    Ok(back.is_some_and(|b| b.as_slice() == value.as_slice()))
+}
+
+/// `POST {vault}/keys/{name}/{version}/{operation}` (`wrapkey` or `unwrapkey`) with `value`;
+/// the `value` of the answer, `None` when it has none.
+async fn key_operation(
+    http: &reqwest::Client,
+    key: &KeyUrl,
+    facts: &KeyFacts,
+    operation: &str,
+    alg: &str,
+    value: &[u8],
+    token: &AccessToken,
+) -> Result<Option<Zeroizing<Vec<u8>>>, VaultRefusal> {
     let version = facts.version().unwrap_or("");
     let url = format!(
-        "{}/keys/{}/{version}/unwrapkey?api-version={API_VERSION}",
+        "{}/keys/{}/{version}/{operation}?api-version={API_VERSION}",
         key.vault, key.name
     );
     let body = serde_json::json!({
-        "alg": "RSA-OAEP",
-        "value": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&wrapped),
+        "alg": alg,
+        "value": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value),
     });
     let resp = http
         .post(&url)
@@ -282,19 +321,17 @@ pub async fn unwrap_round_trip(
         return Err(refusal(resp).await);
     }
     let v: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
-    let back = v
-        .get("value")
+    Ok(v.get("value")
         .and_then(|x| x.as_str())
         .and_then(|x| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(x.trim_end_matches('='))
                 .ok()
         })
-        .map(Zeroizing::new);
-    Ok(back.is_some_and(|b| b.as_slice() == value.as_slice()))
+        .map(Zeroizing::new))
 }
 
-/// What a refusal of `operation` (`read` or `unwrap`) on `key` means.
+/// What a refusal of `operation` (`read`, `unwrap` or `wrap`) on `key` means.
 pub fn explain(r: &VaultRefusal, key: &KeyUrl, operation: &str) -> Failure {
     let (k, v) = (&key.name, &key.host);
     let f = |state, fix: String| Failure {
@@ -313,7 +350,20 @@ pub fn explain(r: &VaultRefusal, key: &KeyUrl, operation: &str) -> Failure {
         fix,
     };
     let unwrap = operation == "unwrap";
+    let wrap = operation == "wrap";
     match (r.status, r.code()) {
+        (403, "ForbiddenByPolicy") if wrap => f(
+            TenantState::KeyRevoked,
+            format!("wrap permission missing: at_rest = \"customer_key\" keeps objects under key {k}, so the customer must grant the app's service principal the 'Wrap Key' key permission in the access policies of vault {v} (after a switch to Azure RBAC: assign 'Key Vault Crypto Service Encryption User' on key {k}); or set at_rest = \"plain\""),
+        ),
+        (403, "ForbiddenByRbac") if wrap => f(
+            TenantState::KeyRevoked,
+            format!("wrap permission missing: at_rest = \"customer_key\" keeps objects under key {k}, so assign 'Key Vault Crypto Service Encryption User' on key {k} (vault {v}) to the app's service principal; or set at_rest = \"plain\""),
+        ),
+        (400, _) if wrap => f(
+            TenantState::KeyRevoked,
+            format!("the customer must allow wrapKey in the permitted operations of key {k} in vault {v} (at_rest = \"customer_key\" needs it), or set at_rest = \"plain\""),
+        ),
         (403, "KeyDisabled") => f(
             TenantState::KeyRevoked,
             format!("key disabled: the customer must enable key {k} in vault {v}"),

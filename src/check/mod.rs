@@ -70,6 +70,9 @@ pub enum CheckKind {
     Key,
     /// An unwrap of a throwaway value wrapped with the key's public part.
     Unwrap,
+    /// `at_rest = "customer_key"`: the vault wraps a throwaway value as it wraps a content key,
+    /// then unwraps it.
+    Wrap,
     /// A Log Analytics query (not performed by this version).
     Query,
 }
@@ -84,6 +87,7 @@ impl CheckKind {
             CheckKind::VaultTenant => "vault_tenant",
             CheckKind::Key => "key",
             CheckKind::Unwrap => "unwrap",
+            CheckKind::Wrap => "wrap",
             CheckKind::Query => "query",
         }
     }

@@ -185,11 +185,7 @@ impl CustomerKey {
         let key = ContentKey::generate();
         let protocol = Protocol::V2_0;
         let payload = wrap_payload(protocol, &key);
-        let alg = if self.client.key_url().contains(".managedhsm.") {
-            "A256KW"
-        } else {
-            "RSA-OAEP-256"
-        };
+        let alg = self.upload_wrap_algorithm();
         let (kid, wrapped) = self
             .client
             .wrap_key(alg, payload.as_slice())
@@ -209,9 +205,21 @@ impl CustomerKey {
         Ok((key, data))
     }
 
+    /// How [`CustomerKey::new_content_key`] has the vault wrap a content key.
+    fn upload_wrap_algorithm(&self) -> &'static str {
+        if self.client.key_url().contains(".managedhsm.") {
+            "A256KW"
+        } else {
+            "RSA-OAEP-256"
+        }
+    }
+
     /// The re-check: get the key (it must be enabled) and unwrap a throwaway value wrapped with
-    /// the key's public JWK (RSA), or wrapped by the vault (symmetric HSM keys).
-    pub async fn probe(&self) -> Result<(), KeyVaultError> {
+    /// the key's public JWK (RSA), or wrapped by the vault (symmetric HSM keys). With `wraps`
+    /// (objects are kept under the customer's key, `at_rest = "customer_key"`), the vault wraps
+    /// the value as it wraps a content key, so a missing wrapKey permission keeps the tenant
+    /// stopped instead of letting it resume only to stop again at its next object.
+    pub async fn probe(&self, wraps: bool) -> Result<(), KeyVaultError> {
         let bundle = self.client.get_key().await?;
         if bundle.attributes.enabled == Some(false) {
             return Err(KeyVaultError::Refused(Box::new(Refusal {
@@ -228,11 +236,21 @@ impl CustomerKey {
         }
         let mut secret = Zeroizing::new([0u8; 40]);
         rand::thread_rng().fill_bytes(secret.as_mut_slice());
-        let (kid, alg, wrapped) = match local_wrap(&bundle, secret.as_slice()) {
+        let local = if wraps {
+            None
+        } else {
+            local_wrap(&bundle, secret.as_slice())
+        };
+        let (kid, alg, wrapped) = match local {
             Some(w) => (bundle.key.kid.clone(), "RSA-OAEP", w),
             None => {
-                let (kid, w) = self.client.wrap_key("A256KW", secret.as_slice()).await?;
-                (kid, "A256KW", w)
+                let alg = if wraps {
+                    self.upload_wrap_algorithm()
+                } else {
+                    "A256KW"
+                };
+                let (kid, w) = self.client.wrap_key(alg, secret.as_slice()).await?;
+                (kid, alg, w)
             }
         };
         let back = self.client.unwrap_key(&kid, alg, &wrapped).await?;

@@ -389,7 +389,8 @@ impl TenantSupervisor {
                 return Err(self.probe_failure(&list_error(e), &s.ctx.cfg.name, container));
             }
             if let Some(key) = &s.ctx.key {
-                if let Err(e) = key.probe().await {
+                let wraps = s.ctx.cfg.at_rest == crate::config::AtRest::CustomerKey;
+                if let Err(e) = key.probe(wraps).await {
                     return Err(self.probe_failure(&ShipError::Key(e), &s.ctx.cfg.name, container));
                 }
             }

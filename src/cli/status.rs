@@ -11,6 +11,7 @@ use clap::Args;
 use super::{EXIT_OK, EXIT_RUNTIME};
 use crate::telemetry::server::StatusDocument;
 use crate::telemetry::status::unix_now;
+use crate::telemetry::TenantState;
 
 /// Arguments of `ferry status`.
 #[derive(Debug, Args)]
@@ -197,9 +198,12 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
                     s.list_requests
                 ));
             }
-            // the error that blocked the tenant is shown once, with the tenant
-            let said = t.state.is_blocked()
-                && t.reason.as_deref() == s.last_error.as_ref().map(|e| e.message.as_str());
+            // the error the tenant's reason already quotes is shown once, with the tenant
+            let said = t.state != TenantState::Active
+                && s.last_error.as_ref().is_some_and(|e| {
+                    e.resolved_at.is_none()
+                        && t.reason.as_deref().is_some_and(|r| r.contains(&e.message))
+                });
             if let Some(e) = s.last_error.as_ref().filter(|_| !said) {
                 // a resolved error is history: when it ended, and no fix to follow
                 let (resolved, fix) = match e.resolved_at {
@@ -215,14 +219,20 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
                 ));
             }
         }
-        if t.state.is_blocked() {
+        // every tenant that is not shipping normally says why: stopped (blocked) or slowed
+        // (throttled, unreachable: a destination that refuses writes shows here too)
+        if t.state.is_blocked() || t.reason.is_some() && t.state != TenantState::Active {
+            let fix = match (t.fix.as_deref(), t.state.is_blocked()) {
+                (Some(fix), _) => format!("\n    fix: {fix}"),
+                (None, true) => "\n    fix: -".to_string(),
+                (None, false) => String::new(),
+            };
             notes.insert(
                 0,
                 format!(
-                    "{name}: {}: {}\n    fix: {}",
+                    "{name}: {}: {}{fix}",
                     t.state.as_str(),
                     t.reason.as_deref().unwrap_or("-"),
-                    t.fix.as_deref().unwrap_or("-")
                 ),
             );
         }
@@ -273,6 +283,37 @@ mod tests {
             table.contains("fix: assign Storage Blob Data Reader"),
             "{table}"
         );
+    }
+
+    /// A throttled tenant (here: provider storage refusing writes) says why too, and its
+    /// source's error is not printed a second time.
+    #[test]
+    fn a_throttled_tenant_says_why() {
+        let b = StatusBoard::new();
+        b.register("contoso", "t1", &["audit".into()], TenantState::Active);
+        let message = "[destination] put blob failed: HTTP 403 AuthorizationPermissionMismatch";
+        b.update_source("contoso", "audit", |s| {
+            s.last_error = Some(LastError::now("destination", message, "grant the role"));
+        });
+        b.set_state(
+            "contoso",
+            TenantState::Throttled,
+            Some(format!("source audit: {message}; retried every poll")),
+            Some("grant the role".into()),
+        );
+        let doc = StatusDocument {
+            generated_at: unix_now(),
+            version: "x".into(),
+            tenants: b.snapshot(),
+        };
+        let table = render_table(&doc, unix_now());
+        assert!(
+            table.contains(&format!(
+                "contoso: throttled: source audit: {message}; retried every poll\n    fix: grant the role"
+            )),
+            "{table}"
+        );
+        assert_eq!(table.matches(message).count(), 1, "{table}");
     }
 
     /// An error the source got past stays visible as history, without a fix to follow; one

@@ -109,12 +109,18 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
     let out = d.output();
     assert!(out.contains("Config reloaded"), "{out}");
 
-    // a broken file: refused with its errors, the running config keeps shipping
+    // a broken file: refused with its errors, the running config keeps shipping (the file
+    // names the address Ferry listens on, instead of the sandbox's port 0, for `ferry status -c`)
+    let listening = d.base.trim_start_matches("http://").to_string();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("status_listen = \"127.0.0.1:0\""), "{text}");
     std::fs::write(
         &cfg,
-        std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("[destination]", "[destination\nbogus = ")
+        text.replace(
+            "status_listen = \"127.0.0.1:0\"",
+            &format!("status_listen = \"{listening}\""),
+        )
+        .replace("[destination]", "[destination\nbogus = ")
             + "\n[[tenant]]\nname = \"x\"\ntenant_id = \"not-a-guid\"\n",
     )
     .unwrap();
@@ -126,6 +132,18 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
     .await;
     let out = d.output();
     assert!(out.contains("Config reload refused"), "{out}");
+    // `ferry status -c` on that file still finds the running Ferry, and says the file is broken
+    let status = w.ferry(&["status", "-c", cfg.to_str().unwrap()]);
+    let text = output_text(&status);
+    assert_eq!(status.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("contoso") && text.contains("active"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ferry.toml:") && text.contains("all the same"),
+        "{text}"
+    );
     assert!(
         out.lines()
             .any(|l| l.contains("Config reload refused") && l.contains("ferry.toml:")),

@@ -17,7 +17,9 @@ use crate::telemetry::TenantState;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  ferry status --url http://127.0.0.1:9464\n  ferry status -c /etc/ferry/ferry.toml --json\n  ferry status --url http://127.0.0.1:9464 --healthz\n\n\
-With -c, the status server address is agent.status_listen of that config.\n\
+With -c, the status server address is agent.status_listen of that config, read even from a file\n\
+that no longer loads (a running Ferry keeps the config it loaded last); agent.status_listen\n\
+takes effect when Ferry starts, so after changing it, ask a running Ferry with --url.\n\
 Exit codes: 0 the status was shown; 1 no Ferry answered; 2 bad config or usage."
 )]
 pub struct StatusArgs {
@@ -44,16 +46,25 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> ExitCode {
     let base = match (&args.url, &args.config) {
         (Some(url), _) => url.trim_end_matches('/').to_string(),
-        (None, Some(path)) => match super::load_or_report(path) {
-            Ok(l) => {
-                let mut addr = l.config.agent.status_listen;
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                format!("http://{addr}")
+        (None, Some(path)) => {
+            let addr = match super::load_or_report(path) {
+                Ok(l) => l.config.agent.status_listen,
+                // a running Ferry keeps its config when a reload is refused: a file with
+                // problems still names where it listens, unless the problem is that address
+                Err(code) => match status_listen_of_broken_file(path) {
+                    Some(addr) => {
+                        eprintln!("ferry status: asking {addr}, the agent.status_listen of that file, all the same (a running Ferry keeps the config it loaded last)");
+                        addr
+                    }
+                    None => return code,
+                },
+            };
+            let mut addr = addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            Err(code) => return code,
-        },
+            format!("http://{addr}")
+        }
         (None, None) => {
             eprintln!("ferry status: say which Ferry to ask\n  help: pass --url http://127.0.0.1:9464 or -c FILE (or set FERRY_CONFIG)");
             return ExitCode::from(super::EXIT_CONFIG);
@@ -81,7 +92,12 @@ pub fn run(args: StatusArgs) -> ExitCode {
     let body = match runtime.block_on(fetch(&base, "/status")) {
         Ok(b) => b,
         Err(msg) => {
-            eprintln!("ferry status: {msg}");
+            let hint = if args.url.is_none() {
+                "\n  help: agent.status_listen is read when Ferry starts; if it changed since, that Ferry still listens on the old address: pass --url"
+            } else {
+                ""
+            };
+            eprintln!("ferry status: {msg}{hint}");
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
@@ -102,6 +118,35 @@ pub fn run(args: StatusArgs) -> ExitCode {
             eprintln!("ferry status: {base}/status did not answer a Ferry status document ({e}); is that address a Ferry status server?");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// `agent.status_listen` of a config file that does not load (or its default), when that one
+/// value can be read: from the TOML, or, when the file is not even TOML any more, from its one
+/// `status_listen = "..."` line (no other table has that key).
+fn status_listen_of_broken_file(path: &std::path::Path) -> Option<std::net::SocketAddr> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let written: Option<String> = match toml::from_str::<toml::Table>(&text) {
+        Ok(doc) => match doc.get("agent").and_then(|a| a.get("status_listen")) {
+            Some(v) => Some(v.as_str()?.to_string()),
+            None => None,
+        },
+        Err(_) => {
+            let mut lines = text.lines().filter_map(|l| {
+                let value = l.trim().strip_prefix("status_listen")?.trim_start();
+                let value = value.strip_prefix('=')?.trim();
+                Some(value.strip_prefix('"')?.split('"').next()?.to_string())
+            });
+            let first = lines.next();
+            if lines.next().is_some() {
+                return None;
+            }
+            first
+        }
+    };
+    match written {
+        Some(addr) => addr.parse().ok(),
+        None => Some(crate::config::AgentConfig::default().status_listen),
     }
 }
 
@@ -365,6 +410,34 @@ mod tests {
         );
         assert!(table.contains("contoso/exports: last error 0s ago [unreachable]: no connection\n    fix: check the private endpoint"), "{table}");
         assert_eq!(table.matches("fix:").count(), 1, "{table}");
+    }
+
+    #[test]
+    fn a_broken_file_still_names_its_status_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ferry.toml");
+        let at = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            status_listen_of_broken_file(&file).map(|a| a.to_string())
+        };
+        let default = crate::config::AgentConfig::default()
+            .status_listen
+            .to_string();
+        assert_eq!(
+            at("[agent]\nstatus_listen = \"127.0.0.1:9470\"\n[app]\nbogus = 1\n").as_deref(),
+            Some("127.0.0.1:9470")
+        );
+        assert_eq!(
+            at("[agent\n  status_listen = \"127.0.0.1:9471\"  # x\n").as_deref(),
+            Some("127.0.0.1:9471")
+        );
+        assert_eq!(at("[app]\nbogus = 1\n").as_deref(), Some(default.as_str()));
+        assert_eq!(at("[agent\n").as_deref(), Some(default.as_str()));
+        assert_eq!(at("[agent]\nstatus_listen = \"nowhere\"\n"), None);
+        assert_eq!(
+            at("[agent\nstatus_listen = \"127.0.0.1:1\"\nstatus_listen = \"127.0.0.1:2\"\n"),
+            None
+        );
     }
 
     #[test]

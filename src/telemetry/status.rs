@@ -285,7 +285,6 @@ impl StatusBoard {
         lock(&self.tenants).keys().cloned().collect()
     }
 
-    /// A copy of everything.
     /// Every tenant as of now, each source's `lag_seconds` computed for this moment: a source
     /// that cannot be listed, or whose tenant is stopped, falls further behind while that lasts.
     pub fn snapshot(&self) -> BTreeMap<String, TenantStatus> {

@@ -351,3 +351,39 @@ async fn typed_revocation_helpers_take_effect_at_once_and_requests_are_counted()
         .expect("account-wide reader");
     assert_eq!(list().await, (200, None));
 }
+
+/// The seeder's Append Block lands exactly once even when the gateway answers 502 (it lost its
+/// connection to Azurite): it is conditional on the blob's length, so sending it again is safe.
+#[tokio::test]
+async fn the_seeders_append_survives_a_502_and_lands_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = start_demo_sandbox(dir.path(), DemoPorts::ANY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = sandbox.seeder("contosologs").await.expect("seeder");
+    s.create_container("seeding").await.expect("container");
+    s.create_append_blob("seeding", "a.json")
+        .await
+        .expect("create");
+    sandbox
+        .admin()
+        .add_fault(&ferry_sim::FaultSpec {
+            host: Some("contosologs.blob.sandbox.test".into()),
+            method: Some("PUT".into()),
+            path_prefix: Some("/seeding/a.json".into()),
+            status: Some(502),
+            error_code: Some("ServerUnavailable".into()),
+            count: Some(2),
+            ..Default::default()
+        })
+        .await
+        .expect("fault");
+    s.append_block("seeding", "a.json", "one\n")
+        .await
+        .expect("append through two 502s");
+    s.append_block("seeding", "a.json", "two\n")
+        .await
+        .expect("append");
+    let body = s.get_blob("seeding", "a.json").await.expect("get");
+    assert_eq!(&body[..], b"one\ntwo\n");
+}

@@ -89,13 +89,24 @@ impl BlobSeeder {
         if ok.contains(&response.status()) {
             return Ok(response);
         }
-        let code = response
+        let status = response.status();
+        let mut code = response
             .headers()
             .get("x-ms-error-code")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("(no x-ms-error-code)")
             .to_string();
-        Err(fail(response.status().as_u16(), code))
+        if status == StatusCode::BAD_GATEWAY {
+            // the gateway's own failure to reach Azurite: its message says why
+            let body = response.text().await.unwrap_or_default();
+            if let Some(message) = body
+                .split_once("<Message>")
+                .and_then(|(_, rest)| rest.split_once("</Message>"))
+            {
+                code = format!("{code} ({})", message.0);
+            }
+        }
+        Err(fail(status.as_u16(), code))
     }
 
     /// Creates `container` (an existing one is fine).
@@ -224,7 +235,10 @@ impl BlobSeeder {
         .map(|_| ())
     }
 
-    /// Append Block.
+    /// Append Block, exactly once. It is conditional on the blob's length before it
+    /// (`x-ms-blob-condition-appendpos`), so when the gateway answers 502 (it lost its connection
+    /// to Azurite, not knowing whether Azurite applied the block) it is sent again safely: a
+    /// refusal of the condition then means the first one landed, which the length confirms.
     pub async fn append_block(
         &self,
         container: &str,
@@ -232,18 +246,65 @@ impl BlobSeeder {
         data: impl Into<Bytes>,
     ) -> Result<(), SandboxError> {
         let data: Bytes = data.into();
-        let r = self
-            .request(Method::PUT, &format!("{container}/{blob}?comp=appendblock"))
-            .header("content-length", data.len())
-            .body(data);
-        self.send(
-            "append block",
-            &format!("{container}/{blob}"),
-            r,
-            &[StatusCode::CREATED],
-        )
-        .await
-        .map(|_| ())
+        let target = format!("{container}/{blob}");
+        let before = self.blob_length(container, blob).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = self
+                .request(Method::PUT, &format!("{container}/{blob}?comp=appendblock"))
+                .header("content-length", data.len())
+                .header("x-ms-blob-condition-appendpos", before)
+                .body(data.clone());
+            match self
+                .send("append block", &target, r, &[StatusCode::CREATED])
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(SandboxError::Blob { status: 502, .. }) if attempt < 4 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e @ SandboxError::Blob { status: 412, .. }) if attempt > 1 => {
+                    let now = self.blob_length(container, blob).await?;
+                    return if now == before + data.len() as u64 {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Get Blob Properties: the blob's length (asked again when the gateway answers 502).
+    async fn blob_length(&self, container: &str, blob: &str) -> Result<u64, SandboxError> {
+        let target = format!("{container}/{blob}");
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            let r = self.request(Method::HEAD, &target);
+            match self
+                .send("get blob properties", &target, r, &[StatusCode::OK])
+                .await
+            {
+                Err(SandboxError::Blob { status: 502, .. }) if attempt < 4 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                other => break other?,
+            }
+        };
+        response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| SandboxError::Blob {
+                op: "get blob properties".into(),
+                target: format!("{}/{target}", self.account),
+                status: 200,
+                code: "no Content-Length".into(),
+            })
     }
 
     /// Set Blob Metadata (replaces all metadata).

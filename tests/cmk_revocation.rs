@@ -152,6 +152,21 @@ async fn sealed_batch(
     out
 }
 
+/// Uploads one sealed blob as a block blob with its encryption metadata.
+async fn upload_sealed(w: &World, customer: &str, name: &str, sealed: &Sealed) {
+    upload(
+        w,
+        customer,
+        C,
+        name,
+        &sealed.body,
+        Some(&sealed.encryption_data),
+        &[],
+        1,
+    )
+    .await;
+}
+
 fn tenant_totals(
     dest: &std::collections::BTreeMap<
         String,
@@ -207,17 +222,7 @@ async fn revocation_in_each_form_stops_only_that_tenant_at_once() {
         // shipping before the action
         let pre = sealed_batch(&w, "contoso", &format!("{}-pre", form.name), 3).await;
         for (n, _, s) in &pre {
-            upload(
-                &w,
-                "contoso",
-                C,
-                n,
-                &s.body,
-                Some(&s.encryption_data),
-                &[],
-                1,
-            )
-            .await;
+            upload_sealed(&w, "contoso", n, s).await;
         }
         let shipped = eventually(30, || async {
             let d = w.destination().await;
@@ -248,28 +253,8 @@ async fn revocation_in_each_form_stops_only_that_tenant_at_once() {
                 if stopped_after.is_none() {
                     uploaded_before_stop += 1;
                 }
-                upload(
-                    &w,
-                    "contoso",
-                    C,
-                    &c.0,
-                    &c.2.body,
-                    Some(&c.2.encryption_data),
-                    &[],
-                    1,
-                )
-                .await;
-                upload(
-                    &w,
-                    "fabrikam",
-                    C,
-                    &f.0,
-                    &f.2.body,
-                    Some(&f.2.encryption_data),
-                    &[],
-                    1,
-                )
-                .await;
+                upload_sealed(&w, "contoso", &c.0, &c.2).await;
+                upload_sealed(&w, "fabrikam", &f.0, &f.2).await;
                 i += 1;
             }
             if stopped_after.is_none()
@@ -414,19 +399,7 @@ async fn without_wrap_a_customer_key_tenant_stays_stopped_and_check_says_why() {
     );
     let cfg = w.config(&[("contoso", vec![s])], "");
     let batch = sealed_batch(&w, "contoso", "wrap", 2).await;
-    let put = |i: usize| {
-        let (n, _, s) = &batch[i];
-        upload(
-            &w,
-            "contoso",
-            C,
-            n,
-            &s.body,
-            Some(&s.encryption_data),
-            &[],
-            1,
-        )
-    };
+    let put = |i: usize| upload_sealed(&w, "contoso", &batch[i].0, &batch[i].2);
     put(0).await;
     let mut daemon = w.spawn_daemon(&cfg, "daemon.log");
     let first = eventually(30, || async {

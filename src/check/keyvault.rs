@@ -253,8 +253,7 @@ pub async fn unwrap_round_trip(
         rsa::BigUint::from_bytes_be(e),
     )
     .map_err(|e| local(format!("the key's public part is not usable: {e}")))?;
-    let mut value = Zeroizing::new(vec![0u8; 40]);
-    rand::thread_rng().fill_bytes(&mut value);
+    let value = throwaway_value();
     let wrapped = public
         .encrypt(
             &mut rand::thread_rng(),
@@ -267,7 +266,7 @@ pub async fn unwrap_round_trip(
 }
 
 /// Has the vault wrap a random 40-byte value as Ferry wraps a content key for
-/// `at_rest = "customer_key"` (RSA-OAEP-256, A256KW for a symmetric key), then unwrap it, and
+/// `at_rest = "customer_key"` ([`crate::cmk::content_key_wrap_algorithm`]), then unwrap it, and
 /// compares. `Ok(false)` means the vault answered with another value.
 pub async fn wrap_round_trip(
     http: &reqwest::Client,
@@ -275,19 +274,21 @@ pub async fn wrap_round_trip(
     facts: &KeyFacts,
     token: &AccessToken,
 ) -> Result<bool, VaultRefusal> {
-    let alg = if facts.kty.starts_with("RSA") {
-        "RSA-OAEP-256"
-    } else {
-        "A256KW"
-    };
-    let mut value = Zeroizing::new(vec![0u8; 40]);
-    rand::thread_rng().fill_bytes(&mut value);
+    let alg = crate::cmk::content_key_wrap_algorithm(&key.vault);
+    let value = throwaway_value();
     let Some(wrapped) = key_operation(http, key, facts, "wrapkey", alg, &value, token).await?
     else {
         return Ok(false);
     };
     let back = key_operation(http, key, facts, "unwrapkey", alg, &wrapped, token).await?;
     Ok(back.is_some_and(|b| b.as_slice() == value.as_slice()))
+}
+
+/// 40 random bytes (the size of a wrapped CSE v2 content key payload), zeroized when dropped.
+fn throwaway_value() -> Zeroizing<Vec<u8>> {
+    let mut value = Zeroizing::new(vec![0u8; 40]);
+    rand::thread_rng().fill_bytes(&mut value);
+    value
 }
 
 /// `POST {vault}/keys/{name}/{version}/{operation}` (`wrapkey` or `unwrapkey`) with `value`;

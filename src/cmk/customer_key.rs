@@ -185,7 +185,7 @@ impl CustomerKey {
         let key = ContentKey::generate();
         let protocol = Protocol::V2_0;
         let payload = wrap_payload(protocol, &key);
-        let alg = self.upload_wrap_algorithm();
+        let alg = content_key_wrap_algorithm(self.client.key_url());
         let (kid, wrapped) = self
             .client
             .wrap_key(alg, payload.as_slice())
@@ -203,15 +203,6 @@ impl CustomerKey {
             },
         );
         Ok((key, data))
-    }
-
-    /// How [`CustomerKey::new_content_key`] has the vault wrap a content key.
-    fn upload_wrap_algorithm(&self) -> &'static str {
-        if self.client.key_url().contains(".managedhsm.") {
-            "A256KW"
-        } else {
-            "RSA-OAEP-256"
-        }
     }
 
     /// The re-check: get the key (it must be enabled) and unwrap a throwaway value wrapped with
@@ -245,7 +236,7 @@ impl CustomerKey {
             Some(w) => (bundle.key.kid.clone(), "RSA-OAEP", w),
             None => {
                 let alg = if wraps {
-                    self.upload_wrap_algorithm()
+                    content_key_wrap_algorithm(self.client.key_url())
                 } else {
                     "A256KW"
                 };
@@ -262,6 +253,17 @@ impl CustomerKey {
             });
         }
         Ok(())
+    }
+}
+
+/// How the vault wraps a content key for an object Ferry writes (`at_rest = "customer_key"`):
+/// A256KW with a Managed HSM's symmetric key, RSA-OAEP-256 with a vault's RSA key. `ferry check`
+/// tries the same, so its `wrap` row fails exactly when shipping would.
+pub fn content_key_wrap_algorithm(key_url: &str) -> &'static str {
+    if key_url.contains(".managedhsm.") {
+        "A256KW"
+    } else {
+        "RSA-OAEP-256"
     }
 }
 

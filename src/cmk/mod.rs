@@ -29,7 +29,7 @@ pub use content_key::{
 pub use content_key_cache::{
     Clock, ContentKeyCache, TokioClock, DEFAULT_CONTENT_KEY_CACHE_CAPACITY,
 };
-pub use customer_key::{CustomerKey, CustomerKeyError};
+pub use customer_key::{content_key_wrap_algorithm, CustomerKey, CustomerKeyError};
 pub use decrypt::{DecryptSummary, RegionDecryptor};
 pub use encrypt::{EncryptSummary, RegionEncryptor};
 pub use error::CseError;

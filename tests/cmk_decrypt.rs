@@ -326,7 +326,8 @@ async fn a_bad_region_late_in_a_records_blob_commits_nothing_of_it() {
 /// A customer's Key Vault that Ferry cannot connect to (its private endpoint removed: here the
 /// source's `decrypt.resolve` points at a port nothing listens on) makes that tenant
 /// `unreachable`, not `throttled`, and says which vault to look at; nothing of its encrypted
-/// blobs ships, decrypted or not; the other tenant ships; `ferry check` names the same cause.
+/// blobs ships, decrypted or not; the other tenant ships; `ferry check` names the same cause and
+/// lists the key's later checks as not attempted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_key_vault_is_reported_as_such_and_nothing_of_that_tenant_ships() {
     let w = world(2).await;
@@ -342,7 +343,7 @@ async fn an_unreachable_key_vault_is_reported_as_such_and_nothing_of_that_tenant
     let port = ferry_sim::sandbox::free_port().expect("a free port");
     let mut cut = SourceSpec::copy("enc", c);
     cut.extra = format!(
-        "  decrypt = {{ key = \"{}\", resolve = \"127.0.0.1:{port}\" }}\n",
+        "  decrypt = {{ key = \"{}\", resolve = \"127.0.0.1:{port}\" }}\n  at_rest = \"customer_key\"\n",
         key_url("contoso")
     );
     let mut fine = SourceSpec::copy("enc", c);
@@ -378,8 +379,13 @@ async fn an_unreachable_key_vault_is_reported_as_such_and_nothing_of_that_tenant
         text.contains("[unreachable] no connection to vault"),
         "{text}"
     );
-    assert!(
-        text.contains("not attempted: no answer from the vault"),
-        "{text}"
-    );
+    // every later check of the key is listed as skipped, the wrap of `at_rest` included
+    for check in ["key", "unwrap", "wrap"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("- {check} "))
+                    && l.contains("not attempted: no answer from the vault")),
+            "no skipped {check} row:\n{text}"
+        );
+    }
 }

@@ -39,6 +39,9 @@ pub async fn check_key(
         return rows;
     };
     let key_target = format!("{}/keys/{}", key.vault, key.name);
+    let skip = |rows: &mut Vec<CheckRow>, first: CheckKind, why: &str| {
+        skip_from(rows, scope, b, &key_target, first, why)
+    };
     let pins = match pins_with(http, &d.key, d.resolve.as_deref()) {
         Ok(p) => p,
         Err(e) => {
@@ -48,6 +51,11 @@ pub async fn check_key(
                 &key.host,
                 config_failure(e.to_string(), "fix decrypt.resolve".into()),
             ));
+            skip(
+                &mut rows,
+                CheckKind::VaultTenant,
+                "the vault's address is not settled",
+            );
             return rows;
         }
     };
@@ -60,19 +68,10 @@ pub async fn check_key(
     )
     .await;
     rows.push(row);
-    let skip_all = |rows: &mut Vec<CheckRow>, why: &str| {
-        for k in [CheckKind::VaultTenant, CheckKind::Key, CheckKind::Unwrap] {
-            rows.push(CheckRow::skip(
-                scope,
-                k,
-                &key_target,
-                format!("not attempted: {why}"),
-            ));
-        }
-    };
     if !send {
-        skip_all(
+        skip(
             &mut rows,
+            CheckKind::VaultTenant,
             "nothing is sent to this vault until the endpoint check passes",
         );
         return rows;
@@ -86,6 +85,11 @@ pub async fn check_key(
                 &key_target,
                 config_failure(e.to_string(), "fix agent.ca_file".into()),
             ));
+            skip(
+                &mut rows,
+                CheckKind::Unwrap,
+                "no connection to the vault can be made",
+            );
             return rows;
         }
     };
@@ -125,26 +129,19 @@ pub async fn check_key(
                     )
                 };
                 rows.push(CheckRow::fail(scope, CheckKind::VaultTenant, &key.host, config_failure(reason, format!("decrypt.key must name a vault in tenant {}: check the key URL and tenant_id", scope.tenant_id))));
-                rows.push(CheckRow::skip(
-                    scope,
+                skip(
+                    &mut rows,
                     CheckKind::Key,
-                    &key_target,
-                    "not attempted: the vault is not the configured tenant's".into(),
-                ));
-                rows.push(CheckRow::skip(
-                    scope,
-                    CheckKind::Unwrap,
-                    &key_target,
-                    "not attempted: the vault is not the configured tenant's".into(),
-                ));
+                    "the vault is not the configured tenant's",
+                );
                 return rows;
             }
         }
         Err(r) => {
             let skipped = if r.status == 0 {
-                "not attempted: no answer from the vault"
+                "no answer from the vault"
             } else {
-                "not attempted: the vault did not answer as Key Vault does"
+                "the vault did not answer as Key Vault does"
             };
             rows.push(CheckRow::fail(
                 scope,
@@ -152,25 +149,12 @@ pub async fn check_key(
                 &key.host,
                 keyvault::explain(&r, &key, "challenge"),
             ));
-            for kind in [CheckKind::Key, CheckKind::Unwrap] {
-                rows.push(CheckRow::skip(scope, kind, &key_target, skipped.into()));
-            }
+            skip(&mut rows, CheckKind::Key, skipped);
             return rows;
         }
     }
     let Some(tok) = have.get(&resource) else {
-        rows.push(CheckRow::skip(
-            scope,
-            CheckKind::Key,
-            &key_target,
-            "not attempted: no vault token".into(),
-        ));
-        rows.push(CheckRow::skip(
-            scope,
-            CheckKind::Unwrap,
-            &key_target,
-            "not attempted: no vault token".into(),
-        ));
+        skip(&mut rows, CheckKind::Key, "no vault token");
         return rows;
     };
     let facts = match keyvault::get_key(&client, &key, tok).await {
@@ -182,12 +166,11 @@ pub async fn check_key(
                 &key_target,
                 keyvault::explain(&r, &key, "read"),
             ));
-            rows.push(CheckRow::skip(
-                scope,
+            skip(
+                &mut rows,
                 CheckKind::Unwrap,
-                &key_target,
-                "not attempted: the key's attributes could not be read".into(),
-            ));
+                "the key's attributes could not be read",
+            );
             return rows;
         }
     };
@@ -207,12 +190,7 @@ pub async fn check_key(
                 ),
             },
         ));
-        rows.push(CheckRow::skip(
-            scope,
-            CheckKind::Unwrap,
-            &key_target,
-            "not attempted: the key is disabled".into(),
-        ));
+        skip(&mut rows, CheckKind::Unwrap, "the key is disabled");
         return rows;
     }
     if !facts.allows("unwrapKey") {
@@ -222,12 +200,11 @@ pub async fn check_key(
             reason: format!("key {} allows only [{ops}]: unwrapKey is not among its permitted operations", key.name),
             fix: format!("the customer must add unwrapKey to the permitted operations of key {} in vault {}", key.name, key.host),
         }));
-        rows.push(CheckRow::skip(
-            scope,
+        skip(
+            &mut rows,
             CheckKind::Unwrap,
-            &key_target,
-            "not attempted: the key does not permit unwrapKey".into(),
-        ));
+            "the key does not permit unwrapKey",
+        );
         return rows;
     }
     rows.push(CheckRow::pass(
@@ -278,6 +255,36 @@ pub async fn check_key(
         rows.push(check_wrap(&client, scope, &key, &key_target, &facts, tok).await);
     }
     rows
+}
+
+/// Skip rows for `first` and every check after it in the order [`check_key`] runs them (`wrap`
+/// only where objects are kept under the key), so a report always lists each check of a key.
+fn skip_from(
+    rows: &mut Vec<CheckRow>,
+    scope: &Scope,
+    b: &BlobSourceConfig,
+    key_target: &str,
+    first: CheckKind,
+    why: &str,
+) {
+    let order = [
+        CheckKind::VaultTenant,
+        CheckKind::Key,
+        CheckKind::Unwrap,
+        CheckKind::Wrap,
+    ];
+    let from = order.iter().position(|k| *k == first).unwrap_or(0);
+    for kind in &order[from..] {
+        if *kind == CheckKind::Wrap && b.at_rest != AtRest::CustomerKey {
+            continue;
+        }
+        rows.push(CheckRow::skip(
+            scope,
+            *kind,
+            key_target,
+            format!("not attempted: {why}"),
+        ));
+    }
 }
 
 /// `at_rest = "customer_key"`: each shipped object's content key is wrapped by the vault, so

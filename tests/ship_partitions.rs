@@ -2,13 +2,16 @@
 //! with millions of blobs"): after one full listing, each poll lists only the days that still have
 //! open hours per resource; closed hours are not listed again; new resources are found by the
 //! directory walk; the cursor survives a SIGKILL; `run --once` lists everything and picks up a late
-//! write into a closed hour. Every record lands exactly once.
+//! write into a closed hour. Every record lands exactly once. A reload to `flat` clears the
+//! partition roots from status and metrics.
 
 mod common;
+mod ops_common;
 
 use std::time::Duration;
 
 use common::*;
+use ops_common::*;
 
 const AUDIT: &str = "insights-logs-auditevent";
 const ROOT: &str =
@@ -288,4 +291,60 @@ async fn flat_listing_resumes_at_its_stored_marker_after_sigkill() {
         .cloned()
         .collect();
     assert_eq!(shipped.len(), 8, "each blob exactly once: {shipped:?}");
+}
+
+/// A reload from `date_partitioned` to `flat` leaves nothing of the partitions in `ferry status`
+/// or `ferry_partition_roots`: the roots and the open hour are the listing's, and flat has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_flat_listing_clears_the_partition_roots() {
+    let w = world(1).await;
+    let s = w.seeder("contoso").await;
+    let next = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    s.put_block_blob(AUDIT, &archive("KVA", next), log_lines("r", 0, 3))
+        .await
+        .unwrap();
+    let spec = |listing: &str| {
+        let mut spec = SourceSpec::records("audit");
+        spec.extra = format!("  listing = \"{listing}\"\n  batch_max_age = \"1s\"\n");
+        spec
+    };
+    let cfg = w.config(&[("contoso", vec![spec("date_partitioned")])], "");
+    let d = Daemon::start(&cfg);
+    let roots = |s: &serde_json::Value| {
+        s["tenants"]["contoso"]["sources"]["audit"]["partition_roots"].clone()
+    };
+    d.wait_for(60, "one partition root listed", || async {
+        roots(&d.status().await) == serde_json::json!(1)
+    })
+    .await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_partition_roots",
+            r#"tenant="contoso",source="audit""#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+
+    w.config(&[("contoso", vec![spec("flat")])], "");
+    d.signal("HUP");
+    d.wait_for(60, "partition roots cleared by a flat listing", || async {
+        let s = d.status().await;
+        roots(&s).is_null() && s["tenants"]["contoso"]["sources"]["audit"]["open_since"].is_null()
+    })
+    .await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_partition_roots",
+            r#"tenant="contoso",source="audit""#
+        ),
+        None,
+        "{m}"
+    );
+    let out = d.stop();
+    assert!(out.contains("Config reloaded"), "{out}");
 }

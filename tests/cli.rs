@@ -157,6 +157,31 @@ fn cat_of_an_unreachable_object_fails_with_exit_1_and_prints_nothing() {
 }
 
 #[test]
+fn cat_of_another_account_is_refused_before_anything_is_sent() {
+    // a URL pasted from a ticket must not carry the destination's token to its host
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("its address").port();
+    for url in [
+        format!("https://127.0.0.1:{port}/shipped/x.jsonl.zst"),
+        "https://contosologs.blob.sandbox.test/insights-logs-auditevent/x".to_string(),
+    ] {
+        let out = ferry(&["cat", &url, "-c", "config/local.toml"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(out.stdout.is_empty(), "{url}");
+        assert!(
+            err.contains("is not this config's destination.account_url (https://providerlogs.blob.sandbox.test)"),
+            "{err}"
+        );
+    }
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "ferry cat connected to a host that is not the destination"
+    );
+}
+
+#[test]
 fn commands_refuse_a_bad_config_with_exit_2() {
     let bad: PathBuf = ["tests", "fixtures", "config", "bad_guid.toml"]
         .iter()

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{ConfigArg, EXIT_OK, EXIT_RUNTIME};
+use super::{ConfigArg, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME};
 
 /// Arguments of `ferry cat`.
 #[derive(Debug, Args)]
@@ -14,7 +14,8 @@ use super::{ConfigArg, EXIT_OK, EXIT_RUNTIME};
     after_help = "Example:\n  ferry cat https://providerlogs.blob.core.windows.net/shipped/tenant=contoso/source=audit/date=2026-11-27/hour=13/a.jsonl.zst -c /etc/ferry/ferry.toml"
 )]
 pub struct CatArgs {
-    /// URL of the shipped object in provider storage.
+    /// URL of the shipped object in provider storage (under destination.account_url; any other
+    /// account is refused before a token is sent).
     #[arg(value_name = "BLOB_URL")]
     pub blob_url: String,
     #[command(flatten)]
@@ -41,7 +42,11 @@ pub fn run(args: CatArgs) -> ExitCode {
         Ok(plain) => super::print_then("cat", &plain, ExitCode::from(EXIT_OK)),
         Err(e) => {
             eprintln!("ferry cat: {e}");
-            ExitCode::from(EXIT_RUNTIME)
+            ExitCode::from(if e.is_usage() {
+                EXIT_CONFIG
+            } else {
+                EXIT_RUNTIME
+            })
         }
     }
 }

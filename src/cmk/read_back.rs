@@ -29,6 +29,15 @@ pub enum ReadBackError {
         /// The value given.
         url: String,
     },
+    /// The URL names an account other than the destination's: the destination's token goes
+    /// nowhere else.
+    #[error("{account} is not this config's destination.account_url ({destination}): ferry cat reads only objects in provider storage and sends the destination identity's token nowhere else; give the URL of an object under {destination}, or the config whose destination that is")]
+    NotDestination {
+        /// The account of the URL given.
+        account: String,
+        /// `destination.account_url`.
+        destination: String,
+    },
     /// HTTP client settings are unusable.
     #[error(transparent)]
     Http(#[from] HttpSetupError),
@@ -91,23 +100,51 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Fetches and opens one shipped object; returns its plaintext.
-pub async fn read_shipped(loaded: &LoadedConfig, url: &str) -> Result<Vec<u8>, ReadBackError> {
+/// (container, object name) of `url` when it names an object in the destination account
+/// `destination` (`destination.account_url`); refused before anything is sent otherwise.
+pub fn destination_object(url: &str, destination: &str) -> Result<(String, String), ReadBackError> {
     let (account, container, name) = split_blob_url(url).ok_or_else(|| ReadBackError::BadUrl {
         url: url.to_string(),
     })?;
+    let destination = destination.trim_end_matches('/');
+    // the default port written out names the same account
+    let same = |a: &str| {
+        a.eq_ignore_ascii_case(destination)
+            || a.strip_suffix(":443")
+                .is_some_and(|a| a.eq_ignore_ascii_case(destination))
+            || destination
+                .strip_suffix(":443")
+                .is_some_and(|d| d.eq_ignore_ascii_case(a))
+    };
+    if !same(&account) {
+        return Err(ReadBackError::NotDestination {
+            account,
+            destination: destination.to_string(),
+        });
+    }
+    Ok((container, name))
+}
+
+impl ReadBackError {
+    /// True for a URL that was refused before anything was sent.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ReadBackError::BadUrl { .. } | ReadBackError::NotDestination { .. }
+        )
+    }
+}
+
+/// Fetches and opens one shipped object; returns its plaintext.
+pub async fn read_shipped(loaded: &LoadedConfig, url: &str) -> Result<Vec<u8>, ReadBackError> {
+    let dest = &loaded.config.destination;
+    let (container, name) = destination_object(url, &dest.account_url)?;
+    let account = dest.account_url.trim_end_matches('/');
     let http = http_settings(loaded)?;
     let tokens = TokenProvider::new(identity_settings(loaded, http.build()?)?);
-    let dest = &loaded.config.destination;
-    let resolve = dest
-        .account_url
-        .trim_end_matches('/')
-        .eq_ignore_ascii_case(&account)
-        .then_some(dest.resolve.as_deref())
-        .flatten();
     let client = ContainerClient::new(
-        http.build_with_pins(pins_with(&http, &account, resolve)?)?,
-        &account,
+        http.build_with_pins(pins_with(&http, account, dest.resolve.as_deref())?)?,
+        account,
         &container,
     );
     let principal = provider_principal(loaded, &dest.credential)?;
@@ -179,5 +216,45 @@ mod tests {
         assert_eq!(n, "tenant=contoso/a b.jsonl.zst");
         assert!(split_blob_url("http://x/y/z").is_none());
         assert!(split_blob_url("https://x/onlycontainer").is_none());
+    }
+
+    #[test]
+    fn only_objects_of_the_destination_account_are_read() {
+        let dest = "https://providerlogs.blob.core.windows.net/";
+        for ok in [
+            "https://providerlogs.blob.core.windows.net/shipped/a.jsonl.zst",
+            "https://PROVIDERLOGS.blob.core.windows.net/shipped/a.jsonl.zst",
+            "https://providerlogs.blob.core.windows.net:443/shipped/a.jsonl.zst",
+        ] {
+            let (c, n) = destination_object(ok, dest).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!((c.as_str(), n.as_str()), ("shipped", "a.jsonl.zst"));
+        }
+        for (url, want) in [
+            // a customer's account, a stranger, a look-alike, another port
+            (
+                "https://contosologs.blob.core.windows.net/shipped/a",
+                "contosologs",
+            ),
+            ("https://127.0.0.1:18999/shipped/a", "127.0.0.1:18999"),
+            (
+                "https://providerlogs.blob.core.windows.net.evil.example/shipped/a",
+                "evil",
+            ),
+            (
+                "https://providerlogs.blob.core.windows.net:8443/shipped/a",
+                ":8443",
+            ),
+        ] {
+            let e = destination_object(url, dest).expect_err(url);
+            assert!(e.is_usage(), "{url}");
+            let text = e.to_string();
+            assert!(
+                text.contains(want) && text.contains("destination.account_url"),
+                "{text}"
+            );
+        }
+        assert!(destination_object("http://providerlogs/x/y", dest)
+            .expect_err("http")
+            .is_usage());
     }
 }

@@ -88,15 +88,17 @@ pub enum UrlPath {
 
 /// An `https://` URL with a host and no query or fragment.
 pub fn check_https_url(value: &str, what: &str, path: UrlPath) -> Result<Url, Problem> {
+    // a query may hold a SAS signature and user info a password: neither goes into a message
+    let shown = redact_url(value);
     let url = Url::parse(value).map_err(|e| {
         problem(
-            format!("{what} {value:?} is not a URL ({e})"),
+            format!("{what} {shown:?} is not a URL ({e})"),
             format!("write the full URL, e.g. {}", example_for(what)),
         )
     })?;
     if url.scheme() != "https" {
         return Err(problem(
-            format!("{what} {value:?} must use https, not {}", url.scheme()),
+            format!("{what} {shown:?} must use https, not {}", url.scheme()),
             format!("write it as https://{}", url.host_str().unwrap_or("host")),
         ));
     }
@@ -104,20 +106,20 @@ pub fn check_https_url(value: &str, what: &str, path: UrlPath) -> Result<Url, Pr
         Some(h) if !h.is_empty() => h.to_string(),
         _ => {
             return Err(problem(
-                format!("{what} {value:?} has no host"),
+                format!("{what} {shown:?} has no host"),
                 format!("write the full URL, e.g. {}", example_for(what)),
             ))
         }
     };
     if url.query().is_some() {
         return Err(problem(
-            format!("{what} {value:?} must not have a query string"),
+            format!("{what} {shown:?} must not have a query string"),
             format!("remove everything from '?'; Ferry authenticates with Entra tokens, never SAS tokens or keys in URLs: https://{host}{}", url.path().trim_end_matches('/')),
         ));
     }
     if url.fragment().is_some() {
         return Err(problem(
-            format!("{what} {value:?} must not have a fragment"),
+            format!("{what} {shown:?} must not have a fragment"),
             "remove everything from '#'",
         ));
     }
@@ -129,11 +131,30 @@ pub fn check_https_url(value: &str, what: &str, path: UrlPath) -> Result<Url, Pr
     }
     if path == UrlPath::None && url.path() != "/" && !url.path().is_empty() {
         return Err(problem(
-            format!("{what} {value:?} must not have a path"),
+            format!("{what} {shown:?} must not have a path"),
             format!("write only the endpoint, https://{host}; the container goes in `container`"),
         ));
     }
     Ok(url)
+}
+
+/// `value` as it may appear in a message: without a query (shown as `?…`) or user info.
+pub fn redact_url(value: &str) -> String {
+    let (base, query) = match value.split_once('?') {
+        Some((b, _)) => (b, "?…"),
+        None => (value, ""),
+    };
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    format!("{base}{query}")
 }
 
 fn example_for(what: &str) -> &'static str {
@@ -483,6 +504,45 @@ pub fn check_template(template: &str) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_in_messages_leave_out_queries_and_user_info() {
+        for (value, shown) in [
+            (
+                "https://a.blob.core.windows.net/?sv=1&sig=S3CR3T",
+                "https://a.blob.core.windows.net/?…",
+            ),
+            (
+                "https://u:p4ss@a.blob.core.windows.net/c",
+                "https://a.blob.core.windows.net/c",
+            ),
+            ("http://u:p4ss@a/x?sig=S3CR3T", "http://a/x?…"),
+            ("not a url ?sig=S3CR3T", "not a url ?…"),
+            (
+                "https://a.blob.core.windows.net/c@d",
+                "https://a.blob.core.windows.net/c@d",
+            ),
+        ] {
+            assert_eq!(redact_url(value), shown);
+        }
+        // every problem of a URL with a SAS token or a password: never the secret
+        for value in [
+            "https://a.blob.core.windows.net/?sv=1&sig=S3CR3T",
+            "http://a.blob.core.windows.net/?sig=S3CR3T",
+            "https://a.blob.core.windows.net/c/d?sig=S3CR3T",
+            "https://u:S3CR3T@a.blob.core.windows.net",
+            "https://u:S3CR3T@a.blob.core.windows.net/c",
+            "ht!tp://u:S3CR3T@a?sig=S3CR3T",
+        ] {
+            let p = check_https_url(value, "account_url", UrlPath::None).expect_err(value);
+            assert!(
+                !p.message.contains("S3CR3T") && !p.help.contains("S3CR3T"),
+                "{value}: {} / {}",
+                p.message,
+                p.help
+            );
+        }
+    }
 
     #[test]
     fn names() {

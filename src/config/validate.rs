@@ -304,7 +304,8 @@ fn check_secret_ref(out: &mut Out<'_>, p: ConfigPath, env: Option<&str>, has_fil
                 .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
                 && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !ok {
-                out.push(p.key("env"), format!("{var:?} is not an environment variable name"), "name the variable that holds the secret, e.g. env = \"FERRY_APP_SECRET\"; never the secret itself");
+                // the value is not shown: what is not a variable name may well be the secret itself
+                out.push(p.key("env"), "this is not an environment variable name (letters, digits and _, not starting with a digit); the value is not shown, in case it is the secret", "name the variable that holds the secret, e.g. env = \"FERRY_APP_SECRET\"; never the secret itself");
             }
         }
         (None, true) => {}
@@ -626,13 +627,20 @@ container = "insights-logs-auditevent"
             file: None,
         };
         assert!(issues(&c)[0].1.contains("must name env or file"));
+        // a secret pasted where the variable's name belongs is not repeated in the message
         c.app.credential = AppCredential::Secret {
-            env: Some("not a var=1".into()),
+            env: Some("Sup3r~Secret.Value".into()),
             file: None,
         };
-        assert!(issues(&c)[0]
-            .1
-            .contains("is not an environment variable name"));
+        let issue = c.validate().remove(0);
+        assert!(
+            issue
+                .message
+                .contains("is not an environment variable name"),
+            "{}",
+            issue.message
+        );
+        assert!(!format!("{issue:?}").contains("Sup3r"), "{issue:?}");
     }
 
     #[test]

@@ -62,7 +62,13 @@ pub enum ReadBackError {
     Key(#[from] KeyVaultError),
     /// Decrypting or checking failed.
     #[error(transparent)]
-    Object(#[from] ShippedObjectError),
+    Object(Box<ShippedObjectError>),
+}
+
+impl From<ShippedObjectError> for ReadBackError {
+    fn from(e: ShippedObjectError) -> Self {
+        ReadBackError::Object(Box::new(e))
+    }
 }
 
 /// Splits a blob URL into (account URL, container, object name).

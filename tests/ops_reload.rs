@@ -1,7 +1,8 @@
 //! Config reload on SIGHUP against the sandbox: a tenant added and one removed mid-run while an
 //! unchanged one is left alone; then a broken file, refused with its errors logged while the
 //! running config keeps shipping. On the way, a second `ferry run` on the same state directory
-//! is refused. Ends with the log-secrets scan.
+//! is refused. Ends with the summary at exit (totals over a restart, a disabled tenant said so) and
+//! the log-secrets scan.
 
 mod common;
 mod ops_common;
@@ -227,7 +228,26 @@ async fn sighup_adds_and_removes_tenants_and_refuses_a_broken_file() {
     let out = d.output();
     assert!(!out.contains("Grace period over"), "{out}");
 
+    // the summary at exit counts both runs of the restarted contoso, and says tailspin ended
+    // disabled (it was built from the last run of each tenant, with its state at that moment)
+    let before_stop = d.status().await;
     let output = d.stop();
+    let row = |tenant: &str| {
+        output
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{tenant} ")))
+            .unwrap_or_else(|| panic!("no summary row for {tenant}:\n{output}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let contoso = row("contoso");
+    assert_eq!(
+        contoso[2].parse::<u64>().ok(),
+        Some(objects_of(&before_stop, "contoso", "audit")),
+        "contoso's objects over both runs: {contoso:?}\n{output}"
+    );
+    assert_eq!(row("tailspin")[1], "disabled", "{output}");
     assert_no_secrets(
         &output,
         &w.provider.app_secret,

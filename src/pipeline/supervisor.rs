@@ -315,6 +315,12 @@ impl Supervisor {
                 && fleet.pending.is_empty()
                 && (opts.once || global.drain.is_cancelled())
             {
+                // a reload may have changed a tenant's state after its task ended (disabled)
+                for (name, (state, _)) in summary.tenants.iter_mut() {
+                    if let Some(now) = self.board.state(name) {
+                        *state = now;
+                    }
+                }
                 return Ok(summary);
             }
             tokio::select! {
@@ -356,7 +362,13 @@ impl Supervisor {
         once: bool,
     ) -> Result<(), StartError> {
         let state = self.board.state(&name).unwrap_or(TenantState::Starting);
-        summary.tenants.insert(name.clone(), (state, totals));
+        // a tenant restarted by a reload ends more than once in a run: its totals add up
+        let (last_state, sum) = summary
+            .tenants
+            .entry(name.clone())
+            .or_insert((state, TenantTotals::default()));
+        *last_state = state;
+        sum.absorb(totals);
         if let Some(ended) = fleet
             .running
             .get(&name)

@@ -188,6 +188,20 @@ pub struct TenantTotals {
     pub refused: bool,
 }
 
+impl TenantTotals {
+    /// Adds what a later run of the same tenant did (a reload restarted it).
+    pub fn absorb(&mut self, later: TenantTotals) {
+        self.shipped += later.shipped;
+        self.failed += later.failed;
+        self.unreachable += later.unreachable;
+        self.oldest_failed = match (self.oldest_failed, later.oldest_failed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.refused |= later.refused;
+    }
+}
+
 /// True when a growing blob's new bytes should wait for the next poll: it was shipped less than
 /// `batch_max_age` ago and its pending bytes do not fill `batch_max_bytes`. The first bytes of a
 /// blob, a quiet blob's (no longer growing), and anything in `--once` runs, ship at once.

@@ -91,5 +91,17 @@ async fn run_logs_carry_no_secret_token_or_assertion() {
         text.contains("credential_invalid") || text.contains("7000215"),
         "{text}"
     );
+    // the provider's own credential, not the customer, is named as the cause
+    assert!(
+        text.contains("The provider's app credential was refused or cannot be loaded"),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.contains("\"tenant\":\"contoso\"")
+            && l.contains("Refused by the customer's tenant")),
+        "{text}"
+    );
+    // a refusal met while listing names no blob (it used to log `"blob":""`)
+    assert!(!text.contains("\"blob\":\"\""), "{text}");
     assert_clean(&w, &text, &["wrong-secret-ABC123"]);
 }

@@ -107,7 +107,18 @@ impl TenantRefused<'_> {
         let class = self.state.as_str();
         Metrics::error(self.tenant, self.source, class);
         let message = self.error.to_string();
-        tracing::warn!(tenant = %self.tenant, source = %self.source, blob = self.blob.unwrap_or(""), class, error = %message, fix = %self.fix, "Refused by the customer's tenant; stopping this tenant now");
+        // a refusal is not always the customer's: the provider's own credential, or the config
+        let what = match self.state {
+            TenantState::CredentialInvalid => {
+                "The provider's app credential was refused or cannot be loaded; stopping this tenant now"
+            }
+            TenantState::Misconfigured => {
+                "The configuration names something the customer's tenant does not have; stopping this tenant now"
+            }
+            _ => "Refused by the customer's tenant; stopping this tenant now",
+        };
+        // `blob` is left out (not empty) when the refusal came from a listing
+        tracing::warn!(tenant = %self.tenant, source = %self.source, blob = self.blob, class, error = %message, fix = %self.fix, "{what}");
         board.update_source(self.tenant, self.source, |st| {
             st.last_error = Some(LastError::now(class, message, self.fix))
         });

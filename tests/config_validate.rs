@@ -274,6 +274,28 @@ fn several_errors_are_all_reported_in_file_order() {
 }
 
 #[test]
+fn several_problems_in_one_table_are_all_reported() {
+    let stderr = assert_broken(
+        "several_problems_per_table.toml",
+        &[
+            "{file}:4:20: agent.recheck_interval: unknown unit",
+            "{file}:5:18: agent.shutdown_grace: not a valid duration",
+            "{file}:6:1: agent.bogus_agent: unknown key",
+            "{file}:20:26: tenant[contoso].max_concurrent_fetches: invalid type: string \"eight\", expected a whole number",
+            "{file}:21:11: tenant[contoso].enabled: invalid type",
+            "{file}:27:1: tenant[contoso].source[exports].contianer: unknown key",
+            "help: did you mean \"container\"?",
+            "{file}:28:1: tenant[contoso].source[exports].mdoe: unknown key",
+            "{file}:29:18: tenant[contoso].source[exports].list_page_size: invalid type",
+            "{file}:30:17: tenant[contoso].source[exports].poll_interval: unknown unit",
+            "9 problems in",
+        ],
+    );
+    // the misspelt container is not reported a second time as a missing key
+    assert!(!stderr.contains("missing key"), "{stderr}");
+}
+
+#[test]
 fn garbage_bytes() {
     assert_broken(
         "garbage.bin",

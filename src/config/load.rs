@@ -471,19 +471,64 @@ fn string_key(table: &DeTable<'_>, key: &str) -> Option<String> {
     }
 }
 
-/// Deserializes one part, turning its error (if any) into a located [`ConfigError`].
+/// At most this many problems are reported for one part (a table of the file).
+const PROBLEMS_PER_PART: usize = 32;
+
+/// Deserializes one part, turning its errors into located [`ConfigError`]s. serde stops at the
+/// first problem; to report the others in the same pass, the key it was found in is set aside
+/// and the part read again, until it reads or nothing more can be set aside. A key that is then
+/// missing only because it was set aside, or that a misspelt key's "did you mean" named, is not
+/// reported again as missing.
 fn piece<T: DeserializeOwned>(
     value: &Spanned<DeValue<'_>>,
     loc: &Locator<'_>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<T> {
-    match T::deserialize(value.clone().into_deserializer()) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            errors.push(loc.serde_error(&e, value.span()));
-            None
+    let mut value = value.clone();
+    let mut set_aside: Vec<String> = Vec::new();
+    let mut meant: Vec<String> = Vec::new();
+    for _ in 0..PROBLEMS_PER_PART {
+        let e = match T::deserialize(value.clone().into_deserializer()) {
+            Ok(v) => return set_aside.is_empty().then_some(v),
+            Err(e) => e,
+        };
+        let msg = e.message();
+        // missing only because it was set aside, or because a misspelt key already said so
+        if msg.starts_with("missing field")
+            && backticked(msg)
+                .first()
+                .is_some_and(|k| set_aside.iter().chain(&meant).any(|s| s == k))
+        {
+            return None;
         }
+        if msg.starts_with("unknown field") {
+            let ticks = backticked(msg);
+            if let Some((key, allowed)) = ticks.split_first() {
+                meant.extend(did_you_mean(key, allowed).map(str::to_string));
+            }
+        }
+        errors.push(loc.serde_error(&e, value.span()));
+        let span = e.span().unwrap_or(value.span());
+        let DeValue::Table(table) = value.get_mut() else {
+            return None;
+        };
+        let unknown = msg
+            .starts_with("unknown field")
+            .then(|| backticked(msg).first().map(|k| k.to_string()))
+            .flatten()
+            .filter(|k| table.get(k.as_str()).is_some());
+        let holding = || {
+            table.iter().find_map(|(k, v)| {
+                let (ks, vs) = (k.span(), v.span());
+                (ks.contains(&span.start) || (vs.start..=vs.end).contains(&span.start))
+                    .then(|| k.get_ref().to_string())
+            })
+        };
+        let key = unknown.or_else(holding)?;
+        table.remove(key.as_str());
+        set_aside.push(key);
     }
+    None
 }
 
 /// The texts between backticks in a serde message: `unknown field `x`, expected one of `a`, `b``.
@@ -625,7 +670,12 @@ impl Locator<'_> {
         } else {
             "see docs/configuration.md for the values this key takes".to_string()
         };
-        self.error_at(span, path.to_string(), first_line(msg), Some(help))
+        // Rust's names for numbers mean nothing to an operator
+        let mut said = first_line(msg);
+        for t in ["usize", "u64", "u32", "u16", "u8", "i64", "i32"] {
+            said = said.replace(&format!("expected {t}"), "expected a whole number");
+        }
+        self.error_at(span, path.to_string(), said, Some(help))
     }
 
     /// The path and span of the key `key` nearest below `table` (tagged enums report unknown

@@ -461,17 +461,29 @@ pub fn check_template(template: &str) -> Vec<Problem> {
             "add {version} next to {offset}, e.g. \"{tenant}/{source}/{name}@{version}.{offset}.{ext}\", or leave both out (Ferry then appends @{version}.{offset})",
         ));
     }
-    if template.starts_with(['/', '\\']) {
+    let rest = match template.strip_prefix(['/', '\\']) {
+        Some(rest) => {
+            out.push(problem(
+                format!("path template {template:?} starts with '/'"),
+                "remove the leading '/': blob names are relative to the container",
+            ));
+            rest
+        }
+        None => template,
+    };
+    let mut segments: Vec<String> = Vec::new();
+    for s in rest.split(['/', '\\']) {
+        let s = format!("{s:?}");
+        if (s == "\"\"" || s == "\".\"" || s == "\"..\"") && !segments.contains(&s) {
+            segments.push(s);
+        }
+    }
+    if !segments.is_empty() {
         out.push(problem(
-            format!("path template {template:?} starts with '/'"),
-            "remove the leading '/': blob names are relative to the container",
-        ));
-    } else if let Some(segment) = template
-        .split(['/', '\\'])
-        .find(|s| s.is_empty() || *s == "." || *s == "..")
-    {
-        out.push(problem(
-            format!("path template {template:?} has an empty, '.' or '..' segment ({segment:?})"),
+            format!(
+                "path template {template:?} has an empty, '.' or '..' segment ({})",
+                segments.join(", ")
+            ),
             "remove it: blob names are not file paths, and a segment must neither be empty nor step outside the prefix",
         ));
     }
@@ -661,6 +673,15 @@ mod tests {
                 "{template}: {found:?}"
             );
         }
+        // every problem of a template, not the first of a kind
+        let all = check_template("/{tenant}{source}/../{yyyy}//{name}");
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(all[0].message.contains("starts with '/'"), "{all:?}");
+        assert!(all[1].message.contains("(\"..\", \"\")"), "{all:?}");
+        assert!(
+            all[2].message.contains("{tenant} is followed by"),
+            "{all:?}"
+        );
         // the tenant's GUID names its prefix as well as its name does
         assert!(check_template("{tenant_id}/{source}/{name}@{version}.{offset}.{ext}").is_empty());
         // what `ferry run` would refuse, `ferry validate` reports first

@@ -138,21 +138,43 @@ fn output_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
 }
 
 #[test]
-fn cat_of_an_unreachable_object_fails_with_exit_1_and_prints_nothing() {
-    // no sandbox runs for this test: provider storage cannot be reached
+fn cat_that_cannot_fetch_fails_with_exit_1_and_prints_nothing() {
+    // no sandbox runs for this test: no token can be had (the identity's files are the
+    // sandbox's) and every sandbox host is pinned to a port nothing listens on; the system's
+    // roots stand in for the sandbox CA, so the failure is at run time, not in the config
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config: String = std::fs::read_to_string("config/local.toml")
+        .expect("config/local.toml")
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.replace("127.0.0.1:18443", &format!("127.0.0.1:{port}"))
+            )
+        })
+        .collect();
+    let cfg = dir.path().join("ferry.toml");
+    std::fs::write(&cfg, config).expect("write");
     let args = [
         "cat",
         "https://providerlogs.blob.sandbox.test/shipped/x",
         "-c",
-        "config/local.toml",
+        cfg.to_str().expect("utf-8"),
     ];
     let out = ferry(&args);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(out.stdout.is_empty(), "no pretend output");
+    assert!(err.starts_with("ferry cat: "), "{err}");
+    assert!(!err.contains("CA file"), "{err}");
     assert!(
-        text(&out.stderr).starts_with("ferry cat: "),
-        "{}",
-        text(&out.stderr)
+        err.contains("no token for the destination identity"),
+        "{err}"
     );
 }
 
@@ -179,6 +201,68 @@ fn cat_of_another_account_is_refused_before_anything_is_sent() {
         matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "ferry cat connected to a host that is not the destination"
     );
+}
+
+#[test]
+fn an_unusable_ca_file_is_a_bad_configuration_for_every_command() {
+    // no sandbox runs: the CA file is read before anything is contacted
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let local = std::fs::read_to_string("config/local.toml").expect("config/local.toml");
+    let not_pem = dir.path().join("not-a-ca.pem");
+    std::fs::write(&not_pem, "just some text").expect("write");
+    for (ca, says) in [
+        (
+            "/nonexistent/ca.pem",
+            "cannot read CA file /nonexistent/ca.pem",
+        ),
+        (
+            not_pem.to_str().expect("utf-8"),
+            "holds no usable PEM certificate",
+        ),
+    ] {
+        let cfg = dir.path().join("ferry.toml");
+        let config: String = local
+            .lines()
+            .map(|l| {
+                if l.starts_with("ca_file") {
+                    format!("ca_file = \"{ca}\"\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        assert!(config.contains(ca), "config/local.toml has no ca_file line");
+        std::fs::write(
+            &cfg,
+            config.replace(
+                "../.sandbox/state",
+                &dir.path().join("state").display().to_string(),
+            ),
+        )
+        .expect("write");
+        let cfg = cfg.to_str().expect("utf-8");
+        for args in [
+            vec!["run", "--once", "-c", cfg],
+            vec!["check", "-c", cfg],
+            vec![
+                "cat",
+                "https://providerlogs.blob.sandbox.test/shipped/x",
+                "-c",
+                cfg,
+            ],
+        ] {
+            let out = ferry(&args);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains(says) && err.contains("agent.ca_file"),
+                "{args:?}: {err}"
+            );
+            if ca != "/nonexistent/ca.pem" {
+                assert!(err.contains(ca), "the file is named: {err}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::{ConfigArg, EXIT_OK, EXIT_RUNTIME};
+use super::{ConfigArg, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME};
 use crate::config::LogFormat;
 use crate::pipeline::{RunOptions, RunSummary, Supervisor};
 use crate::telemetry::logging::{self, LogStyle};
@@ -62,7 +62,11 @@ pub fn run(args: RunArgs) -> ExitCode {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("ferry run: {e}");
-                return ExitCode::from(EXIT_RUNTIME);
+                return ExitCode::from(if e.is_config() {
+                    EXIT_CONFIG
+                } else {
+                    EXIT_RUNTIME
+                });
             }
         };
         let shutdown = CancellationToken::new();

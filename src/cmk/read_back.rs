@@ -132,11 +132,14 @@ pub fn destination_object(url: &str, destination: &str) -> Result<(String, Strin
 }
 
 impl ReadBackError {
-    /// True for a URL that was refused before anything was sent.
+    /// True for a URL refused before anything was sent, or HTTP settings of the config that
+    /// cannot be used (a CA file, a pin): exit code 2, as `ferry run` and `ferry check` give.
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            ReadBackError::BadUrl { .. } | ReadBackError::NotDestination { .. }
+            ReadBackError::BadUrl { .. }
+                | ReadBackError::NotDestination { .. }
+                | ReadBackError::Http(_)
         )
     }
 }

@@ -27,7 +27,7 @@ pub enum HttpSetupError {
     },
     /// The CA file holds no usable certificate.
     #[error(
-        "CA file {path} holds no PEM certificate: {reason}; agent.ca_file must be a PEM bundle"
+        "CA file {path} holds no usable PEM certificate: {reason}; agent.ca_file must be a PEM bundle of the CA that signed the endpoints' certificates"
     )]
     CaFileInvalid {
         /// The file.
@@ -192,6 +192,17 @@ impl HttpSettings {
             path: path.display().to_string(),
             source,
         })?;
+        // refused here, where the file's name is known (a build would name the setting only)
+        let invalid = |reason: String| HttpSetupError::CaFileInvalid {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(invalid("no certificate found".into()));
+        }
         Ok(Some(bytes))
     }
 
@@ -231,7 +242,7 @@ impl HttpSettings {
             return Ok(config.clone());
         }
         let invalid = |reason: String| HttpSetupError::CaFileInvalid {
-            path: "agent.ca_file".into(),
+            path: "of agent.ca_file".into(),
             reason,
         };
         let extra = match &self.ca_pem {
@@ -358,10 +369,20 @@ pub async fn resolve_host(pins: &DnsPins, host: &str) -> std::io::Result<Resolut
 mod tests {
     use super::*;
 
-    /// A CA file that is not a PEM bundle is refused when the first client is built, naming
-    /// the setting; nothing is cached, so every later build says so too.
+    /// A CA file that is not a PEM bundle is refused when it is read, naming the file; and, for
+    /// PEM given otherwise, when the first client is built, naming the setting; nothing is
+    /// cached, so every later build says so too.
     #[test]
     fn unusable_ca_files_are_refused() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, "just some text").expect("write");
+        let e = HttpSettings::load_ca(Some(&file)).expect_err("not PEM");
+        let text = e.to_string();
+        assert!(
+            text.contains(&file.display().to_string()) && text.contains("agent.ca_file"),
+            "{text}"
+        );
         let broken_base64 =
             b"-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";
         for pem in [&b"just some text"[..], &broken_base64[..]] {

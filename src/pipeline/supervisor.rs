@@ -60,6 +60,20 @@ pub enum StartError {
     },
 }
 
+impl StartError {
+    /// True when the configuration must change (a CA file, pin, template, key URL or glob), as
+    /// against the host (the state directory) or the credential's source at this moment.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            StartError::Http(_)
+                | StartError::Template(_)
+                | StartError::Key(_)
+                | StartError::Glob { .. }
+        )
+    }
+}
+
 /// What `run` does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {

@@ -23,7 +23,8 @@ takes effect when Ferry starts, so after changing it, ask a running Ferry with -
 Exit codes: 0 the status was shown; 1 no Ferry answered; 2 bad config or usage."
 )]
 pub struct StatusArgs {
-    /// Status server of the running Ferry.
+    /// Status server of the running Ferry: http://HOST:PORT (its agent.status_listen; host:port
+    /// and a pasted .../status URL are taken too).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Config file whose agent.status_listen names the status server.
@@ -45,7 +46,13 @@ pub struct StatusArgs {
 /// Runs `ferry status`.
 pub fn run(args: StatusArgs) -> ExitCode {
     let base = match (&args.url, &args.config) {
-        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (Some(url), _) => match status_base(url) {
+            Ok(base) => base,
+            Err(msg) => {
+                eprintln!("ferry status: {msg}");
+                return ExitCode::from(super::EXIT_CONFIG);
+            }
+        },
         (None, Some(path)) => {
             let addr = match super::load_or_report(path) {
                 Ok(l) => l.config.agent.status_listen,
@@ -150,6 +157,40 @@ fn status_listen_of_broken_file(path: &std::path::Path) -> Option<std::net::Sock
     }
 }
 
+/// The base URL of a status server from `--url`: `host:port` gets `http://`, a pasted endpoint
+/// (`.../status`, `/healthz`, `/readyz`, `/metrics`) loses its path; anything else that is not
+/// `http://host[:port]` is refused with what to write.
+fn status_base(url: &str) -> Result<String, String> {
+    let mut text = url.trim().trim_end_matches('/').to_string();
+    if !text.contains("://") {
+        text = format!("http://{text}");
+    }
+    for endpoint in ["/status", "/healthz", "/readyz", "/metrics"] {
+        if let Some(base) = text.strip_suffix(endpoint) {
+            text = base.to_string();
+            break;
+        }
+    }
+    let help = "write it as http://HOST:PORT, the agent.status_listen of that Ferry (e.g. http://127.0.0.1:9464)";
+    let parsed =
+        url::Url::parse(&text).map_err(|e| format!("--url {url:?} is not a URL ({e}); {help}"))?;
+    if parsed.scheme() != "http" {
+        return Err(format!(
+            "--url {url:?}: the status server speaks plain http, not {}; {help}",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty)
+        || parsed.path() != "/"
+        || parsed.query().is_some()
+    {
+        return Err(format!(
+            "--url {url:?} is not the address of a status server; {help}"
+        ));
+    }
+    Ok(text)
+}
+
 async fn fetch(base: &str, path: &str) -> Result<String, String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -160,7 +201,10 @@ async fn fetch(base: &str, path: &str) -> Result<String, String> {
         if e.is_connect() || e.is_timeout() {
             format!("no ferry is listening on {base}: is it running? (`ferry run -c FILE` serves agent.status_listen)")
         } else {
-            format!("{url}: {e}")
+            format!(
+                "{url}: no HTTP answer ({}); is that address a Ferry status server? (it speaks plain http)",
+                crate::service_message::describe_reqwest(&e)
+            )
         }
     })?;
     if !resp.status().is_success() {
@@ -294,6 +338,35 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_urls_are_taken_as_people_write_them() {
+        for (given, base) in [
+            ("http://127.0.0.1:9464", "http://127.0.0.1:9464"),
+            ("http://127.0.0.1:9464/", "http://127.0.0.1:9464"),
+            ("localhost:9464", "http://localhost:9464"),
+            ("http://127.0.0.1:9464/status", "http://127.0.0.1:9464"),
+            ("127.0.0.1:9464/healthz/", "http://127.0.0.1:9464"),
+            ("http://[::1]:9464/metrics", "http://[::1]:9464"),
+        ] {
+            assert_eq!(status_base(given).as_deref(), Ok(base), "{given}");
+        }
+        for (given, says) in [
+            ("https://127.0.0.1:9464", "plain http, not https"),
+            (
+                "http://127.0.0.1:9464/other",
+                "not the address of a status server",
+            ),
+            ("http://:9464", "not a URL"),
+            ("http://127.0.0.1:99999", "not a URL"),
+        ] {
+            let e = status_base(given).expect_err(given);
+            assert!(
+                e.contains(says) && e.contains("http://HOST:PORT"),
+                "{given}: {e}"
+            );
+        }
+    }
     use crate::telemetry::status::LastError;
     use crate::telemetry::{StatusBoard, TenantState};
 

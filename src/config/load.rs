@@ -98,6 +98,21 @@ pub fn load_bytes(bytes: &[u8], file: &Path) -> Result<LoadedConfig, ConfigError
     }
 }
 
+/// The key a "duplicate key" error points at, when the text there is a plain key (a key name is
+/// never a secret; anything else at that span is not repeated).
+fn duplicate_key_name<'t>(text: &'t str, span: &Range<usize>, message: &str) -> Option<&'t str> {
+    if !message.contains("duplicate key") {
+        return None;
+    }
+    let key = text.get(span.clone())?.trim();
+    let plain = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    plain.then_some(key)
+}
+
 fn load_text(text: &str, file: &Path) -> Result<LoadedConfig, ConfigErrors> {
     let (root, syntax) = DeTable::parse_recoverable(text);
     let mut errors = Vec::new();
@@ -111,7 +126,10 @@ fn load_text(text: &str, file: &Path) -> Result<LoadedConfig, ConfigErrors> {
                 line,
                 col,
                 path: String::new(),
-                message: format!("invalid TOML: {}", first_line(e.message())),
+                message: match duplicate_key_name(text, &span, e.message()) {
+                    Some(key) => format!("invalid TOML: duplicate key \"{key}\""),
+                    None => format!("invalid TOML: {}", first_line(e.message())),
+                },
                 help: Some(if e.message().contains("duplicate key") {
                     "each key may appear once per table; several tenants or sources are written [[tenant]] and [[tenant.source]] (double brackets)".into()
                 } else {
@@ -665,6 +683,15 @@ impl Locator<'_> {
                 )),
             );
         }
+        if msg.starts_with("invalid socket address") {
+            let given = self.text.get(span.clone()).unwrap_or("").trim();
+            return self.error_at(
+                span,
+                path.to_string(),
+                format!("{given} is not an IP address with a port"),
+                Some("write an IP address and port, e.g. \"127.0.0.1:9464\" (this host only) or \"0.0.0.0:9464\" (every interface); host names such as localhost are not taken".into()),
+            );
+        }
         let help = if msg.starts_with("invalid type") {
             "write the value with the type shown (strings in double quotes, sizes like \"50MiB\", durations like \"60s\")".to_string()
         } else {
@@ -900,6 +927,40 @@ mod tests {
         assert_eq!(
             loaded.endpoints.authority_host,
             "https://login.microsoftonline.com"
+        );
+    }
+
+    #[test]
+    fn messages_name_the_value_or_key_they_are_about() {
+        let text = LOCAL.replacen(
+            "status_listen = \"127.0.0.1:9464\"",
+            "status_listen = \"localhost:9464\"",
+            1,
+        );
+        assert_ne!(text, LOCAL, "no [agent] table in config/local.toml");
+        let found = errors(&text);
+        assert_eq!(found[0].path, "agent.status_listen", "{found:#?}");
+        assert!(
+            found[0]
+                .message
+                .contains("\"localhost:9464\" is not an IP address with a port"),
+            "{found:#?}"
+        );
+        assert!(found[0]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("127.0.0.1:9464"));
+
+        let text = LOCAL.replacen(
+            "[agent]\n",
+            "[agent]\nlog_format = \"json\"\nlog_format = \"text\"\n",
+            1,
+        );
+        let found = errors(&text);
+        assert_eq!(
+            found[0].message, "invalid TOML: duplicate key \"log_format\"",
+            "{found:#?}"
         );
     }
 

@@ -378,8 +378,9 @@ fn check_tenants(view: &ConfigView<'_>, out: &mut Out<'_>) {
             out.push(
                 tp.key("name"),
                 format!(
-                    "tenant name {:?} is used twice (also by tenant number {})",
+                    "tenant name {:?} is used twice: by this [[tenant]] (number {} in the file) and by number {}",
                     t.name,
+                    tv.index + 1,
                     first + 1
                 ),
                 "give each [[tenant]] its own name: names choose where its data lands",

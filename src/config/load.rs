@@ -1055,6 +1055,26 @@ mod tests {
         assert!(!found.iter().any(|e| e.to_string().contains("abc-123")));
     }
 
+    #[test]
+    fn a_secret_in_the_destination_credential_is_told_it_takes_none() {
+        let line = "credential = { kind = \"managed_identity\", client_id = \"55555555-5555-4555-8555-555555555555\" }";
+        assert!(LOCAL.contains(line), "config/local.toml changed");
+        let text = LOCAL.replacen(
+            line,
+            "credential = { kind = \"managed_identity\", password = \"pw-123\" }",
+            1,
+        );
+        let found = errors(&text);
+        let secret = found
+            .iter()
+            .find(|e| e.path == "destination.credential.password")
+            .unwrap_or_else(|| panic!("{found:#?}"));
+        let help = secret.help.as_deref().unwrap_or("");
+        assert!(help.contains("holds no secret"), "{help}");
+        assert!(!help.contains("FERRY_APP_SECRET"), "{help}");
+        assert!(!found.iter().any(|e| e.to_string().contains("pw-123")));
+    }
+
     /// Whatever the bytes, loading returns; it never panics.
     #[test]
     fn never_panics_on_garbage_truncation_or_mutation() {

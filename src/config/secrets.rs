@@ -49,6 +49,14 @@ impl InlineSecret {
         )
     }
     pub fn help(&self) -> String {
+        // the provider's identities for its own storage take no secret at all
+        let provider_side = matches!(
+            self.path.0.as_slice(),
+            [PathSeg::Key(d), PathSeg::Key(c), ..] if d == "destination" && c == "credential"
+        );
+        if provider_side {
+            return "the destination's credential holds no secret: write kind = \"managed_identity\", kind = \"workload_identity\" or kind = \"app\" (the app's own credential of [app]), and remove the value from this file and its history".into();
+        }
         format!(
             "use `env = \"{}\"` or `file = \"...\"` (a file readable only by ferry), and remove the value from this file and its history",
             self.suggested_env

@@ -409,7 +409,7 @@ mod tests {
     fn a_throttled_tenant_says_why() {
         let b = StatusBoard::new();
         b.register("contoso", "t1", &["audit".into()], TenantState::Active);
-        let message = "[destination] put blob failed: HTTP 403 AuthorizationPermissionMismatch";
+        let message = "destination put blob failed: HTTP 403 AuthorizationPermissionMismatch";
         b.update_source("contoso", "audit", |s| {
             s.last_error = Some(LastError::now("destination", message, "grant the role"));
         });

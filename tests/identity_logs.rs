@@ -1,6 +1,7 @@
 //! Secrets, client assertions and tokens never reach any output: `ferry run --once` with debug
 //! logging, against a healthy tenant, a tenant whose consent was withdrawn, and a wrong secret,
-//! with every credential kind that carries a secret or an assertion.
+//! with every credential kind that carries a secret or an assertion. A tenant refused at its
+//! first poll is never logged `active` on its way to stopping.
 
 mod common;
 
@@ -104,4 +105,33 @@ async fn run_logs_carry_no_secret_token_or_assertion() {
     // a refusal met while listing names no blob (it used to log `"blob":""`)
     assert!(!text.contains("\"blob\":\"\""), "{text}");
     assert_clean(&w, &text, &["wrong-secret-ABC123"]);
+}
+
+/// A tenant refused at its first poll goes from `starting` straight to its stopped state: the
+/// sources whose pass the refusal cut short do not show it `active` on the way (it logged
+/// `starting -> active -> credential_invalid` when the app's secret file was missing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_refused_at_its_first_poll_is_never_shown_active() {
+    let w = world(1).await;
+    let sources = (0..12)
+        .map(|i| SourceSpec::records(&format!("audit{i}")))
+        .collect();
+    let cfg = w.config(&[("contoso", sources)], "");
+    std::fs::remove_file(w.dir.path().join("app-secret")).unwrap();
+    let text = run_once(&cfg);
+    let changes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"tenant\":\"contoso\"") && l.contains("\"to\":"))
+        .collect();
+    assert!(
+        changes
+            .iter()
+            .any(|l| l.contains("\"from\":\"starting\",\"to\":\"credential_invalid\"")),
+        "{text}"
+    );
+    assert!(
+        !changes.iter().any(|l| l.contains("\"to\":\"active\"")),
+        "shown active on its way to stopping:\n{}",
+        changes.join("\n")
+    );
 }

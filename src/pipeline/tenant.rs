@@ -595,6 +595,11 @@ impl TenantSupervisor {
                         // the blocked state comes from the refusal itself, not "throttled"
                         return totals;
                     }
+                    if drain.is_cancelled() {
+                        // a pass cut short (another source's refusal, or a stop) says nothing
+                        // of health: it would show the tenant `active` on its way to stopping
+                        return totals;
+                    }
                     *source.health.lock().unwrap_or_else(|e| e.into_inner()) = PollHealth::of(&t);
                     // the worst of the tenant's sources, so that one healthy source does not
                     // hide another that cannot connect

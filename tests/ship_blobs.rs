@@ -1,10 +1,13 @@
 //! End to end: customers' containers shipped to provider storage by the real `ferry` binary,
-//! against Azurite and ferry-sim (issue 4).
+//! against Azurite and ferry-sim (issue 4). Includes the per-tenant rate limits, measured at the
+//! customer's account.
 
 mod common;
+mod ops_common;
 
 use common::*;
 use ferry_sim::faults::FaultSpec;
+use ops_common::{sample, Daemon};
 
 const AUDIT: &str = "insights-logs-auditevent";
 
@@ -955,4 +958,158 @@ async fn sigterm_drops_uploads_still_in_flight_when_the_grace_is_over() {
     let dest = w.destination().await;
     assert_eq!(dest.len(), 1, "{:?}", dest.keys());
     assert!(dest.values().next().unwrap().1 == body);
+}
+
+/// Per-tenant limits hold against the customer's account and delay only that tenant: contoso
+/// (4 requests/s) sends no more requests to its account than the limit allows over the time it
+/// took, fabrikam (32 KiB/s) reads no faster than its limit, and tailspin (no limit) has shipped
+/// everything while both are still at it. Bounds only: a slow machine cannot make them fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_limits_hold_against_the_customers_account_and_delay_only_that_tenant() {
+    const REQUESTS_PER_SEC: f64 = 4.0;
+    const BYTES_PER_SEC: f64 = 32.0 * 1024.0;
+    let w = world(3).await;
+    // contoso and tailspin: 40 small blobs (about 41 requests: 10 s at 4/s);
+    // fabrikam and tailspin: 12 blobs of 120 lines (about 360 KB: 10 s at 32 KiB/s)
+    let mut expected = std::collections::BTreeMap::new();
+    for (t, small, large) in [
+        ("contoso", 40, 0),
+        ("fabrikam", 0, 12),
+        ("tailspin", 40, 12),
+    ] {
+        let s = w.seeder(t).await;
+        for i in 0..small {
+            let name = format!("s/{i:02}/PT1H.json");
+            s.put_block_blob(
+                "insights-logs-auditevent",
+                &name,
+                log_lines(&format!("{t}s{i}"), 0, 2),
+            )
+            .await
+            .unwrap();
+        }
+        for i in 0..large {
+            let name = format!("l/{i:02}/PT1H.json");
+            s.put_block_blob(
+                "insights-logs-auditevent",
+                &name,
+                log_lines(&format!("{t}l{i}"), 0, 120),
+            )
+            .await
+            .unwrap();
+        }
+        expected.insert(t, (small * 2 + large * 120) as u64);
+    }
+    let cfg = w.config(
+        &[
+            ("contoso", vec![SourceSpec::records("audit")]),
+            ("fabrikam", vec![SourceSpec::records("audit")]),
+            ("tailspin", vec![SourceSpec::records("audit")]),
+        ],
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replacen(
+            "name = \"contoso\"\n",
+            "name = \"contoso\"\nmax_requests_per_sec = 4\n",
+            1,
+        )
+        .replacen(
+            "name = \"fabrikam\"\n",
+            "name = \"fabrikam\"\nmax_bytes_per_sec = \"32KiB\"\n",
+            1,
+        );
+    assert!(text.contains("max_requests_per_sec") && text.contains("max_bytes_per_sec"));
+    std::fs::write(&cfg, text).unwrap();
+
+    let admin = w.sandbox.admin();
+    let blob_requests = |v: &serde_json::Value, t: &str| -> u64 {
+        let tid = &w.customers[t].spec.tenant_id;
+        v["blob"][tid]
+            .as_object()
+            .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
+            .unwrap_or(0)
+    };
+    let before = admin.requests().await.unwrap();
+    let started = std::time::Instant::now();
+    let d = Daemon::start(&cfg);
+    let records = |s: &serde_json::Value, t: &str| {
+        s["tenants"][t]["sources"]["audit"]["records_shipped"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let mut done: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+    let mut at_tailspin_done = None;
+    let mut contoso_requests = None;
+    let mut fabrikam_bytes = None;
+    while done.len() < 3 && started.elapsed() < std::time::Duration::from_secs(120) {
+        let s = d.status().await;
+        let now = started.elapsed().as_secs_f64();
+        for t in ["contoso", "fabrikam", "tailspin"] {
+            if done.contains_key(t) || records(&s, t) < expected[t] {
+                continue;
+            }
+            done.insert(t, now);
+            match t {
+                "tailspin" => {
+                    at_tailspin_done = Some((records(&s, "contoso"), records(&s, "fabrikam")))
+                }
+                "contoso" => {
+                    let v = admin.requests().await.unwrap();
+                    let n = blob_requests(&v, "contoso") - blob_requests(&before, "contoso");
+                    contoso_requests = Some((n, started.elapsed().as_secs_f64()));
+                }
+                _ => {
+                    let read = s["tenants"]["fabrikam"]["sources"]["audit"]["bytes_read"]
+                        .as_u64()
+                        .unwrap_or(0);
+                    fabrikam_bytes = Some((read, now));
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let m = d.metrics().await;
+    let output = d.stop();
+    assert_eq!(
+        done.len(),
+        3,
+        "not every tenant finished in 120 s: {done:?}\n{output}"
+    );
+
+    // contoso: every request counted by the account's gateway fits the token bucket (one
+    // second of burst, then the rate) over the time measured, which includes Ferry's start
+    let (n, secs) = contoso_requests.unwrap();
+    assert!(n >= 41, "contoso read its 40 blobs with {n} requests");
+    let allowed = REQUESTS_PER_SEC * (secs + 1.0) + 1.0;
+    assert!(
+        n as f64 <= allowed,
+        "contoso sent {n} requests in {secs:.1} s; its limit allows {allowed:.0}"
+    );
+    // fabrikam: the bytes it read fit its byte bucket the same way
+    let (read, secs) = fabrikam_bytes.unwrap();
+    assert!(read >= 300_000, "fabrikam read {read} bytes");
+    let allowed = BYTES_PER_SEC * (secs + 1.0);
+    assert!(
+        read as f64 <= allowed,
+        "fabrikam read {read} bytes in {secs:.1} s; its limit allows {allowed:.0}"
+    );
+    // tailspin, unlimited, was done while both limited tenants still had records to ship
+    let (c, f) = at_tailspin_done.unwrap();
+    assert!(
+        c < expected["contoso"] && f < expected["fabrikam"],
+        "tailspin finished at {:.1} s, after contoso ({c} records) or fabrikam ({f}): {done:?}",
+        done["tailspin"]
+    );
+    // and the waiting shows where it happened
+    for (t, waited) in [("contoso", true), ("fabrikam", true), ("tailspin", false)] {
+        let w = sample(
+            &m,
+            "ferry_rate_limit_wait_seconds_total",
+            &format!("tenant=\"{t}\""),
+        )
+        .unwrap_or(0.0);
+        assert_eq!(w > 0.0, waited, "{t} waited {w} s on its limits:\n{m}");
+    }
 }

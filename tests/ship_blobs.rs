@@ -1,6 +1,6 @@
 //! End to end: customers' containers shipped to provider storage by the real `ferry` binary,
-//! against Azurite and ferry-sim (issue 4). Includes the per-tenant rate limits, measured at the
-//! customer's account.
+//! against Azurite and ferry-sim (issue 4). Includes the rate limits: per tenant, measured at the
+//! customer's account, and the destination's.
 
 mod common;
 mod ops_common;
@@ -1112,4 +1112,64 @@ async fn tenant_limits_hold_against_the_customers_account_and_delay_only_that_te
         .unwrap_or(0.0);
         assert_eq!(w > 0.0, waited, "{t} waited {w} s on its limits:\n{m}");
     }
+}
+
+/// `destination.max_bytes_per_sec` holds for what is written into provider storage, and the
+/// wait shows in `ferry_destination_rate_limit_wait_seconds_total`. A bound only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_destination_byte_limit_holds_for_what_is_written() {
+    const BYTES_PER_SEC: f64 = 32.0 * 1024.0;
+    let w = world(1).await;
+    w.grant("contoso", "exports", "Storage Blob Data Reader")
+        .await;
+    let s = w.seeder("contoso").await;
+    // 10 objects of 30 KiB that do not compress (copy mode writes them as they are): 10 s
+    let mut total = 0u64;
+    for i in 0..10u8 {
+        let body: Vec<u8> = (0..30 * 1024u32)
+            .map(|j| (j.wrapping_mul(2_654_435_761).rotate_left(u32::from(i)) >> 13) as u8)
+            .collect();
+        total += body.len() as u64;
+        s.put_block_blob("exports", &format!("part-{i:02}.bin"), body)
+            .await
+            .unwrap();
+    }
+    let cfg = w.config(
+        &[("contoso", vec![SourceSpec::copy("exports", "exports")])],
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "[destination]\n",
+        "[destination]\nmax_bytes_per_sec = \"32KiB\"\n",
+        1,
+    );
+    assert!(text.contains("max_bytes_per_sec"), "{text}");
+    std::fs::write(&cfg, text).unwrap();
+
+    let started = std::time::Instant::now();
+    let d = Daemon::start(&cfg);
+    let written = |s: &serde_json::Value| {
+        s["tenants"]["contoso"]["sources"]["exports"]["bytes_shipped"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let mut finished = None;
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        let s = d.status().await;
+        if written(&s) >= total {
+            finished = Some((written(&s), started.elapsed().as_secs_f64()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let m = d.metrics().await;
+    let output = d.stop();
+    let (bytes, secs) = finished.unwrap_or_else(|| panic!("not shipped in 120 s:\n{output}"));
+    let allowed = BYTES_PER_SEC * (secs + 1.0);
+    assert!(
+        bytes as f64 <= allowed,
+        "{bytes} bytes written in {secs:.1} s; the destination's limit allows {allowed:.0}"
+    );
+    let waited = sample(&m, "ferry_destination_rate_limit_wait_seconds_total", "").unwrap_or(0.0);
+    assert!(waited > 0.0, "no wait on the destination's limit:\n{m}");
 }

@@ -338,6 +338,8 @@ pub fn render_table(doc: &StatusDocument, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::status::LastError;
+    use crate::telemetry::{StatusBoard, TenantState};
 
     #[test]
     fn status_urls_are_taken_as_people_write_them() {
@@ -367,8 +369,6 @@ mod tests {
             );
         }
     }
-    use crate::telemetry::status::LastError;
-    use crate::telemetry::{StatusBoard, TenantState};
 
     #[test]
     fn the_table_names_states_and_fixes() {

@@ -471,18 +471,18 @@ pub fn check_template(template: &str) -> Vec<Problem> {
         }
         None => template,
     };
-    let mut segments: Vec<String> = Vec::new();
+    let mut bad: Vec<&str> = Vec::new();
     for s in rest.split(['/', '\\']) {
-        let s = format!("{s:?}");
-        if (s == "\"\"" || s == "\".\"" || s == "\"..\"") && !segments.contains(&s) {
-            segments.push(s);
+        if matches!(s, "" | "." | "..") && !bad.contains(&s) {
+            bad.push(s);
         }
     }
-    if !segments.is_empty() {
+    if !bad.is_empty() {
+        let listed: Vec<String> = bad.iter().map(|s| format!("{s:?}")).collect();
         out.push(problem(
             format!(
                 "path template {template:?} has an empty, '.' or '..' segment ({})",
-                segments.join(", ")
+                listed.join(", ")
             ),
             "remove it: blob names are not file paths, and a segment must neither be empty nor step outside the prefix",
         ));

@@ -978,25 +978,18 @@ async fn tenant_limits_hold_against_the_customers_account_and_delay_only_that_te
         ("tailspin", 40, 12),
     ] {
         let s = w.seeder(t).await;
-        for i in 0..small {
-            let name = format!("s/{i:02}/PT1H.json");
-            s.put_block_blob(
-                "insights-logs-auditevent",
-                &name,
-                log_lines(&format!("{t}s{i}"), 0, 2),
-            )
-            .await
-            .unwrap();
-        }
-        for i in 0..large {
-            let name = format!("l/{i:02}/PT1H.json");
-            s.put_block_blob(
-                "insights-logs-auditevent",
-                &name,
-                log_lines(&format!("{t}l{i}"), 0, 120),
-            )
-            .await
-            .unwrap();
+        // (prefix, blobs, lines each): small ones cost requests, large ones bytes
+        for (kind, blobs, lines) in [("s", small, 2), ("l", large, 120)] {
+            for i in 0..blobs {
+                let body = log_lines(&format!("{t}{kind}{i}"), 0, lines);
+                s.put_block_blob(
+                    "insights-logs-auditevent",
+                    &format!("{kind}/{i:02}/PT1H.json"),
+                    body,
+                )
+                .await
+                .unwrap();
+            }
         }
         expected.insert(t, (small * 2 + large * 120) as u64);
     }

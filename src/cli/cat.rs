@@ -42,7 +42,7 @@ pub fn run(args: CatArgs) -> ExitCode {
         Ok(plain) => super::print_then("cat", &plain, ExitCode::from(EXIT_OK)),
         Err(e) => {
             eprintln!("ferry cat: {e}");
-            ExitCode::from(if e.is_usage() {
+            ExitCode::from(if e.is_config_or_usage() {
                 EXIT_CONFIG
             } else {
                 EXIT_RUNTIME

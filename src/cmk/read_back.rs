@@ -134,7 +134,7 @@ pub fn destination_object(url: &str, destination: &str) -> Result<(String, Strin
 impl ReadBackError {
     /// True for a URL refused before anything was sent, or HTTP settings of the config that
     /// cannot be used (a CA file, a pin): exit code 2, as `ferry run` and `ferry check` give.
-    pub fn is_usage(&self) -> bool {
+    pub fn is_config_or_usage(&self) -> bool {
         matches!(
             self,
             ReadBackError::BadUrl { .. }
@@ -255,7 +255,7 @@ mod tests {
             ),
         ] {
             let e = destination_object(url, dest).expect_err(url);
-            assert!(e.is_usage(), "{url}");
+            assert!(e.is_config_or_usage(), "{url}");
             let text = e.to_string();
             assert!(
                 text.contains(want) && text.contains("destination.account_url"),
@@ -264,6 +264,6 @@ mod tests {
         }
         assert!(destination_object("http://providerlogs/x/y", dest)
             .expect_err("http")
-            .is_usage());
+            .is_config_or_usage());
     }
 }

@@ -54,7 +54,7 @@ pub fn run(args: StatusArgs) -> ExitCode {
             }
         },
         (None, Some(path)) => {
-            let addr = match super::load_or_report(path) {
+            let mut addr = match super::load_or_report(path) {
                 Ok(l) => l.config.agent.status_listen,
                 // a running Ferry keeps its config when a reload is refused: a file with
                 // problems still names where it listens, unless the problem is that address
@@ -66,7 +66,6 @@ pub fn run(args: StatusArgs) -> ExitCode {
                     None => return code,
                 },
             };
-            let mut addr = addr;
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }

@@ -511,30 +511,29 @@ fn piece<T: DeserializeOwned>(
             Err(e) => e,
         };
         let msg = e.message();
+        let ticks = backticked(msg);
         // missing only because it was set aside, or because a misspelt key already said so
         if msg.starts_with("missing field")
-            && backticked(msg)
+            && ticks
                 .first()
                 .is_some_and(|k| set_aside.iter().chain(&meant).any(|s| s == k))
         {
             return None;
         }
-        if msg.starts_with("unknown field") {
-            let ticks = backticked(msg);
-            if let Some((key, allowed)) = ticks.split_first() {
+        // an unknown key of this table: what it was meant to be, and the key to set aside
+        let unknown = match ticks.split_first() {
+            Some((key, allowed)) if msg.starts_with("unknown field") => {
                 meant.extend(did_you_mean(key, allowed).map(str::to_string));
+                Some(key.to_string())
             }
-        }
+            _ => None,
+        };
         errors.push(loc.serde_error(&e, value.span()));
         let span = e.span().unwrap_or(value.span());
         let DeValue::Table(table) = value.get_mut() else {
             return None;
         };
-        let unknown = msg
-            .starts_with("unknown field")
-            .then(|| backticked(msg).first().map(|k| k.to_string()))
-            .flatten()
-            .filter(|k| table.get(k.as_str()).is_some());
+        let unknown = unknown.filter(|k| table.get(k.as_str()).is_some());
         let holding = || {
             table.iter().find_map(|(k, v)| {
                 let (ks, vs) = (k.span(), v.span());

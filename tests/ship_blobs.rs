@@ -591,6 +591,91 @@ async fn role_removed_mid_run_stops_only_that_tenant_and_resumes() {
     }
 }
 
+/// The provider's own destination role removed: a Put Block of 8 MiB is refused before its
+/// body is read and the connection closed, so the client usually sees a broken pipe, not the
+/// 403. The upload asks once more without a body and reports the refusal with the
+/// destination's fix (not "provider storage failed ... network"), like the small Put Blob
+/// refused directly; with the role back, both objects land whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_refusing_a_large_upload_is_named_as_a_refusal() {
+    use sha2::Digest;
+    let w = world(1).await;
+    w.grant("contoso", "exports", "Storage Blob Data Reader")
+        .await;
+    let s = w.seeder("contoso").await;
+    let big: Vec<u8> = (0..(20u32 << 20)).map(|k| (k % 251) as u8).collect();
+    s.put_block_blob("exports", "big.bin", big.clone())
+        .await
+        .unwrap();
+    s.put_block_blob("exports", "small.bin", vec![7u8; 1000])
+        .await
+        .unwrap();
+    let role = serde_json::json!({"account": "providerlogs", "container": "shipped",
+        "managed_identity_client_id": w.provider.managed_identity_client_id,
+        "role": "Storage Blob Data Contributor"});
+    w.sandbox
+        .admin()
+        .delete("/role-assignments", Some(role.clone()))
+        .await
+        .expect("remove the destination role");
+    let cfg = w.config(
+        &[("contoso", vec![SourceSpec::copy("exports", "exports")])],
+        "",
+    );
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let failures: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "Shipping failed; it is retried next poll")
+        .collect();
+    for blob in ["big.bin", "small.bin"] {
+        let f = failures
+            .iter()
+            .find(|v| v["blob"] == blob)
+            .unwrap_or_else(|| panic!("no failure logged for {blob}:\n{text}"));
+        let error = f["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("HTTP 403 AuthorizationPermissionMismatch"),
+            "{blob}: {error}"
+        );
+        assert_eq!(
+            f["fix"],
+            "grant the destination identity 'Storage Blob Data Contributor' on the destination container",
+            "{blob}: {f}"
+        );
+    }
+    let big_error = failures.iter().find(|v| v["blob"] == "big.bin").unwrap()["error"].to_string();
+    // (whether the 403 itself reached the client before the connection closed, or only the
+    // probe's answer did, depends on timing; either way the refusal is what is reported)
+    assert!(
+        big_error.contains("put block of"),
+        "the large upload should be a refused Put Block: {big_error}"
+    );
+
+    w.sandbox
+        .admin()
+        .put("/role-assignments", role)
+        .await
+        .expect("give the destination role back");
+    assert!(w.destination().await.is_empty(), "nothing may land");
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let dest = w.destination().await;
+    let (meta, got) = dest
+        .iter()
+        .find(|(n, _)| n.ends_with("big.bin"))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("big.bin not shipped: {:?}", dest.keys()));
+    assert!(*got == big, "big.bin differs");
+    assert_eq!(
+        meta.get("ferry_plaintext_sha256").map(String::as_str),
+        Some(hex::encode(sha2::Sha256::digest(&big)).as_str())
+    );
+    assert_eq!(dest.len(), 2, "{:?}", dest.keys());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_then_restart_ships_every_record_exactly_once() {
     let w = world(1).await;

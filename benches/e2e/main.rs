@@ -172,6 +172,9 @@ async fn throughput(
         seed_start.elapsed().as_secs_f64()
     );
     let log = work.join(format!("{tool}.log"));
+    // Azurite's own CPU over the measured run: both tools are bound by its one core on the large
+    // set, so this says whether a tool's requests cost Azurite more per byte or leave it idle.
+    let azurite_before = measure::proc_cpu_secs(world.azurite_pid)?;
     let cost = match tool {
         "copy" | "records" | "copy-direct" | "records-direct" => {
             let (mode, direct) = match tool.strip_suffix("-direct") {
@@ -200,6 +203,7 @@ async fn throughput(
             bail!("unknown tool {other}: copy, records, copy-direct, records-direct or rclone")
         }
     };
+    let azurite_cpu = measure::proc_cpu_secs(world.azurite_pid)? - azurite_before;
     let names = world.destination_names().await?;
     if !tool.starts_with("records") && names.len() != per_tenant * tenants {
         bail!(
@@ -227,6 +231,7 @@ async fn throughput(
         "sys_secs": cost.sys_secs,
         "cpu_secs_per_gib": round(cpu / gib, 2),
         "max_rss_mib": round(cost.max_rss_kib as f64 / 1024.0, 1),
+        "azurite_cpu_secs": round(azurite_cpu, 2),
     });
     println!("{line}");
     Ok(())

@@ -149,6 +149,49 @@ impl BlobError {
     pub fn is_role_missing(&self) -> bool {
         self.class == BlobErrorClass::AccessDenied
     }
+
+    /// True when the request got no answer although a connection was made: the connection
+    /// broke or timed out while the request was sent or its answer awaited. A service that
+    /// refuses a request carrying a large body (an 8 MiB Put Block) may answer before reading
+    /// it and close the connection, and the client then sees only the broken pipe.
+    pub fn is_cut_off(&self) -> bool {
+        self.status.is_none() && !self.no_connection && self.class == BlobErrorClass::Transient
+    }
+
+    /// The cut-off request `self`, explained by `probe`, the answer to a request without a body
+    /// sent right after it with the same credential: when the probe was refused (401 or 403),
+    /// the refusal is what the operator needs (and retrying cannot help without a new token or
+    /// role), so it takes the probe's status, code and class under this request's operation.
+    /// Any other probe outcome leaves `self` as it was (a network fault, retried).
+    pub fn explained_by(self, probe: Result<(), BlobError>) -> BlobError {
+        match probe {
+            Err(p)
+                if self.is_cut_off()
+                    && matches!(
+                        p.class,
+                        BlobErrorClass::AccessDenied | BlobErrorClass::Unauthorized
+                    ) =>
+            {
+                let why = format!(
+                    "the connection closed while the request was sent; asked again without a body ({} of the same blob), the service answered this",
+                    p.operation
+                );
+                BlobError {
+                    message: if p.message.is_empty() {
+                        why
+                    } else {
+                        format!("{} ({why})", p.message.trim_end_matches('.'))
+                    },
+                    status: p.status,
+                    code: p.code,
+                    class: p.class,
+                    retry_after: None,
+                    ..self
+                }
+            }
+            _ => self,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +220,64 @@ mod tests {
         assert_eq!(
             classify(400, Some("InvalidHeaderValue")),
             BlobErrorClass::Fatal
+        );
+    }
+
+    #[test]
+    fn a_cut_off_upload_takes_the_refusal_of_the_probe_that_followed_it() {
+        let cut = BlobError {
+            operation: "put block",
+            blob: Some("tenant=c/big.bin".into()),
+            status: None,
+            code: None,
+            message:
+                "request failed: error writing a body to connection: Broken pipe (os error 32)"
+                    .into(),
+            class: BlobErrorClass::Transient,
+            retry_after: None,
+            no_connection: false,
+        };
+        let answered = |status: u16, code: &str| BlobError {
+            operation: "get blob properties",
+            blob: Some("tenant=c/big.bin".into()),
+            status: Some(status),
+            code: Some(code.into()),
+            message: String::new(),
+            class: classify(status, Some(code)),
+            retry_after: None,
+            no_connection: false,
+        };
+        let refused = cut
+            .clone()
+            .explained_by(Err(answered(403, "AuthorizationPermissionMismatch")));
+        assert!(refused.is_role_missing());
+        assert_eq!(refused.operation, "put block");
+        assert_eq!(
+            refused.to_string(),
+            "put block of tenant=c/big.bin failed: HTTP 403 AuthorizationPermissionMismatch: the connection closed while the request was sent; asked again without a body (get blob properties of the same blob), the service answered this"
+        );
+        let expired = cut
+            .clone()
+            .explained_by(Err(answered(401, "InvalidAuthenticationInfo")));
+        assert_eq!(expired.class, BlobErrorClass::Unauthorized);
+        // authorised (the blob is not there yet, or is): the network fault stands, retried
+        for probe in [
+            Ok(()),
+            Err(answered(404, "BlobNotFound")),
+            Err(answered(503, "ServerBusy")),
+        ] {
+            let same = cut.clone().explained_by(probe);
+            assert_eq!(same.class, BlobErrorClass::Transient);
+            assert_eq!(same.message, cut.message);
+        }
+        // a refusal answered directly is not rewritten by a probe
+        let direct = answered(403, "AuthorizationPermissionMismatch");
+        let direct_text = direct.to_string();
+        assert_eq!(
+            direct
+                .explained_by(Err(answered(401, "InvalidAuthenticationInfo")))
+                .to_string(),
+            direct_text
         );
     }
 

@@ -164,17 +164,43 @@ impl Destination {
         self.limits.waited()
     }
 
-    async fn retried<T, F, Fut>(&self, info: &mut CommitInfo, mut call: F) -> Result<T, SinkError>
+    /// Runs one upload request of object `name` with retries. A request cut off without an
+    /// answer is followed by a Get Blob Properties of `name` (no body): a service that refuses
+    /// an upload may answer before reading its body and close the connection, so the refusal
+    /// (a removed role, an expired token) would otherwise be seen only as a broken pipe,
+    /// retried in vain and reported as a network fault.
+    async fn retried<T, F, Fut>(
+        &self,
+        name: &str,
+        info: &mut CommitInfo,
+        mut call: F,
+    ) -> Result<T, SinkError>
     where
         F: FnMut(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, BlobError>>,
     {
         let mut unauthorized_once = false;
+        let probes = std::sync::atomic::AtomicU32::new(0);
         loop {
             let bearer = self.bearer().await?;
             let (result, stats): (Result<T, BlobError>, RetryStats) =
-                with_retries(self.policy, |_| call(bearer.clone())).await;
-            info.requests += 1 + stats.retries;
+                with_retries(self.policy, |_| {
+                    let request = call(bearer.clone());
+                    let (bearer, probes) = (bearer.clone(), &probes);
+                    async move {
+                        match request.await {
+                            Err(e) if e.is_cut_off() => {
+                                let probe = self.container.properties(&bearer, name).await;
+                                probes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                Err(e.explained_by(probe.map(|_| ())))
+                            }
+                            other => other,
+                        }
+                    }
+                })
+                .await;
+            info.requests +=
+                1 + stats.retries + probes.swap(0, std::sync::atomic::Ordering::Relaxed);
             info.retries += stats.retries;
             match result {
                 Err(e)
@@ -367,7 +393,7 @@ impl ObjectUpload {
         let name = self.name.clone();
         let mut info = std::mem::take(&mut self.info);
         let res = dest
-            .retried(&mut info, |bearer| {
+            .retried(&name, &mut info, |bearer| {
                 let (dest, name, id, block) =
                     (dest.clone(), name.clone(), id.clone(), block.clone());
                 async move { dest.container.put_block(&bearer, &name, &id, block).await }
@@ -387,7 +413,7 @@ impl ObjectUpload {
             let body = std::mem::take(&mut self.buf).freeze();
             dest.limits.bytes(body.len() as u64).await;
             let mut info = std::mem::take(&mut self.info);
-            dest.retried(&mut info, |bearer| {
+            dest.retried(&name, &mut info, |bearer| {
                 let (dest, name, body, opts) =
                     (dest.clone(), name.clone(), body.clone(), opts.clone());
                 async move { dest.container.put_blob(&bearer, &name, body, &opts).await }
@@ -405,7 +431,7 @@ impl ObjectUpload {
         }
         let blocks = std::mem::take(&mut self.blocks);
         let mut info = std::mem::take(&mut self.info);
-        dest.retried(&mut info, |bearer| {
+        dest.retried(&name, &mut info, |bearer| {
             let (dest, name, blocks, opts) =
                 (dest.clone(), name.clone(), blocks.clone(), opts.clone());
             async move {

@@ -4,9 +4,11 @@
 
 mod cmk_support;
 mod common;
+mod ops_common;
 
 use cmk_support::{bytes, key_url, quarantined, seal, shipped_from, upload, Nonces};
 use common::{output_text, summary_row, world, SourceSpec};
+use ops_common::{sample, Daemon};
 
 const MIB: usize = 1024 * 1024;
 
@@ -238,12 +240,32 @@ async fn encrypted_blobs_ship_decrypted_and_bad_ones_are_quarantined() {
         "one log line per quarantined blob\n{text}"
     );
 
-    // not retried until the ETag changes
+    // not retried until the ETag changes; and nothing shipped is read again: an encrypted
+    // blob's checkpoint counts plaintext bytes, fewer than the listed (ciphertext) length, and
+    // once counted so, a second run makes no request but its one listing
+    let blob_requests = |v: &serde_json::Value| -> u64 {
+        v["blob"][&w.customers["contoso"].spec.tenant_id]
+            .as_object()
+            .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
+            .unwrap_or(0)
+    };
+    let before = w.sandbox.admin().requests().await.unwrap();
     let again = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
     let again_text = output_text(&again);
+    assert!(again.status.success(), "{again_text}");
     assert_eq!(
         again_text.matches("Blob quarantined").count(),
         0,
+        "{again_text}"
+    );
+    let after = w.sandbox.admin().requests().await.unwrap();
+    assert_eq!(
+        blob_requests(&after) - blob_requests(&before),
+        1,
+        "a second run over shipped and quarantined blobs should list once and read nothing\n{again_text}"
+    );
+    assert!(
+        summary_row(&again, "contoso").contains(" 0 objects"),
         "{again_text}"
     );
     // a new version of a quarantined blob is read again (and ships when good)
@@ -321,6 +343,74 @@ async fn a_bad_region_late_in_a_records_blob_commits_nothing_of_it() {
     assert_eq!(total, 400, "{text}");
     assert!(shipped_from(&dest, "records-bad.json").is_empty(), "{text}");
     assert_eq!(quarantined(&w, "contoso", "rec").len(), 1, "{text}");
+
+    // shipped in records mode, the good blob's checkpoint counts plaintext bytes (400 lines),
+    // fewer than its listed ciphertext length: a second run lists once and reads nothing (it
+    // read and decrypted the blob again on every poll before)
+    let blob_requests = |v: &serde_json::Value| -> u64 {
+        v["blob"][&w.customers["contoso"].spec.tenant_id]
+            .as_object()
+            .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
+            .unwrap_or(0)
+    };
+    let before = w.sandbox.admin().requests().await.unwrap();
+    let again = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    let after = w.sandbox.admin().requests().await.unwrap();
+    assert_eq!(
+        blob_requests(&after) - blob_requests(&before),
+        1,
+        "{}",
+        output_text(&again)
+    );
+
+    // the daemon counts a quarantine where the operator guide's alert looks
+    // (`ferry_blobs_quarantined_total`, `ferry_errors_total{class="quarantined"}`) and shows it
+    // as the source's last error, naming the blob
+    let mut again = body.clone();
+    again[n - 40] ^= 0x01;
+    upload(
+        &w,
+        "contoso",
+        c,
+        "records-bad-2.json",
+        &again,
+        Some(&bad.encryption_data),
+        &[],
+        1,
+    )
+    .await;
+    let d = Daemon::start(&cfg);
+    let labels = r#"tenant="contoso",source="rec""#;
+    d.wait_for(60, "the second bad blob counted as quarantined", || async {
+        sample(&d.metrics().await, "ferry_blobs_quarantined_total", labels) == Some(1.0)
+    })
+    .await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "ferry_errors_total",
+            r#"tenant="contoso",source="rec",class="quarantined""#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    let status = d.status().await;
+    let last = &status["tenants"]["contoso"]["sources"]["rec"]["last_error"];
+    assert_eq!(last["class"], "quarantined", "{status}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("records-bad-2.json")),
+        "{status}"
+    );
+    let out = d.stop();
+    assert_eq!(
+        out.matches("Blob quarantined").count(),
+        1,
+        "one log line for the one new bad blob\n{out}"
+    );
+    assert_eq!(quarantined(&w, "contoso", "rec").len(), 2);
 }
 
 /// A customer's Key Vault that Ferry cannot connect to (its private endpoint removed: here the

@@ -180,7 +180,7 @@ impl<'a> SourceLister<'a> {
         let quiet = written.is_some_and(|t| {
             self.now.saturating_sub(t) >= self.cfg().partial_line_wait.get().as_secs() as i64
         });
-        let item = match plan(blob, prior, quiet) {
+        let item = match plan(blob, prior, quiet, self.cfg().decrypt.is_some()) {
             Plan::Ship(item) => *item,
             Plan::Nothing => return Ok(Offer::Nothing),
             Plan::PartialLineWaits => {

@@ -12,6 +12,9 @@
 //! - an append blob whose only unshipped bytes are a partial last line is not read again until
 //!   it grows, or until it has not been written for the source's `partial_line_wait` (it is then
 //!   *quiet*: its last line is final, and ships as a record);
+//! - on a decrypt source, an encrypted block blob's checkpoint counts plaintext bytes (the
+//!   offsets a decrypted object starts at), so the blob is done once its offset reaches the
+//!   plaintext length its listed `encryptiondata` and length give, not the ciphertext length;
 //! - page blobs are not shipped.
 
 use crate::blob_api::{BlobItem, BlobKind};
@@ -98,9 +101,30 @@ pub fn state_kind(kind: BlobKind) -> state::BlobKind {
     }
 }
 
+/// Where a listed blob ends in the bytes its checkpoint counts: the plaintext length of a block
+/// blob a decrypt source decrypts (CSE regions each carry a nonce and a tag), else its length.
+/// Metadata that does not describe a whole number of regions gives the ciphertext length: the
+/// blob is quarantined when read, with its checkpoint at that length.
+fn checkpointed_len(item: &BlobItem, kind: BlobKind, decrypting: bool) -> u64 {
+    let size = item.content_length;
+    if !decrypting || kind != BlobKind::Block {
+        return size;
+    }
+    super::decrypt::encryption_metadata(&item.metadata)
+        .and_then(|json| crate::cmk::parse_encryption_data(json).ok())
+        .and_then(|data| crate::cmk::plaintext_len(size, data.layout.data_length))
+        .unwrap_or(size)
+}
+
 /// Plans the next unit of a listed blob. `quiet`: the blob has not been written for the
 /// source's `partial_line_wait` (see [`WorkItem::quiet`]); only append blobs use it.
-pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>, quiet: bool) -> Plan {
+/// `decrypting`: the source has `decrypt` set (see [`checkpointed_len`]).
+pub fn plan(
+    item: &BlobItem,
+    prior: Option<Versioned<Checkpoint>>,
+    quiet: bool,
+    decrypting: bool,
+) -> Plan {
     let kind = item.kind.unwrap_or(BlobKind::Block);
     if kind == BlobKind::Page {
         return Plan::Nothing;
@@ -119,7 +143,7 @@ pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>, quiet: bool) 
             (0, format!("{listed}#{}", generation + 1))
         }
         Some((c, _)) => {
-            if c.offset >= size {
+            if c.offset >= size || c.offset >= checkpointed_len(item, kind, decrypting) {
                 return Plan::Nothing;
             }
             if kind == BlobKind::Append && c.size_seen >= size && !quiet {
@@ -148,6 +172,11 @@ pub fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>, quiet: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source that does not decrypt.
+    fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>, quiet: bool) -> Plan {
+        super::plan(item, prior, quiet, false)
+    }
 
     fn blob(kind: BlobKind, etag: &str, size: u64) -> BlobItem {
         BlobItem {
@@ -186,6 +215,46 @@ mod tests {
         assert_eq!((w.start, w.end), (0, 50));
         // a large blob committed in part resumes where it stopped
         assert_eq!(plan(&b, cp("e1", 40, 100), false).work().unwrap().start, 40);
+    }
+
+    #[test]
+    fn an_encrypted_block_blob_is_done_at_its_plaintext_length_on_a_decrypt_source() {
+        // two regions of 1,000 plaintext bytes, each with a 12-byte nonce and a 16-byte tag
+        let json = r#"{"WrappedContentKey":{"KeyId":"https://v.vault.azure.net/keys/k/1","EncryptedKey":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJw==","Algorithm":"RSA-OAEP-256"},"EncryptionAgent":{"Protocol":"2.0","EncryptionAlgorithm":"AES_GCM_256"},"EncryptedRegionInfo":{"DataLength":1000,"NonceLength":12},"EncryptionMode":"FullBlob"}"#;
+        let mut b = blob(BlobKind::Block, "e1", 2 * 1028);
+        b.metadata.insert("encryptiondata".into(), json.into());
+        let decrypting = |prior| super::plan(&b, prior, false, true);
+        // shipped whole: the checkpoint holds the plaintext length, 56 bytes under the listing's
+        assert_eq!(decrypting(cp("e1", 2000, 2056)), Plan::Nothing);
+        // committed in part (a records batch): resumes from there, to the ciphertext's end
+        let w = decrypting(cp("e1", 1500, 2056)).work().unwrap();
+        assert_eq!((w.start, w.end), (1500, 2056));
+        // a new version ships again from the start
+        assert_eq!(decrypting(cp("e0", 2000, 2056)).work().unwrap().start, 0);
+        // quarantined (checkpoint at the ciphertext's end), metadata that does not fit the
+        // length, or a blob without metadata: done at the listed length
+        assert_eq!(decrypting(cp("e1", 2056, 2056)), Plan::Nothing);
+        let mut odd = b.clone();
+        odd.content_length = 1030;
+        assert_eq!(
+            super::plan(&odd, cp("e1", 1030, 1030), false, true),
+            Plan::Nothing
+        );
+        assert!(super::plan(&odd, cp("e1", 1000, 1030), false, true)
+            .work()
+            .is_some());
+        let plain = blob(BlobKind::Block, "e1", 2056);
+        assert_eq!(
+            super::plan(&plain, cp("e1", 2056, 2056), false, true),
+            Plan::Nothing
+        );
+        assert!(super::plan(&plain, cp("e1", 2000, 2056), false, true)
+            .work()
+            .is_some());
+        // a source that does not decrypt counts the bytes as listed
+        assert!(super::plan(&b, cp("e1", 2000, 2056), false, false)
+            .work()
+            .is_some());
     }
 
     #[test]

@@ -18,7 +18,9 @@ use crate::cmk::{KeyFailure, KeyVaultError};
 use crate::identity::{FailureClass, Principal, TokenError, TokenProvider, TOKEN_UNAVAILABLE_FIX};
 use crate::source::SourceError;
 use crate::state::CheckpointStore;
-use crate::telemetry::events::{SourceWorkFailed, TenantRefused, TenantStateChanged};
+use crate::telemetry::events::{
+    BlobQuarantined, SourceWorkFailed, TenantRefused, TenantStateChanged,
+};
 use crate::telemetry::metrics::in_scope;
 use crate::telemetry::status::{unix_now, LastError};
 use crate::telemetry::{StatusBoard, TenantState};
@@ -683,10 +685,14 @@ impl TenantSupervisor {
                     }
                     Err(ShipError::Stopped) => {}
                     Err(ShipError::Quarantined { reason }) => {
-                        tracing::error!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, etag = %item.etag, reason = %reason, "Blob quarantined: nothing of it was shipped; it is read again only when its ETag changes");
-                        self.board.update_source(&self.name, &ctx.cfg.name, |st| {
-                            st.quarantined += 1;
-                        });
+                        BlobQuarantined {
+                            tenant: &self.name,
+                            source: &ctx.cfg.name,
+                            blob: &item.blob,
+                            etag: &item.etag,
+                            reason: &reason,
+                        }
+                        .emit(&self.board);
                     }
                     Err(e) if e.is_blob_changed() => {
                         tracing::info!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, error = %e, "Blob changed while being read; it is read again next poll");

@@ -134,18 +134,21 @@ pub struct BlobQuarantined<'a> {
     pub source: &'a str,
     /// The blob.
     pub blob: &'a str,
+    /// The version refused (it is read again only when the blob's ETag changes).
+    pub etag: &'a str,
     /// Why.
     pub reason: &'a dyn ErrorText,
 }
 
 impl BlobQuarantined<'_> {
-    /// Logs, counts, and records it on the source.
+    /// Logs, counts (`ferry_blobs_quarantined_total`, `ferry_errors_total{class="quarantined"}`),
+    /// and records it on the source as its last error.
     pub fn emit(&self, board: &StatusBoard) {
         Metrics::quarantined(self.tenant, self.source);
         Metrics::error(self.tenant, self.source, "quarantined");
         let message = self.reason.to_string();
         let fix = "ask the customer to check how this blob was written; it is not retried until it changes";
-        tracing::error!(tenant = %self.tenant, source = %self.source, blob = %self.blob, class = "quarantined", reason = %message, fix, "Blob quarantined: nothing of it was shipped");
+        tracing::error!(tenant = %self.tenant, source = %self.source, blob = %self.blob, etag = %self.etag, class = "quarantined", reason = %message, fix, "Blob quarantined: nothing of it was shipped; it is read again only when its ETag changes");
         board.update_source(self.tenant, self.source, |st| {
             st.quarantined += 1;
             st.last_error = Some(LastError::now(
@@ -169,6 +172,7 @@ mod tests {
             tenant: "ev-test",
             source: "audit",
             blob: "x/PT1H.json",
+            etag: "\"0x8DC\"",
             reason: &"authentication tag mismatch in region 3",
         }
         .emit(&b);

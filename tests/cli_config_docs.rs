@@ -1,5 +1,6 @@
 //! `docs/configuration.md` cannot drift from the schema: every key and every enumerated value of
-//! the JSON Schema that `ferry config schema` prints must appear in the doc as `code`.
+//! the JSON Schema that `ferry config schema` prints must appear in the doc as `code`; and the
+//! shipped PrometheusRule holds the alerts the operator guide lists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -46,5 +47,33 @@ fn every_schema_key_and_value_is_documented() {
     assert!(
         missing.is_empty(),
         "docs/configuration.md does not mention: {missing:?}"
+    );
+}
+
+/// The alerts of `alert: Name` lines in a file.
+fn alerts(path: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap_or_else(|e| panic!("read {path}: {e}"));
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("- alert: "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// `deploy/kubernetes/monitoring/prometheusrule.yaml` says it holds the operator guide's alerts:
+/// the two lists name the same alerts.
+#[test]
+fn the_shipped_prometheus_rule_holds_the_operator_guides_alerts() {
+    let guide = alerts("docs/operator-guide.md");
+    let rule = alerts("deploy/kubernetes/monitoring/prometheusrule.yaml");
+    assert!(guide.len() >= 10, "alerts in the guide: {guide:?}");
+    assert_eq!(
+        guide, rule,
+        "docs/operator-guide.md and deploy/kubernetes/monitoring/prometheusrule.yaml name different alerts"
     );
 }

@@ -3,7 +3,7 @@
 //! production-style names the sim answers for) to the sim's https address. Other names fail to
 //! resolve, so a test can never reach a real Azure endpoint.
 //!
-//! One method per admin route in SANDBOX.md. Routes owned by sim-kv-gateway are reached through
+//! One method per admin route in docs/sandbox.md. Routes owned by sim-kv-gateway are reached through
 //! the same client with the generic `post`/`put`/`delete` methods and typed helpers below.
 
 use std::net::SocketAddr;

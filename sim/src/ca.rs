@@ -15,7 +15,7 @@ use rcgen::{
 use rsa::pkcs8::{EncodePrivateKey as _, LineEnding};
 use rsa::RsaPrivateKey;
 
-/// Names the sim's server certificate covers (SANDBOX.md, "Certificates").
+/// Names the sim's server certificate covers (docs/sandbox.md, "Certificates").
 pub const SIM_SERVER_NAMES: &[&str] = &[
     "localhost",
     "127.0.0.1",

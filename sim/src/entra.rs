@@ -426,7 +426,7 @@ fn issue(
     )
 }
 
-/// Signs an access token as SANDBOX.md describes: v1 shape (`iss = https://sts.windows.net/{tid}/`)
+/// Signs an access token as docs/sandbox.md describes: v1 shape (`iss = https://sts.windows.net/{tid}/`)
 /// for resources, v2 shape for `api://AzureADTokenExchange`.
 pub fn mint_access_token(
     state: &SimState,

@@ -11,7 +11,7 @@ use super::{ConfigArg, EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME};
 /// Arguments of `ferry cat`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  ferry cat https://providerlogs.blob.core.windows.net/shipped/tenant=contoso/source=audit/date=2026-11-27/hour=13/a.jsonl.zst -c /etc/ferry/ferry.toml"
+    after_help = "Example:\n  ferry cat https://providerlogs.blob.core.windows.net/shipped/tenant=contoso/source=audit/date=2026-11-27/hour=13/app.log@de7abf3e634c.00000000000000000000.jsonl.zst -c /etc/ferry/ferry.toml"
 )]
 pub struct CatArgs {
     /// URL of the shipped object in provider storage (under destination.account_url; any other

@@ -457,6 +457,16 @@ fn check_blob_source(p: &ConfigPath, b: &BlobSourceConfig, out: &mut Out<'_>) {
     );
     min_duration(out, p.key("batch_max_age"), b.batch_max_age, 1);
     min_duration(out, p.key("partial_line_wait"), b.partial_line_wait, 1);
+    if !(1..=5000).contains(&b.list_page_size) {
+        out.push(
+            p.key("list_page_size"),
+            format!(
+                "list_page_size {} is outside 1 to 5000 (List Blobs returns at most 5,000 blobs a page)",
+                b.list_page_size
+            ),
+            "remove it for the default 5000, or set a number from 1 to 5000",
+        );
+    }
     if b.batch_max_bytes.get() == 0 {
         out.push(
             p.key("batch_max_bytes"),
@@ -663,6 +673,25 @@ container = "insights-logs-auditevent"
             .any(|(p, m)| p == "destination.credential" && m.contains("home_tenant_id")));
         c.app.home_tenant_id = Some("22222222-2222-4222-8222-222222222222".into());
         assert_eq!(issues(&c), vec![]);
+    }
+
+    #[test]
+    fn list_page_size_is_what_list_blobs_accepts() {
+        let mut c = minimal();
+        for ok in [1, 5000] {
+            blob(&mut c).list_page_size = ok;
+            assert_eq!(issues(&c), vec![], "{ok}");
+        }
+        for bad in [0, 5001, 99_999] {
+            blob(&mut c).list_page_size = bad;
+            let found = issues(&c);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].0, "tenant[contoso].source[audit].list_page_size");
+            assert!(
+                found[0].1.contains(&format!("{bad} is outside 1 to 5000")),
+                "{found:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The demo sandbox behind `ferry-sim sandbox up --dir .sandbox`: fixed ports and ids from
-//! SANDBOX.md, the provider and two customer tenants (contoso, fabrikam) with a little data,
+//! docs/sandbox.md, the provider and two customer tenants (contoso, fabrikam) with a little data,
 //! `sandbox.json` and the secret/header files written into the directory; then it stays up until
 //! Ctrl-C or SIGTERM. Prints paths and ids, never secret values.
 
@@ -59,7 +59,7 @@ pub struct DemoPorts {
 }
 
 impl DemoPorts {
-    /// The fixed ports of SANDBOX.md (what `scripts/demo` and `config/local.toml` use).
+    /// The fixed ports of docs/sandbox.md (what `scripts/demo` and `config/local.toml` use).
     pub const FIXED: DemoPorts = DemoPorts {
         https: SIM_HTTPS_PORT,
         imds: SIM_IMDS_PORT,

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{Sandbox, SandboxError};
 
-/// What to provision for the provider. `Default` gives the demo ids of SANDBOX.md.
+/// What to provision for the provider. `Default` gives the demo ids of docs/sandbox.md.
 #[derive(Debug, Clone)]
 pub struct ProviderSpec {
     /// Provider tenant id.

@@ -244,10 +244,7 @@ async fn encrypted_blobs_ship_decrypted_and_bad_ones_are_quarantined() {
     // blob's checkpoint counts plaintext bytes, fewer than the listed (ciphertext) length, and
     // once counted so, a second run makes no request but its one listing
     let blob_requests = |v: &serde_json::Value| -> u64 {
-        v["blob"][&w.customers["contoso"].spec.tenant_id]
-            .as_object()
-            .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
-            .unwrap_or(0)
+        common::blob_requests(v, &w.customers["contoso"].spec.tenant_id)
     };
     let before = w.sandbox.admin().requests().await.unwrap();
     let again = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
@@ -348,10 +345,7 @@ async fn a_bad_region_late_in_a_records_blob_commits_nothing_of_it() {
     // fewer than its listed ciphertext length: a second run lists once and reads nothing (it
     // read and decrypted the blob again on every poll before)
     let blob_requests = |v: &serde_json::Value| -> u64 {
-        v["blob"][&w.customers["contoso"].spec.tenant_id]
-            .as_object()
-            .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
-            .unwrap_or(0)
+        common::blob_requests(v, &w.customers["contoso"].spec.tenant_id)
     };
     let before = w.sandbox.admin().requests().await.unwrap();
     let again = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);

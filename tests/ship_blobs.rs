@@ -1102,13 +1102,8 @@ async fn tenant_limits_hold_against_the_customers_account_and_delay_only_that_te
     std::fs::write(&cfg, text).unwrap();
 
     let admin = w.sandbox.admin();
-    let blob_requests = |v: &serde_json::Value, t: &str| -> u64 {
-        let tid = &w.customers[t].spec.tenant_id;
-        v["blob"][tid]
-            .as_object()
-            .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
-            .unwrap_or(0)
-    };
+    let blob_requests =
+        |v: &serde_json::Value, t: &str| blob_requests(v, &w.customers[t].spec.tenant_id);
     let before = admin.requests().await.unwrap();
     let started = std::time::Instant::now();
     let d = Daemon::start(&cfg);

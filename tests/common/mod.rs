@@ -476,3 +476,12 @@ where
     }
     false
 }
+
+/// Blob requests the sim's storage gateway counted for `tenant_id` (all its accounts), from
+/// `GET /admin/requests` (`w.sandbox.admin().requests()`).
+pub fn blob_requests(requests: &serde_json::Value, tenant_id: &str) -> u64 {
+    requests["blob"][tenant_id]
+        .as_object()
+        .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
+        .unwrap_or(0)
+}

@@ -518,6 +518,18 @@ async fn throttling_and_connection_resets_are_retried() {
         })
         .await
         .unwrap();
+    // provider writes cut without an answer: the bodyless probe that follows each finds the
+    // destination authorised, so the cut stays a network fault and the write is retried
+    admin
+        .add_fault(&FaultSpec {
+            host: Some("providerlogs.blob.sandbox.test".into()),
+            method: Some("PUT".into()),
+            outage: true,
+            count: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
     let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", output_text(&out));

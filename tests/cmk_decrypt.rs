@@ -473,3 +473,83 @@ async fn an_unreachable_key_vault_is_reported_as_such_and_nothing_of_that_tenant
         );
     }
 }
+
+/// SIGKILL while a decrypted records blob's batches are being committed (each provider write
+/// acknowledged late, so the kill lands between commits), then a restart: each record lands
+/// exactly once, the blob resuming from its plaintext checkpoint; once the blob is done, a
+/// further run lists and reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_committing_a_decrypted_blob_resumes_exactly_once() {
+    let w = world(1).await;
+    let c = "insights-logs-auditevent";
+    let lines = common::log_lines("kd", 0, 2000);
+    let sealed = seal(
+        &w,
+        "contoso",
+        lines.as_bytes(),
+        "2.1",
+        64 * 1024,
+        Nonces::Python,
+    )
+    .await;
+    upload(
+        &w,
+        "contoso",
+        c,
+        "big.json",
+        &sealed.body,
+        Some(&sealed.encryption_data),
+        &[],
+        1,
+    )
+    .await;
+    w.sandbox
+        .admin()
+        .add_fault(&ferry_sim::faults::FaultSpec {
+            host: Some("providerlogs.blob.sandbox.test".into()),
+            method: Some("PUT".into()),
+            response_latency_ms: Some(250),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut src = SourceSpec::records("rec");
+    src.extra = format!(
+        "  batch_max_bytes = \"16KiB\"\n  max_record_size = \"4KiB\"\n  decrypt = {{ key = \"{}\" }}\n",
+        key_url("contoso")
+    );
+    let cfg = w.config(&[("contoso", vec![src])], "");
+    let mut daemon = w.spawn_daemon(&cfg, "killed.log");
+    let committing = common::eventually(60, || async {
+        shipped_from(&w.destination().await, "big.json").len() >= 3
+    })
+    .await;
+    daemon.kill().expect("SIGKILL ferry");
+    let _ = daemon.wait();
+    assert!(committing, "no batch committed:\n{}", w.log("killed.log"));
+    let before_restart = shipped_from(&w.destination().await, "big.json").len();
+
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let dest = w.destination().await;
+    let objects = shipped_from(&dest, "big.json").len();
+    assert!(
+        objects > before_restart,
+        "the restart should have committed the rest ({before_restart} before, {objects} after)"
+    );
+    let counts = common::record_counts(&dest);
+    common::expect_each_once(&counts, "kd", 2000);
+    assert_eq!(counts.values().sum::<usize>(), 2000, "extra records");
+
+    let requests =
+        |v: &serde_json::Value| common::blob_requests(v, &w.customers["contoso"].spec.tenant_id);
+    let before = w.sandbox.admin().requests().await.unwrap();
+    let again = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    let after = w.sandbox.admin().requests().await.unwrap();
+    assert_eq!(
+        requests(&after) - requests(&before),
+        1,
+        "{}",
+        output_text(&again)
+    );
+}

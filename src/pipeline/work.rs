@@ -143,6 +143,8 @@ pub fn plan(
             (0, format!("{listed}#{}", generation + 1))
         }
         Some((c, _)) => {
+            // (the listed length first: it settles every blob but a decrypted one without
+            // reading metadata, and a checkpointed length is never longer)
             if c.offset >= size || c.offset >= checkpointed_len(item, kind, decrypting) {
                 return Plan::Nothing;
             }

@@ -540,6 +540,12 @@ async fn killed_while_committing_a_decrypted_blob_resumes_exactly_once() {
     let counts = common::record_counts(&dest);
     common::expect_each_once(&counts, "kd", 2000);
     assert_eq!(counts.values().sum::<usize>(), 2000, "extra records");
+    let cp = common::checkpoint_of(&w, "contoso", "rec", "big.json");
+    assert_eq!(
+        (cp.offset, cp.records_shipped),
+        (lines.len() as u64, 2000),
+        "{cp:?}"
+    );
 
     let requests =
         |v: &serde_json::Value| common::blob_requests(v, &w.customers["contoso"].spec.tenant_id);

@@ -731,6 +731,13 @@ async fn sigkill_at_random_moments_then_restart_ships_every_record_exactly_once(
         12 * 3000 + appended,
         "unexpected extra records"
     );
+    // each checkpoint counts its blob's records once, whatever the kills cut it into
+    for i in 0..12 {
+        let cp = checkpoint_of(&w, "contoso", "audit", &format!("block{i:02}.json"));
+        assert_eq!(cp.records_shipped, 3000, "block{i:02}.json: {cp:?}");
+    }
+    let cp = checkpoint_of(&w, "contoso", "audit", growing);
+    assert_eq!(cp.records_shipped, appended as u64, "{cp:?}");
 }
 
 /// With 64 KiB blocks, copies of every size around a block boundary, an append blob copied as

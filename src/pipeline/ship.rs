@@ -205,7 +205,10 @@ impl SourceContext {
         m
     }
 
-    /// Commits the checkpoint for `item` at `offset` (after a destination commit).
+    /// Commits the checkpoint for `item` at `offset` (after a destination commit). `records`
+    /// and `rejected` count this job's records from `item.start` up to `offset` (all its objects
+    /// so far, not only the last); the checkpoint adds them to what the prior checkpoint of the
+    /// same version counted.
     async fn checkpoint(
         &self,
         item: &WorkItem,
@@ -639,14 +642,26 @@ impl SourceContext {
         }
         match p {
             Pending::Skip(range) => {
-                self.checkpoint(item, version, range.end, 0, range.rejected)
-                    .await?;
+                self.checkpoint(
+                    item,
+                    version,
+                    range.end,
+                    out.records,
+                    out.rejected + range.rejected,
+                )
+                .await?;
                 out.rejected += range.rejected;
             }
             Pending::Object(obj, opts, range) => {
                 let info = (*obj).commit(*opts).await?;
-                self.checkpoint(item, version, range.end, range.records, range.rejected)
-                    .await?;
+                self.checkpoint(
+                    item,
+                    version,
+                    range.end,
+                    out.records + range.records,
+                    out.rejected + range.rejected,
+                )
+                .await?;
                 out.objects += 1;
                 out.bytes_written += info.bytes;
                 out.records += range.records;

@@ -485,3 +485,20 @@ pub fn blob_requests(requests: &serde_json::Value, tenant_id: &str) -> u64 {
         .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
         .unwrap_or(0)
 }
+
+/// The checkpoint Ferry keeps for one source blob (`w.dir/state`; no Ferry may be running).
+pub fn checkpoint_of(
+    w: &World,
+    tenant: &str,
+    source: &str,
+    blob: &str,
+) -> ferry::state::Checkpoint {
+    use ferry::state::CheckpointStore as _;
+    let store = ferry::state::SqliteCheckpointStore::open(&w.dir.path().join("state"))
+        .expect("open the state store");
+    store
+        .load(&ferry::state::ObjectKey::new(tenant, source, blob))
+        .expect("load a checkpoint")
+        .unwrap_or_else(|| panic!("no checkpoint for {tenant}/{source}/{blob}"))
+        .value
+}

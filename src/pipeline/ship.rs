@@ -3,7 +3,9 @@
 //!
 //! The destination name depends only on (tenant, source, blob, blob creation time, blob
 //! version, start offset), so a re-ship after a crash rewrites the same object with the same or
-//! a longer range, and a new version of a blob never overwrites what an earlier one shipped.
+//! a longer range, and in records mode a new version of a blob never overwrites what an earlier
+//! one shipped. A copy of a block blob is named by the blob alone (byte-exact objects under the
+//! path template), so a rewritten blob's copy replaces the earlier one whole.
 //! Per blob, objects are committed in order, each followed by its checkpoint.
 //!
 //! Must not: list, or change tenant state (errors go back to the tenant supervisor).

@@ -243,11 +243,7 @@ async fn encrypted_blobs_ship_decrypted_and_bad_ones_are_quarantined() {
     // not retried until the ETag changes; and nothing shipped is read again: an encrypted
     // blob's checkpoint counts plaintext bytes, fewer than the listed (ciphertext) length, and
     // once counted so, a second run makes no request but its one listing
-    let blob_requests = |v: &serde_json::Value| -> u64 {
-        common::blob_requests(v, &w.customers["contoso"].spec.tenant_id)
-    };
-    let before = w.sandbox.admin().requests().await.unwrap();
-    let again = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    let (again, requests) = w.run_once_counting(&cfg, "contoso").await;
     let again_text = output_text(&again);
     assert!(again.status.success(), "{again_text}");
     assert_eq!(
@@ -255,9 +251,8 @@ async fn encrypted_blobs_ship_decrypted_and_bad_ones_are_quarantined() {
         0,
         "{again_text}"
     );
-    let after = w.sandbox.admin().requests().await.unwrap();
     assert_eq!(
-        blob_requests(&after) - blob_requests(&before),
+        requests,
         1,
         "a second run over shipped and quarantined blobs should list once and read nothing\n{again_text}"
     );
@@ -344,18 +339,8 @@ async fn a_bad_region_late_in_a_records_blob_commits_nothing_of_it() {
     // shipped in records mode, the good blob's checkpoint counts plaintext bytes (400 lines),
     // fewer than its listed ciphertext length: a second run lists once and reads nothing (it
     // read and decrypted the blob again on every poll before)
-    let blob_requests = |v: &serde_json::Value| -> u64 {
-        common::blob_requests(v, &w.customers["contoso"].spec.tenant_id)
-    };
-    let before = w.sandbox.admin().requests().await.unwrap();
-    let again = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
-    let after = w.sandbox.admin().requests().await.unwrap();
-    assert_eq!(
-        blob_requests(&after) - blob_requests(&before),
-        1,
-        "{}",
-        output_text(&again)
-    );
+    let (again, requests) = w.run_once_counting(&cfg, "contoso").await;
+    assert_eq!(requests, 1, "{}", output_text(&again));
 
     // the daemon counts a quarantine where the operator guide's alert looks
     // (`ferry_blobs_quarantined_total`, `ferry_errors_total{class="quarantined"}`) and shows it
@@ -540,22 +525,13 @@ async fn killed_while_committing_a_decrypted_blob_resumes_exactly_once() {
     let counts = common::record_counts(&dest);
     common::expect_each_once(&counts, "kd", 2000);
     assert_eq!(counts.values().sum::<usize>(), 2000, "extra records");
-    let cp = common::checkpoint_of(&w, "contoso", "rec", "big.json");
+    let cp = w.checkpoint_of("contoso", "rec", "big.json");
     assert_eq!(
         (cp.offset, cp.records_shipped),
         (lines.len() as u64, 2000),
         "{cp:?}"
     );
 
-    let requests =
-        |v: &serde_json::Value| common::blob_requests(v, &w.customers["contoso"].spec.tenant_id);
-    let before = w.sandbox.admin().requests().await.unwrap();
-    let again = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
-    let after = w.sandbox.admin().requests().await.unwrap();
-    assert_eq!(
-        requests(&after) - requests(&before),
-        1,
-        "{}",
-        output_text(&again)
-    );
+    let (again, requests) = w.run_once_counting(&cfg, "contoso").await;
+    assert_eq!(requests, 1, "{}", output_text(&again));
 }

@@ -733,10 +733,10 @@ async fn sigkill_at_random_moments_then_restart_ships_every_record_exactly_once(
     );
     // each checkpoint counts its blob's records once, whatever the kills cut it into
     for i in 0..12 {
-        let cp = checkpoint_of(&w, "contoso", "audit", &format!("block{i:02}.json"));
+        let cp = w.checkpoint_of("contoso", "audit", &format!("block{i:02}.json"));
         assert_eq!(cp.records_shipped, 3000, "block{i:02}.json: {cp:?}");
     }
-    let cp = checkpoint_of(&w, "contoso", "audit", growing);
+    let cp = w.checkpoint_of("contoso", "audit", growing);
     assert_eq!(cp.records_shipped, appended as u64, "{cp:?}");
 }
 
@@ -1121,8 +1121,6 @@ async fn tenant_limits_hold_against_the_customers_account_and_delay_only_that_te
     std::fs::write(&cfg, text).unwrap();
 
     let admin = w.sandbox.admin();
-    let blob_requests =
-        |v: &serde_json::Value, t: &str| blob_requests(v, &w.customers[t].spec.tenant_id);
     let before = admin.requests().await.unwrap();
     let started = std::time::Instant::now();
     let d = Daemon::start(&cfg);
@@ -1149,7 +1147,7 @@ async fn tenant_limits_hold_against_the_customers_account_and_delay_only_that_te
                 }
                 "contoso" => {
                     let v = admin.requests().await.unwrap();
-                    let n = blob_requests(&v, "contoso") - blob_requests(&before, "contoso");
+                    let n = w.blob_requests(&v, "contoso") - w.blob_requests(&before, "contoso");
                     contoso_requests = Some((n, started.elapsed().as_secs_f64()));
                 }
                 _ => {

@@ -195,9 +195,7 @@ pub fn shipped_from(
 /// The quarantine rows of a (tenant, source) in the state directory.
 pub fn quarantined(w: &World, tenant: &str, source: &str) -> Vec<(String, String)> {
     use ferry::state::CheckpointStore as _;
-    let store =
-        ferry::state::SqliteCheckpointStore::open(&w.dir.path().join("state")).expect("open state");
-    store
+    w.state_store()
         .quarantined(tenant, source)
         .expect("quarantined")
         .into_iter()

@@ -477,28 +477,44 @@ where
     false
 }
 
-/// Blob requests the sim's storage gateway counted for `tenant_id` (all its accounts), from
-/// `GET /admin/requests` (`w.sandbox.admin().requests()`).
-pub fn blob_requests(requests: &serde_json::Value, tenant_id: &str) -> u64 {
-    requests["blob"][tenant_id]
-        .as_object()
-        .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
-        .unwrap_or(0)
-}
+impl World {
+    /// Blob requests the sim's storage gateway counted for `customer`'s tenant (all its
+    /// accounts) in `requests`, an answer of `GET /admin/requests`.
+    pub fn blob_requests(&self, requests: &serde_json::Value, customer: &str) -> u64 {
+        requests["blob"][&self.customers[customer].spec.tenant_id]
+            .as_object()
+            .map(|accounts| accounts.values().filter_map(|n| n.as_u64()).sum())
+            .unwrap_or(0)
+    }
 
-/// The checkpoint Ferry keeps for one source blob (`w.dir/state`; no Ferry may be running).
-pub fn checkpoint_of(
-    w: &World,
-    tenant: &str,
-    source: &str,
-    blob: &str,
-) -> ferry::state::Checkpoint {
-    use ferry::state::CheckpointStore as _;
-    let store = ferry::state::SqliteCheckpointStore::open(&w.dir.path().join("state"))
-        .expect("open the state store");
-    store
-        .load(&ferry::state::ObjectKey::new(tenant, source, blob))
-        .expect("load a checkpoint")
-        .unwrap_or_else(|| panic!("no checkpoint for {tenant}/{source}/{blob}"))
-        .value
+    /// `ferry run --once -c config`, and the blob requests it made to `customer`'s accounts.
+    pub async fn run_once_counting(&self, config: &Path, customer: &str) -> (Output, u64) {
+        let admin = self.sandbox.admin();
+        let before = admin.requests().await.expect("request counters");
+        let out = self.ferry(&["run", "--once", "-c", config.to_str().expect("utf-8 path")]);
+        let after = admin.requests().await.expect("request counters");
+        let made = self.blob_requests(&after, customer) - self.blob_requests(&before, customer);
+        (out, made)
+    }
+
+    /// Ferry's checkpoint store in `dir/state` (no Ferry may be running on it).
+    pub fn state_store(&self) -> ferry::state::SqliteCheckpointStore {
+        ferry::state::SqliteCheckpointStore::open(&self.dir.path().join("state"))
+            .expect("open the state store")
+    }
+
+    /// The checkpoint Ferry keeps for one source blob.
+    pub fn checkpoint_of(
+        &self,
+        tenant: &str,
+        source: &str,
+        blob: &str,
+    ) -> ferry::state::Checkpoint {
+        use ferry::state::CheckpointStore as _;
+        self.state_store()
+            .load(&ferry::state::ObjectKey::new(tenant, source, blob))
+            .expect("load a checkpoint")
+            .unwrap_or_else(|| panic!("no checkpoint for {tenant}/{source}/{blob}"))
+            .value
+    }
 }

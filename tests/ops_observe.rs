@@ -455,3 +455,98 @@ fn assert_no_transparent_huge_pages(pid: u32) {
          is mimalloc's `no_thp` feature still on in Cargo.toml?"
     );
 }
+
+/// A restart does not reset a stopped tenant's clock: its state's age and its sources' lag go on
+/// counting from when the customer removed the role, so `FerryLagHigh` still fires for a tenant
+/// stopped across upgrades or a crash loop. Once access is back the kept stop is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_counting_a_stopped_tenants_age_and_lag() {
+    let w = world(1).await;
+    let contoso = w.seeder("contoso").await;
+    contoso
+        .put_block_blob("insights-logs-auditevent", BLOB, log_lines("c", 0, 20))
+        .await
+        .unwrap();
+    let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
+    let c = r#"tenant="contoso",source="audit""#;
+    let age = |m: &str| sample(m, "ferry_tenant_state_age_seconds", r#"tenant="contoso""#);
+    let d = Daemon::start(&cfg);
+    d.wait_for(60, "contoso active with its records shipped", || async {
+        let m = d.metrics().await;
+        sample(&m, "ferry_records_shipped_total", c) == Some(20.0)
+    })
+    .await;
+
+    w.revoke(
+        "contoso",
+        "insights-logs-auditevent",
+        "Storage Blob Data Reader",
+    )
+    .await;
+    d.wait_for(60, "contoso access_denied", || async {
+        state_of(&d.status().await, "contoso").as_deref() == Some("access_denied")
+    })
+    .await;
+    let since = d.status().await["tenants"]["contoso"]["since"]
+        .as_i64()
+        .expect("since");
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    drop(d); // SIGKILL
+
+    let d = Daemon::start(&cfg);
+    d.wait_for(
+        60,
+        "contoso access_denied again after the restart",
+        || async { state_of(&d.status().await, "contoso").as_deref() == Some("access_denied") },
+    )
+    .await;
+    let s = d.status().await;
+    assert_eq!(
+        s["tenants"]["contoso"]["since"].as_i64(),
+        Some(since),
+        "the stop began before the restart:\n{s}"
+    );
+    let m = d.metrics().await;
+    let stopped_for = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - since) as f64;
+    assert!(stopped_for >= 6.0, "{stopped_for}");
+    for (what, v) in [
+        ("state age", age(&m)),
+        ("lag", sample(&m, "ferry_lag_seconds", c)),
+    ] {
+        let v = v.unwrap_or_else(|| panic!("no {what} sample:\n{m}"));
+        assert!(
+            v >= stopped_for - 2.0,
+            "{what} {v} s counts from the restart, not from the stop {stopped_for} s ago:\n{m}"
+        );
+    }
+
+    w.grant(
+        "contoso",
+        "insights-logs-auditevent",
+        "Storage Blob Data Reader",
+    )
+    .await;
+    d.wait_for(60, "contoso active again, caught up", || async {
+        let m = d.metrics().await;
+        sample(
+            &m,
+            "ferry_tenant_state",
+            r#"tenant="contoso",state="active""#,
+        ) == Some(1.0)
+            && sample(&m, "ferry_lag_seconds", c) == Some(0.0)
+    })
+    .await;
+    let _ = d.stop();
+    use ferry::state::CheckpointStore as _;
+    assert_eq!(
+        w.state_store()
+            .tenant_stop("contoso")
+            .expect("read the stop"),
+        None,
+        "a tenant shipping again keeps no stop"
+    );
+}

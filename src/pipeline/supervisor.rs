@@ -290,6 +290,7 @@ impl Supervisor {
             recheck_interval: loaded.config.agent.recheck_interval.get(),
             store: self.store.clone(),
             consent_url: loaded.consent_url(t),
+            kept_stop: Default::default(),
         }))
     }
 

@@ -17,7 +17,7 @@ use crate::blob_api::BlobErrorClass;
 use crate::cmk::{KeyFailure, KeyVaultError};
 use crate::identity::{FailureClass, Principal, TokenError, TokenProvider, TOKEN_UNAVAILABLE_FIX};
 use crate::source::SourceError;
-use crate::state::CheckpointStore;
+use crate::state::{CheckpointStore, TenantStop};
 use crate::telemetry::events::{
     BlobQuarantined, SourceWorkFailed, TenantRefused, TenantStateChanged,
 };
@@ -164,6 +164,9 @@ pub struct TenantSupervisor {
     pub store: Arc<dyn CheckpointStore>,
     /// Admin-consent URL, for fixes.
     pub consent_url: String,
+    /// The stop kept in the state store for this tenant, if it is stopped (see
+    /// [`TenantSupervisor::keep_stop`]).
+    pub kept_stop: std::sync::Mutex<Option<TenantStop>>,
 }
 
 /// Signals shared by every tenant.
@@ -297,6 +300,7 @@ impl TenantSupervisor {
             .board
             .set_state(&self.name, state, reason.clone(), fix.clone())
         {
+            self.keep_stop(state);
             TenantStateChanged {
                 tenant: &self.name,
                 from: previous,
@@ -317,6 +321,7 @@ impl TenantSupervisor {
             TenantState::Starting,
         );
         self.show_last_success_from_checkpoints();
+        self.resume_kept_stop();
         let mut totals = TenantTotals::default();
         loop {
             if stops.drain.is_cancelled() {
@@ -356,6 +361,70 @@ impl TenantSupervisor {
                 }
             }
         }
+    }
+
+    /// A stop survives restarts: while a tenant is stopped, its state, since when, and since when
+    /// each source is behind are kept in the state store, so that a restarted process that finds
+    /// it stopped the same way goes on counting its state's age and its sources' lag from then
+    /// (an upgrade or a crash loop must not hide a tenant stopped for hours from `FerryLagHigh`).
+    /// Written only when the state changes; forgotten once the tenant ships again.
+    fn keep_stop(&self, state: TenantState) {
+        let mut kept = self.kept_stop.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = if state.is_blocked() {
+            if let Some(k) = kept.as_ref().filter(|k| k.state == state.as_str()) {
+                // stopped again as before the restart: the stop began then
+                let since = k.since;
+                self.board.update_tenant(&self.name, |t| t.since = since);
+                return;
+            }
+            let mut stop = None;
+            self.board.update_tenant(&self.name, |t| {
+                stop = Some(TenantStop {
+                    state: state.as_str().to_string(),
+                    since: t.since,
+                    behind_since: t
+                        .sources
+                        .iter()
+                        .filter_map(|(name, s)| {
+                            s.behind_since.or(s.caught_up_at).map(|b| (name.clone(), b))
+                        })
+                        .collect(),
+                })
+            });
+            let Some(stop) = stop else {
+                return;
+            };
+            let saved = self.store.save_tenant_stop(&self.name, &stop);
+            *kept = Some(stop);
+            saved
+        } else if state != TenantState::Starting && kept.take().is_some() {
+            // polled again without a refusal (active, or throttled, or unreachable)
+            self.store.clear_tenant_stop(&self.name)
+        } else {
+            return;
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(tenant = %self.name, error = %e, "Cannot keep the tenant's stop in the state store; after a restart its state age and lag count from the restart");
+        }
+    }
+
+    /// After a restart: the stop kept for this tenant, if any. Its sources are behind since the
+    /// times kept; its state's age continues if it stops the same way again.
+    fn resume_kept_stop(&self) {
+        let stop = match self.store.tenant_stop(&self.name) {
+            Ok(Some(stop)) => stop,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(tenant = %self.name, error = %e, "Cannot read the tenant's stop from the state store; its state age and lag count from this start");
+                return;
+            }
+        };
+        for (source, behind) in &stop.behind_since {
+            self.board.update_source(&self.name, source, |st| {
+                st.behind_since = Some(st.behind_since.map_or(*behind, |b| b.min(*behind)));
+            });
+        }
+        *self.kept_stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
     }
 
     /// A source's last success survives restarts: it is the newest checkpoint's time until this
@@ -759,10 +828,19 @@ impl TenantSupervisor {
                 ..totals
             });
         }
-        if listed.is_err() {
+        // a pass cut short (another source's refusal stopped the tenant, a reload, a stop) may
+        // have left work unqueued or unshipped: it did not catch up
+        let cut_short = drain.is_cancelled();
+        if listed.is_err() || cut_short {
             fell_behind();
         }
         match listed {
+            Ok(report) if cut_short => {
+                self.board.update_source(&self.name, &ctx.cfg.name, |st| {
+                    st.list_requests += report.requests;
+                });
+                Ok(totals)
+            }
             Ok(report) => {
                 // the oldest data seen but not shipped: deferred tails and failed items
                 let oldest = match (report.oldest_deferred, totals.oldest_failed) {

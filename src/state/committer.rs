@@ -311,6 +311,22 @@ mod tests {
         fn save_cursor(&self, tenant: &str, source: &str, cursor: &str) -> Result<(), StateError> {
             self.inner.save_cursor(tenant, source, cursor)
         }
+        fn save_tenant_stop(
+            &self,
+            tenant: &str,
+            stop: &crate::state::TenantStop,
+        ) -> Result<(), StateError> {
+            self.inner.save_tenant_stop(tenant, stop)
+        }
+        fn tenant_stop(
+            &self,
+            tenant: &str,
+        ) -> Result<Option<crate::state::TenantStop>, StateError> {
+            self.inner.tenant_stop(tenant)
+        }
+        fn clear_tenant_stop(&self, tenant: &str) -> Result<(), StateError> {
+            self.inner.clear_tenant_stop(tenant)
+        }
         fn quarantine(
             &self,
             tenant: &str,

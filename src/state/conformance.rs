@@ -229,6 +229,76 @@ pub(crate) fn grouped_commits(store: &dyn CheckpointStore, holds_any_u64: bool) 
     assert!(store.commit_many(&[]).is_empty());
 }
 
+/// A tenant's stop is saved whole, replaced whole, read back with its sources in name order,
+/// loses a deleted source, and is gone once cleared; other tenants are untouched.
+pub(crate) fn tenant_stops(store: &dyn CheckpointStore) {
+    assert_eq!(store.tenant_stop("contoso").unwrap(), None);
+    let stop = TenantStop {
+        state: "access_denied".into(),
+        since: 1_790_000_500,
+        behind_since: vec![
+            ("signins".into(), 1_790_000_400),
+            ("audit".into(), 1_790_000_300),
+        ],
+    };
+    store.save_tenant_stop("contoso", &stop).unwrap();
+    store
+        .save_tenant_stop(
+            "fabrikam",
+            &TenantStop {
+                state: "key_revoked".into(),
+                since: 1,
+                behind_since: vec![],
+            },
+        )
+        .unwrap();
+    let got = store.tenant_stop("contoso").unwrap().unwrap();
+    assert_eq!(
+        (got.state.as_str(), got.since),
+        ("access_denied", 1_790_000_500)
+    );
+    assert_eq!(
+        got.behind_since,
+        vec![
+            ("audit".to_string(), 1_790_000_300),
+            ("signins".to_string(), 1_790_000_400)
+        ]
+    );
+    // a later stop replaces the earlier one, sources included; a source named twice keeps its
+    // earliest time
+    let later = TenantStop {
+        state: "consent_revoked".into(),
+        since: 1_790_000_900,
+        behind_since: vec![
+            ("audit".into(), 1_790_000_700),
+            ("audit".into(), 1_790_000_600),
+        ],
+    };
+    store.save_tenant_stop("contoso", &later).unwrap();
+    let got = store.tenant_stop("contoso").unwrap().unwrap();
+    assert_eq!(
+        (got.state.as_str(), got.since),
+        ("consent_revoked", 1_790_000_900)
+    );
+    assert_eq!(got.behind_since, vec![("audit".to_string(), 1_790_000_600)]);
+    // deleting a source's state forgets its time, not the tenant's stop
+    store.delete_tenant_source("contoso", "audit").unwrap();
+    let got = store.tenant_stop("contoso").unwrap().unwrap();
+    assert_eq!((got.since, got.behind_since.len()), (1_790_000_900, 0));
+    store.clear_tenant_stop("contoso").unwrap();
+    assert_eq!(store.tenant_stop("contoso").unwrap(), None);
+    store.clear_tenant_stop("contoso").unwrap();
+    assert_eq!(
+        store.tenant_stop("fabrikam").unwrap().unwrap().state,
+        "key_revoked"
+    );
+}
+
+#[test]
+fn memory_store_tenant_stops() {
+    tenant_stops(&MemoryCheckpointStore::new());
+}
+
 #[test]
 fn memory_store_grouped_commits() {
     grouped_commits(&MemoryCheckpointStore::new(), true);

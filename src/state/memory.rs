@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{
     Checkpoint, CheckpointPage, CheckpointStore, ObjectKey, QuarantineEntry, SourceSummary,
-    StateError, Versioned,
+    StateError, TenantStop, Versioned,
 };
 
 /// (tenant, source) pair used as map key.
@@ -21,6 +21,8 @@ struct Tables {
     cursors: BTreeMap<SourceKey, String>,
     /// Quarantine rows per (tenant, source), then per object name.
     quarantine: BTreeMap<SourceKey, BTreeMap<String, QuarantineEntry>>,
+    /// Stopped tenants.
+    stops: BTreeMap<String, TenantStop>,
 }
 
 /// A [`CheckpointStore`] kept in a `Mutex<BTreeMap>`; for tests.
@@ -127,11 +129,31 @@ impl CheckpointStore for MemoryCheckpointStore {
         let k = skey(tenant, source);
         t.cursors.remove(&k);
         t.quarantine.remove(&k);
+        if let Some(stop) = t.stops.get_mut(tenant) {
+            stop.behind_since.retain(|(s, _)| s != source);
+        }
         Ok(t.checkpoints.remove(&k).map_or(0, |m| m.len() as u64))
     }
 
     fn load_cursor(&self, tenant: &str, source: &str) -> Result<Option<String>, StateError> {
         Ok(self.tables().cursors.get(&skey(tenant, source)).cloned())
+    }
+
+    fn save_tenant_stop(&self, tenant: &str, stop: &TenantStop) -> Result<(), StateError> {
+        let mut stop = stop.clone();
+        stop.behind_since.sort();
+        stop.behind_since.dedup_by(|a, b| a.0 == b.0);
+        self.tables().stops.insert(tenant.to_string(), stop);
+        Ok(())
+    }
+
+    fn tenant_stop(&self, tenant: &str) -> Result<Option<TenantStop>, StateError> {
+        Ok(self.tables().stops.get(tenant).cloned())
+    }
+
+    fn clear_tenant_stop(&self, tenant: &str) -> Result<(), StateError> {
+        self.tables().stops.remove(tenant);
+        Ok(())
     }
 
     fn save_cursor(&self, tenant: &str, source: &str, cursor: &str) -> Result<(), StateError> {

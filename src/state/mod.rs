@@ -1,5 +1,5 @@
-//! State: checkpoints per (tenant, source, object), listing cursors, quarantine rows and
-//! rejected-record counts, kept in SQLite (WAL) under `agent.state_dir`, behind the small
+//! State: checkpoints per (tenant, source, object), listing cursors, quarantine rows,
+//! rejected-record counts and the stops of tenants that are not shipping, kept in SQLite (WAL) under `agent.state_dir`, behind the small
 //! [`CheckpointStore`] trait so that a blob-backed store with leases can replace it later.
 //!
 //! Owns: durability of progress. Must not: know about Azure, HTTP or tenants' credentials, nor
@@ -24,7 +24,7 @@ pub use memory::MemoryCheckpointStore;
 pub use sqlite::{SqliteCheckpointStore, SCHEMA_VERSION, STATE_FILE_NAME};
 pub use types::{
     BlobKind, Checkpoint, CheckpointPage, CommitRequest, ObjectKey, QuarantineEntry, SourceSummary,
-    StateError, Versioned,
+    StateError, TenantStop, Versioned,
 };
 
 /// Durable progress of a source, per object, with optimistic concurrency.
@@ -89,6 +89,15 @@ pub trait CheckpointStore: Send + Sync + std::fmt::Debug {
 
     /// Totals of a (tenant, source): objects, records shipped, rejected records, oldest unshipped.
     fn summary(&self, tenant: &str, source: &str) -> Result<SourceSummary, StateError>;
+
+    /// Remembers that a tenant stopped shipping, replacing what was saved for it before.
+    fn save_tenant_stop(&self, tenant: &str, stop: &TenantStop) -> Result<(), StateError>;
+
+    /// The stop saved for a tenant, `None` when it ships (or never stopped).
+    fn tenant_stop(&self, tenant: &str) -> Result<Option<TenantStop>, StateError>;
+
+    /// Forgets a tenant's stop: it ships again.
+    fn clear_tenant_stop(&self, tenant: &str) -> Result<(), StateError>;
 
     /// Records rejected (over-long lines) in a (tenant, source), over all its checkpoints.
     fn rejected_count(&self, tenant: &str, source: &str) -> Result<u64, StateError> {

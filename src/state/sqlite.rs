@@ -19,20 +19,21 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transactio
 
 use super::{
     commit_each, BlobKind, Checkpoint, CheckpointPage, CheckpointStore, CommitRequest, ObjectKey,
-    QuarantineEntry, SourceSummary, StateError, Versioned,
+    QuarantineEntry, SourceSummary, StateError, TenantStop, Versioned,
 };
 
 /// File name of the state database inside `agent.state_dir`.
 pub const STATE_FILE_NAME: &str = "ferry.sqlite3";
 
 /// Highest schema version this Ferry writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migrations, in order: (version reached, description, SQL).
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "checkpoints, listing cursors, quarantine",
-    "CREATE TABLE checkpoints (
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "checkpoints, listing cursors, quarantine",
+        "CREATE TABLE checkpoints (
         tenant TEXT NOT NULL,
         source TEXT NOT NULL,
         object TEXT NOT NULL,
@@ -63,7 +64,24 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[(
         quarantined_at INTEGER NOT NULL,
         PRIMARY KEY (tenant, source, object)
      ) WITHOUT ROWID;",
-)];
+    ),
+    (
+        2,
+        "stopped tenants",
+        "CREATE TABLE tenant_stops (
+        tenant TEXT NOT NULL PRIMARY KEY,
+        state TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        saved_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE tenant_stop_sources (
+        tenant TEXT NOT NULL,
+        source TEXT NOT NULL,
+        behind_since INTEGER NOT NULL,
+        PRIMARY KEY (tenant, source)
+     ) WITHOUT ROWID;",
+    ),
+];
 
 /// How long opening waits for another process to let go of the state directory (a predecessor
 /// still exiting) before refusing with [`StateError::InUse`].
@@ -615,7 +633,7 @@ impl CheckpointStore for SqliteCheckpointStore {
                 params![tenant, source],
             )
             .map_err(self.err("delete"))?;
-        for table in ["listing_cursors", "quarantine"] {
+        for table in ["listing_cursors", "quarantine", "tenant_stop_sources"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE tenant = ?1 AND source = ?2"),
                 params![tenant, source],
@@ -717,6 +735,80 @@ impl CheckpointStore for SqliteCheckpointStore {
             )
             .map_err(self.err("release"))?;
         Ok(n > 0)
+    }
+
+    fn save_tenant_stop(&self, tenant: &str, stop: &TenantStop) -> Result<(), StateError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("save tenant stop"))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO tenant_stops (tenant, state, since, saved_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![tenant, stop.state, stop.since, now_unix()],
+        )
+        .map_err(self.err("save tenant stop"))?;
+        tx.execute(
+            "DELETE FROM tenant_stop_sources WHERE tenant = ?1",
+            params![tenant],
+        )
+        .map_err(self.err("save tenant stop"))?;
+        for (source, behind_since) in &stop.behind_since {
+            // a source named twice keeps its earliest time, as the memory store does
+            tx.execute(
+                "INSERT INTO tenant_stop_sources (tenant, source, behind_since) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant, source) DO UPDATE
+                 SET behind_since = MIN(behind_since, excluded.behind_since)",
+                params![tenant, source, behind_since],
+            )
+            .map_err(self.err("save tenant stop"))?;
+        }
+        tx.commit().map_err(self.err("save tenant stop"))
+    }
+
+    fn tenant_stop(&self, tenant: &str) -> Result<Option<TenantStop>, StateError> {
+        let conn = self.conn();
+        let head: Option<(String, i64)> = conn
+            .query_row(
+                "SELECT state, since FROM tenant_stops WHERE tenant = ?1",
+                params![tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| map_read_err(&self.path, "load tenant stop", e))?;
+        let Some((state, since)) = head else {
+            return Ok(None);
+        };
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT source, behind_since FROM tenant_stop_sources WHERE tenant = ?1
+                 ORDER BY source",
+            )
+            .map_err(self.err("load tenant stop"))?;
+        let behind_since = stmt
+            .query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<(String, i64)>, _>>())
+            .map_err(|e| map_read_err(&self.path, "load tenant stop", e))?;
+        Ok(Some(TenantStop {
+            state,
+            since,
+            behind_since,
+        }))
+    }
+
+    fn clear_tenant_stop(&self, tenant: &str) -> Result<(), StateError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("clear tenant stop"))?;
+        for table in ["tenant_stops", "tenant_stop_sources"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE tenant = ?1"),
+                params![tenant],
+            )
+            .map_err(self.err("clear tenant stop"))?;
+        }
+        tx.commit().map_err(self.err("clear tenant stop"))
     }
 
     fn summary(&self, tenant: &str, source: &str) -> Result<SourceSummary, StateError> {

@@ -30,6 +30,51 @@ fn cursors_quarantine_summary_delete() {
 }
 
 #[test]
+fn tenant_stops() {
+    let dir = temp();
+    conformance::tenant_stops(&SqliteCheckpointStore::open(dir.path()).unwrap());
+}
+
+/// A state directory written by a Ferry of schema 1 (before stopped tenants were kept) opens
+/// with its checkpoints, cursors and quarantine rows intact, and keeps stops from then on.
+#[test]
+fn a_schema_1_store_is_migrated_in_place() {
+    let dir = temp();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(STATE_FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE ferry_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL,
+                 description TEXT NOT NULL);
+             INSERT INTO ferry_schema VALUES (1, 0, 'checkpoints, listing cursors, quarantine');",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[0].2).unwrap();
+        conn.execute("INSERT INTO listing_cursors VALUES ('t', 's', 'c1', 0)", [])
+            .unwrap();
+    }
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_cursor("t", "s").unwrap().as_deref(), Some("c1"));
+    let stop = TenantStop {
+        state: "access_denied".into(),
+        since: 5,
+        behind_since: vec![("s".into(), 4)],
+    };
+    store.save_tenant_stop("t", &stop).unwrap();
+    drop(store);
+    let store = SqliteCheckpointStore::open(dir.path()).unwrap();
+    assert_eq!(store.tenant_stop("t").unwrap(), Some(stop));
+    let versions: Vec<i64> = store
+        .conn()
+        .prepare("SELECT version FROM ferry_schema ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(versions, vec![1, 2]);
+}
+
+#[test]
 fn grouped_commits_in_one_transaction() {
     let dir = temp();
     conformance::grouped_commits(&SqliteCheckpointStore::open(dir.path()).unwrap(), false);

@@ -132,6 +132,20 @@ pub struct QuarantineEntry {
     pub quarantined_at: i64,
 }
 
+/// A tenant that stopped shipping (refused by its customer, or misconfigured), kept so that a
+/// restarted process goes on reporting the stop from when it began, not from its own start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantStop {
+    /// The state the tenant stopped in, as the pipeline names it (`access_denied`, ...); opaque
+    /// to the store.
+    pub state: String,
+    /// Since when (unix seconds).
+    pub since: i64,
+    /// Per source: since when data written to it may not be shipped (unix seconds), ordered by
+    /// source name.
+    pub behind_since: Vec<(String, i64)>,
+}
+
 /// Totals of one (tenant, source) for status and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SourceSummary {

@@ -397,8 +397,8 @@ impl TenantSupervisor {
             let saved = self.store.save_tenant_stop(&self.name, &stop);
             *kept = Some(stop);
             saved
-        } else if state != TenantState::Starting && kept.take().is_some() {
-            // polled again without a refusal (active, or throttled, or unreachable)
+        } else if state == TenantState::Active && kept.take().is_some() {
+            // shipping again (a re-check that cannot connect, `unreachable`, is still the stop)
             self.store.clear_tenant_stop(&self.name)
         } else {
             return;

@@ -550,3 +550,87 @@ async fn a_restart_keeps_counting_a_stopped_tenants_age_and_lag() {
         "a tenant shipping again keeps no stop"
     );
 }
+
+/// One source's refusal stops the tenant while another source's pass is still shipping: that
+/// pass was cut short, so the other source is behind, not caught up (it counted as caught up
+/// before, and its lag restarted from the stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_cut_short_by_the_tenants_stop_is_not_a_catch_up() {
+    let w = world(1).await;
+    let contoso = w.seeder("contoso").await;
+    contoso
+        .put_block_blob("insights-logs-auditevent", BLOB, log_lines("c", 0, 20))
+        .await
+        .unwrap();
+    w.grant("contoso", "exports", "Storage Blob Data Reader")
+        .await;
+    let cfg = w.config(
+        &[(
+            "contoso",
+            vec![
+                SourceSpec::records("audit"),
+                SourceSpec::copy("exports", "exports"),
+            ],
+        )],
+        "",
+    );
+    let d = Daemon::start(&cfg);
+    d.wait_for(60, "contoso active, both sources caught up", || async {
+        let s = d.status().await;
+        let sources = &s["tenants"]["contoso"]["sources"];
+        objects_of(&s, "contoso", "audit") >= 1
+            && ["audit", "exports"]
+                .iter()
+                .all(|n| sources[n]["caught_up_at"].is_i64())
+    })
+    .await;
+    // every provider write now takes 8 s to be answered: the export's pass stays in flight
+    w.sandbox
+        .admin()
+        .add_fault(&ferry_sim::faults::FaultSpec {
+            host: Some("providerlogs.blob.sandbox.test".into()),
+            method: Some("PUT".into()),
+            response_latency_ms: Some(8_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let provider_writes = || async {
+        let v = w
+            .sandbox
+            .admin()
+            .requests()
+            .await
+            .expect("request counters");
+        v["blob"][&w.provider.tenant_id]["providerlogs"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = provider_writes().await;
+    contoso
+        .put_block_blob("exports", "big.bin", vec![7u8; 1 << 20])
+        .await
+        .unwrap();
+    d.wait_for(30, "big.bin's upload in flight", || async {
+        provider_writes().await > before
+    })
+    .await;
+    w.revoke(
+        "contoso",
+        "insights-logs-auditevent",
+        "Storage Blob Data Reader",
+    )
+    .await;
+    d.wait_for(30, "contoso access_denied", || async {
+        state_of(&d.status().await, "contoso").as_deref() == Some("access_denied")
+    })
+    .await;
+    let s = d.status().await;
+    let exports = &s["tenants"]["contoso"]["sources"]["exports"];
+    assert_eq!(exports["objects_shipped"], 0, "{s}");
+    assert!(
+        exports["behind_since"].as_i64().is_some(),
+        "the cut pass left big.bin unshipped: the source is behind\n{s}"
+    );
+    drop(d);
+}

@@ -488,16 +488,7 @@ async fn killed_while_committing_a_decrypted_blob_resumes_exactly_once() {
         1,
     )
     .await;
-    w.sandbox
-        .admin()
-        .add_fault(&ferry_sim::faults::FaultSpec {
-            host: Some("providerlogs.blob.sandbox.test".into()),
-            method: Some("PUT".into()),
-            response_latency_ms: Some(250),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    w.delay_provider_writes(250).await;
     let mut src = SourceSpec::records("rec");
     src.extra = format!(
         "  batch_max_bytes = \"16KiB\"\n  max_record_size = \"4KiB\"\n  decrypt = {{ key = \"{}\" }}\n",

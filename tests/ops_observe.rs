@@ -477,16 +477,7 @@ async fn a_restart_keeps_counting_a_stopped_tenants_age_and_lag() {
     })
     .await;
 
-    w.revoke(
-        "contoso",
-        "insights-logs-auditevent",
-        "Storage Blob Data Reader",
-    )
-    .await;
-    d.wait_for(60, "contoso access_denied", || async {
-        state_of(&d.status().await, "contoso").as_deref() == Some("access_denied")
-    })
-    .await;
+    revoke_audit_role_until_denied(&w, &d).await;
     let since = d.status().await["tenants"]["contoso"]["since"]
         .as_i64()
         .expect("since");
@@ -564,17 +555,7 @@ async fn a_pass_cut_short_by_the_tenants_stop_is_not_a_catch_up() {
         .unwrap();
     w.grant("contoso", "exports", "Storage Blob Data Reader")
         .await;
-    let cfg = w.config(
-        &[(
-            "contoso",
-            vec![
-                SourceSpec::records("audit"),
-                SourceSpec::copy("exports", "exports"),
-            ],
-        )],
-        "",
-    );
-    let d = Daemon::start(&cfg);
+    let d = Daemon::start(&w.contoso_audit_and_exports());
     d.wait_for(60, "contoso active, both sources caught up", || async {
         let s = d.status().await;
         let sources = &s["tenants"]["contoso"]["sources"];
@@ -585,16 +566,7 @@ async fn a_pass_cut_short_by_the_tenants_stop_is_not_a_catch_up() {
     })
     .await;
     // every provider write now takes 8 s to be answered: the export's pass stays in flight
-    w.sandbox
-        .admin()
-        .add_fault(&ferry_sim::faults::FaultSpec {
-            host: Some("providerlogs.blob.sandbox.test".into()),
-            method: Some("PUT".into()),
-            response_latency_ms: Some(8_000),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    w.delay_provider_writes(8_000).await;
     let provider_writes = || async {
         let v = w
             .sandbox
@@ -615,16 +587,7 @@ async fn a_pass_cut_short_by_the_tenants_stop_is_not_a_catch_up() {
         provider_writes().await > before
     })
     .await;
-    w.revoke(
-        "contoso",
-        "insights-logs-auditevent",
-        "Storage Blob Data Reader",
-    )
-    .await;
-    d.wait_for(30, "contoso access_denied", || async {
-        state_of(&d.status().await, "contoso").as_deref() == Some("access_denied")
-    })
-    .await;
+    revoke_audit_role_until_denied(&w, &d).await;
     let s = d.status().await;
     let exports = &s["tenants"]["contoso"]["sources"]["exports"];
     assert_eq!(exports["objects_shipped"], 0, "{s}");
@@ -633,4 +596,18 @@ async fn a_pass_cut_short_by_the_tenants_stop_is_not_a_catch_up() {
         "the cut pass left big.bin unshipped: the source is behind\n{s}"
     );
     drop(d);
+}
+
+/// Removes contoso's role on the audit container and waits (up to 60 s) for `access_denied`.
+async fn revoke_audit_role_until_denied(w: &World, d: &Daemon) {
+    w.revoke(
+        "contoso",
+        "insights-logs-auditevent",
+        "Storage Blob Data Reader",
+    )
+    .await;
+    d.wait_for(60, "contoso access_denied", || async {
+        state_of(&d.status().await, "contoso").as_deref() == Some("access_denied")
+    })
+    .await;
 }

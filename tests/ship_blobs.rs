@@ -293,7 +293,7 @@ async fn checkpoints_restored_from_an_older_copy_or_lost_do_not_ship_growing_blo
     let stream = "stream/growing.bin";
     s.create_append_blob(AUDIT, archive).await.unwrap();
     s.create_append_blob("exports", stream).await.unwrap();
-    let cfg = contoso_audit_and_exports(&w);
+    let cfg = w.contoso_audit_and_exports();
     let state = w.dir.path().join("state");
     let backup = w.dir.path().join("state-backup");
     let mut bytes = Vec::new();
@@ -346,20 +346,6 @@ async fn checkpoints_restored_from_an_older_copy_or_lost_do_not_ship_growing_blo
         "growing.bin",
     );
     assert_eq!(objects, 5, "one object per round");
-}
-
-/// A config with contoso alone: `audit` in records mode and `exports` in copy mode.
-fn contoso_audit_and_exports(w: &World) -> std::path::PathBuf {
-    w.config(
-        &[(
-            "contoso",
-            vec![
-                SourceSpec::records("audit"),
-                SourceSpec::copy("exports", "exports"),
-            ],
-        )],
-        "",
-    )
 }
 
 /// Copies a directory's files (the state directory: no subdirectories).
@@ -805,7 +791,7 @@ async fn staged_objects_are_exact_at_every_block_boundary() {
     .await
     .unwrap();
 
-    let cfg = contoso_audit_and_exports(&w);
+    let cfg = w.contoso_audit_and_exports();
     // without the small blocks every object here would be one Put Blob and nothing staged
     use_64_kib_blocks(&cfg);
     let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);

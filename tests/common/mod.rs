@@ -288,6 +288,34 @@ impl World {
             .expect("grant role");
     }
 
+    /// Every provider write (PUT to `providerlogs`) is answered `ms` late, from now on.
+    pub async fn delay_provider_writes(&self, ms: u64) {
+        self.sandbox
+            .admin()
+            .add_fault(&ferry_sim::faults::FaultSpec {
+                host: Some("providerlogs.blob.sandbox.test".into()),
+                method: Some("PUT".into()),
+                response_latency_ms: Some(ms),
+                ..Default::default()
+            })
+            .await
+            .expect("add the provider write latency fault");
+    }
+
+    /// A config with contoso alone: `audit` in records mode and `exports` in copy mode.
+    pub fn contoso_audit_and_exports(&self) -> PathBuf {
+        self.config(
+            &[(
+                "contoso",
+                vec![
+                    SourceSpec::records("audit"),
+                    SourceSpec::copy("exports", "exports"),
+                ],
+            )],
+            "",
+        )
+    }
+
     /// Removes the app's role on a customer's container.
     pub async fn revoke(&self, customer: &str, container: &str, role: &str) {
         let c = &self.customers[customer];

@@ -240,8 +240,9 @@ fn zero_limits() {
             "{file}:2:26: agent.max_concurrent_fetches: max_concurrent_fetches must be at least 1",
             "{file}:11:14: destination.block_size: block_size 1KiB is outside 64KiB..4000MiB",
             "{file}:12:21: destination.max_bytes_per_sec: max_bytes_per_sec must be positive",
-            "{file}:18:1: tenant[contoso].source[audit].max_record_size: max_record_size 1MiB is larger than batch_max_bytes 1KiB",
-            "{file}:23:17: tenant[contoso].source[audit].poll_interval: poll_interval is 0s, below the minimum of 1s",
+            "{file}:13:22: destination.watermark_interval: watermark_interval is 5s, below the minimum of 10s",
+            "{file}:19:1: tenant[contoso].source[audit].max_record_size: max_record_size 1MiB is larger than batch_max_bytes 1KiB",
+            "{file}:24:17: tenant[contoso].source[audit].poll_interval: poll_interval is 0s, below the minimum of 1s",
         ],
     );
 }

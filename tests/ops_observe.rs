@@ -611,3 +611,182 @@ async fn revoke_audit_role_until_denied(w: &World, d: &Daemon) {
     })
     .await;
 }
+
+/// With `destination.watermark_interval` set, each source gets a watermark object beside its
+/// data: written at the end of a `--once`, then by the daemon; it names the customer's refusal
+/// at once, never moves `complete_before` past the stop, nor past data written while Ferry was
+/// down (a new process refused at its first poll knows of no catch-up), and moves on when
+/// access returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watermarks_say_how_complete_a_source_is_and_why_it_stopped() {
+    const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";
+    let w = world(1).await;
+    let contoso = w.seeder("contoso").await;
+    contoso
+        .put_block_blob("insights-logs-auditevent", BLOB, log_lines("c", 0, 20))
+        .await
+        .unwrap();
+    let seeded = now_unix();
+    let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
+    let toml = std::fs::read_to_string(&cfg).unwrap();
+    assert!(toml.contains("[destination]\n"), "{toml}");
+    std::fs::write(
+        &cfg,
+        toml.replace(
+            "[destination]\n",
+            "[destination]\nwatermark_interval = \"10s\"\n",
+        ),
+    )
+    .unwrap();
+    let mark = || async {
+        let dest = w.destination().await;
+        let data = dest.keys().filter(|n| n.ends_with(".jsonl.zst")).count();
+        dest.get(MARK).map(|(_, body)| {
+            let v: serde_json::Value = serde_json::from_slice(body).expect("watermark JSON");
+            (v, data)
+        })
+    };
+
+    let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (v, data) = mark().await.expect("a watermark after --once");
+    assert_eq!(data, 1, "the watermark is not a data object");
+    assert_eq!(v["tenant"], "contoso");
+    assert_eq!(
+        v["tenant_id"],
+        w.customers["contoso"].spec.tenant_id.as_str()
+    );
+    assert_eq!(v["source"], "audit");
+    assert_eq!(v["state"], "active");
+    let first = v["complete_before_unix"]
+        .as_i64()
+        .expect("complete_before_unix");
+    assert!(
+        first >= seeded && first <= now_unix(),
+        "complete_before {first} is not between the seeding {seeded} and now:\n{v}"
+    );
+    assert!(v["complete_before"].as_str().unwrap().ends_with('Z'), "{v}");
+
+    let d = Daemon::start(&cfg);
+    d.wait_for(60, "the daemon's watermark moved on", || async {
+        mark()
+            .await
+            .and_then(|(v, _)| v["complete_before_unix"].as_i64())
+            > Some(first)
+    })
+    .await;
+
+    revoke_audit_role_until_denied(&w, &d).await;
+    let since = d.status().await["tenants"]["contoso"]["since"]
+        .as_i64()
+        .expect("since");
+    d.wait_for(30, "the watermark says access_denied", || async {
+        mark()
+            .await
+            .is_some_and(|(v, _)| v["state"] == "access_denied")
+    })
+    .await;
+    let (v, _) = mark().await.unwrap();
+    let stopped = v["complete_before_unix"].as_i64().unwrap();
+    assert!(
+        stopped > first && stopped <= since,
+        "complete_before {stopped} must stay at or before the stop {since}:\n{v}"
+    );
+    assert!(
+        v["reason"].as_str().unwrap_or("").contains("403"),
+        "the reason names the refusal:\n{v}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let (v, _) = mark().await.unwrap();
+    assert_eq!(
+        v["complete_before_unix"].as_i64(),
+        Some(stopped),
+        "stays while stopped: {v}"
+    );
+
+    grant_audit_role(&w).await;
+    let back = now_unix();
+    d.wait_for(
+        60,
+        "the watermark active again and past the return",
+        || async {
+            mark().await.is_some_and(|(v, _)| {
+                v["state"] == "active" && v["complete_before_unix"].as_i64() >= Some(back - 5)
+            })
+        },
+    )
+    .await;
+    let (v, _) = mark().await.unwrap();
+    let before_kill = v["complete_before_unix"].as_i64().unwrap();
+
+    // Ferry is down while a line is written and the role removed; the new process is refused
+    // at its first poll, so it knows of no catch-up: the watermark must not claim the line
+    drop(d); // SIGKILL
+    let written = now_unix();
+    contoso
+        .put_block_blob(
+            "insights-logs-auditevent",
+            &BLOB.replace("h=10", "h=11"),
+            log_lines("c", 20, 5),
+        )
+        .await
+        .unwrap();
+    w.revoke(
+        "contoso",
+        "insights-logs-auditevent",
+        "Storage Blob Data Reader",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let d = Daemon::start(&cfg);
+    d.wait_for(
+        60,
+        "the watermark says access_denied after the restart",
+        || async {
+            mark()
+                .await
+                .is_some_and(|(v, _)| v["state"] == "access_denied")
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let (v, data) = mark().await.unwrap();
+    let after = v["complete_before_unix"].as_i64().unwrap();
+    assert!(
+        after >= before_kill && after <= written,
+        "complete_before {after} claims the line written at {written} while Ferry was down:\n{v}"
+    );
+    assert_eq!(data, 1, "nothing shipped while stopped");
+
+    grant_audit_role(&w).await;
+    let back = now_unix();
+    d.wait_for(60, "the line shipped, the watermark past it", || async {
+        mark().await.is_some_and(|(v, data)| {
+            v["state"] == "active"
+                && v["complete_before_unix"].as_i64() >= Some(back - 5)
+                && data == 2
+        })
+    })
+    .await;
+    let _ = d.stop();
+}
+
+async fn grant_audit_role(w: &World) {
+    w.grant(
+        "contoso",
+        "insights-logs-auditevent",
+        "Storage Blob Data Reader",
+    )
+    .await;
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

@@ -298,6 +298,12 @@ pub struct DestinationConfig {
     /// DNS pin for the destination endpoint (`10.1.2.3` or `10.1.2.3:443`).
     #[serde(default)]
     pub resolve: Option<String>,
+    /// When set, `ferry run` writes a watermark object per source (`_ferry~watermark.json` in
+    /// the source's folder): everything written to the source before its `complete_before` has
+    /// landed, and the tenant's state. Rewritten at most this often while it advances, and at
+    /// once when the tenant's state changes. Unset (the default): none are written.
+    #[serde(default)]
+    pub watermark_interval: Option<HumanDuration>,
 }
 
 /// `[[tenant]]`: one customer tenant.

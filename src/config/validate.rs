@@ -364,6 +364,9 @@ fn check_destination(
     if let Some(pin) = &d.resolve {
         out.check(p.key("resolve"), checks::check_pin(pin));
     }
+    if let Some(every) = d.watermark_interval {
+        min_duration(out, p.key("watermark_interval"), every, 10);
+    }
 }
 
 fn check_tenants(view: &ConfigView<'_>, out: &mut Out<'_>) {

@@ -11,6 +11,7 @@ pub mod reload;
 pub mod ship;
 pub mod supervisor;
 pub mod tenant;
+pub mod watermark;
 pub mod work;
 
 pub use supervisor::{RunOptions, RunSummary, StartError, Supervisor};

@@ -29,6 +29,7 @@ use crate::telemetry::{StatusBoard, TenantState};
 
 use super::ship::{Shipped, SourceContext};
 use super::tenant::{BlobFilter, SourceRuntime, Stops, TenantSupervisor, TenantTotals};
+use super::watermark::WatermarkPublisher;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -319,6 +320,23 @@ impl Supervisor {
         };
         let mut fleet = Fleet::default();
         let mut current = self.loaded.clone();
+        // watermarks: written all along by a task of their own, or once at the end of a --once
+        let watermarks_stop = CancellationToken::new();
+        let _watermarks_stop = watermarks_stop.clone().drop_guard();
+        let mut final_watermarks = None;
+        if let Some(every) = current.config.destination.watermark_interval {
+            let publisher = WatermarkPublisher::new(
+                self.destination.clone(),
+                self.template.clone(),
+                self.board.clone(),
+                every.get(),
+            );
+            if opts.once {
+                final_watermarks = Some(publisher);
+            } else {
+                tokio::spawn(publisher.run(watermarks_stop));
+            }
+        }
         for t in &current.config.tenants {
             self.start_tenant(&current, t, &global, &mut fleet, opts.once)
                 .await?;
@@ -335,6 +353,9 @@ impl Supervisor {
                     if let Some(now) = self.board.state(name) {
                         *state = now;
                     }
+                }
+                if let Some(mut publisher) = final_watermarks {
+                    publisher.publish_due().await;
                 }
                 return Ok(summary);
             }

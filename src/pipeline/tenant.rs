@@ -422,6 +422,8 @@ impl TenantSupervisor {
         for (source, behind) in &stop.behind_since {
             self.board.update_source(&self.name, source, |st| {
                 st.behind_since = Some(st.behind_since.map_or(*behind, |b| b.min(*behind)));
+                // kept by an earlier process, which may itself have assumed it
+                st.behind_since_assumed = true;
             });
         }
         *self.kept_stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
@@ -817,9 +819,8 @@ impl TenantSupervisor {
         // not listed to the end, or stopped: data written since the last poll that caught up
         // may be waiting
         let fell_behind = || {
-            self.board.update_source(&self.name, &ctx.cfg.name, |st| {
-                st.behind_since = st.behind_since.or(st.caught_up_at).or(Some(started));
-            })
+            self.board
+                .update_source(&self.name, &ctx.cfg.name, |st| st.fall_behind(started))
         };
         if blocked {
             fell_behind();
@@ -849,17 +850,19 @@ impl TenantSupervisor {
                 };
                 self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                     st.last_poll = Some(unix_now());
-                    st.behind_since = match oldest {
-                        Some(t) => Some(t),
-                        // failed items without a write time: as old as the last catch-up
-                        None if totals.failed > 0 => {
-                            st.behind_since.or(st.caught_up_at).or(Some(started))
+                    match oldest {
+                        Some(t) => {
+                            st.behind_since = Some(t);
+                            st.behind_since_assumed = false;
                         }
+                        // failed items without a write time: as old as the last catch-up
+                        None if totals.failed > 0 => st.fall_behind(started),
                         None => {
                             st.caught_up_at = Some(started);
-                            None
+                            st.behind_since = None;
+                            st.behind_since_assumed = false;
                         }
-                    };
+                    }
                     if totals.failed == 0 {
                         if let Some(e) = st.last_error.as_mut() {
                             e.resolved_at.get_or_insert(unix_now());

@@ -28,6 +28,11 @@ const NAME_SEGMENTS_MAX: usize = 200;
 /// Shortest budget given to a source name, whatever the template's length.
 const NAME_BUDGET_MIN: usize = 64;
 
+/// File name of a source's watermark object (see [`PathTemplate::watermark_name`]). No shipped
+/// object can have it: a sanitised source blob name holds `~` only as a whole segment (an empty
+/// one) or before the hex digits of a shortening hash.
+pub const WATERMARK_FILE: &str = "_ferry~watermark.json";
+
 /// Hex digits of the hash appended to a shortened name.
 const HASH_HEX_LEN: usize = 16;
 
@@ -181,6 +186,50 @@ impl PathTemplate {
             }
         }
         out
+    }
+
+    /// The name of a (tenant, source)'s watermark object: [`WATERMARK_FILE`] in the deepest
+    /// folder that every object of that tenant and source starts with (the template up to its
+    /// first date or per-object placeholder, cut after its last `/`: `tenant=contoso/source=audit/`
+    /// with the default template), or under `_ferry~watermarks/{tenant}/{source}/` when that
+    /// folder does not hold both the tenant and the source (a template that starts with a date).
+    pub fn watermark_name(&self, tenant: &str, tenant_id: &str, source: &str) -> String {
+        let mut out = String::new();
+        let (mut tenant_seen, mut source_seen) = (false, false);
+        let mut root: Option<usize> = None;
+        'parts: for part in &self.parts {
+            match part {
+                Part::Literal(l) => {
+                    for c in l.chars() {
+                        out.push(c);
+                        if c == '/' && tenant_seen && source_seen {
+                            root = Some(out.len());
+                        }
+                    }
+                }
+                Part::Field(Placeholder::Tenant) => {
+                    out.push_str(&sanitize_segment(tenant));
+                    tenant_seen = true;
+                }
+                Part::Field(Placeholder::TenantId) => {
+                    out.push_str(&sanitize_segment(tenant_id));
+                    tenant_seen = true;
+                }
+                Part::Field(Placeholder::Source) => {
+                    out.push_str(&sanitize_segment(source));
+                    source_seen = true;
+                }
+                Part::Field(_) => break 'parts,
+            }
+        }
+        match root {
+            Some(len) => format!("{}{WATERMARK_FILE}", &out[..len]),
+            None => format!(
+                "_ferry~watermarks/{}/{}/{WATERMARK_FILE}",
+                sanitize_segment(tenant),
+                sanitize_segment(source)
+            ),
+        }
     }
 
     fn render_with_name(&self, ctx: &NameContext<'_>, name: &str) -> String {

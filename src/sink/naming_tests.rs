@@ -317,3 +317,55 @@ fn random_distinct_names_stay_distinct() {
         }
     }
 }
+
+#[test]
+fn a_watermark_sits_in_the_folder_of_its_tenant_and_source() {
+    let at = |template: &str| {
+        PathTemplate::parse(template).unwrap().watermark_name(
+            "contoso",
+            "00000000-0000-0000-0000-000000000001",
+            "audit",
+        )
+    };
+    assert_eq!(
+        at(DEFAULT),
+        "tenant=contoso/source=audit/_ferry~watermark.json"
+    );
+    assert_eq!(
+        at("logs/{tenant_id}/{source}/{yyyy}/{name}"),
+        "logs/00000000-0000-0000-0000-000000000001/audit/_ferry~watermark.json"
+    );
+    // the folder ends at the last '/' before the first date or per-object placeholder
+    assert_eq!(
+        at("{tenant}/{source}/x-{yyyy}/{name}"),
+        "contoso/audit/_ferry~watermark.json"
+    );
+    // no folder that is the source's alone: a name after `{source}_`, a date before the source
+    assert_eq!(
+        at("{tenant}/{source}_{name}"),
+        "_ferry~watermarks/contoso/audit/_ferry~watermark.json"
+    );
+    assert_eq!(
+        at("{tenant}/{yyyy}/{source}/{name}"),
+        "_ferry~watermarks/contoso/audit/_ferry~watermark.json"
+    );
+}
+
+#[test]
+fn no_shipped_object_is_named_like_a_watermark() {
+    let t = PathTemplate::parse("{tenant}/{source}/{name}").unwrap();
+    let marker = t.watermark_name("contoso", "t", "audit");
+    for blob in [
+        "_ferry~watermark.json",
+        "_ferry%7Ewatermark.json",
+        "a/../_ferry~watermark.json",
+        "/_ferry~watermark.json",
+    ] {
+        for offset in [None, Some(0)] {
+            let got = t.render(&ctx("contoso", blob, offset, ""));
+            assert_ne!(got, marker, "{blob}");
+        }
+    }
+    let long = format!("{}_ferry~watermark.json", "x".repeat(2000));
+    assert_ne!(t.render(&ctx("contoso", &long, None, "")), marker);
+}

@@ -143,6 +143,11 @@ pub struct SourceStatus {
     /// Start of the last poll that listed the source and left nothing behind (unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caught_up_at: Option<i64>,
+    /// True while `behind_since` stands in for a time this process does not know: the start of
+    /// its first poll (no poll had caught up yet), or a stop kept from an earlier process. Good
+    /// enough for the lag; a watermark must not claim it.
+    #[serde(skip)]
+    pub behind_since_assumed: bool,
     /// Bytes read from the customer.
     pub bytes_read: u64,
     /// Bytes committed to the destination (after compression).
@@ -166,6 +171,18 @@ pub struct SourceStatus {
     pub open_since: Option<String>,
     /// Last error.
     pub last_error: Option<LastError>,
+}
+
+impl SourceStatus {
+    /// The source may have data waiting since its last catch-up, or, when it has not caught up
+    /// in this process, since `started` (assumed). An earlier `behind_since` stays.
+    pub fn fall_behind(&mut self, started: i64) {
+        if self.behind_since.is_some() {
+            return;
+        }
+        self.behind_since = Some(self.caught_up_at.unwrap_or(started));
+        self.behind_since_assumed = self.caught_up_at.is_none();
+    }
 }
 
 /// One tenant's record.

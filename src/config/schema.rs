@@ -300,8 +300,8 @@ pub struct DestinationConfig {
     pub resolve: Option<String>,
     /// When set, `ferry run` writes a watermark object per source (`_ferry~watermark.json` in
     /// the source's folder): everything written to the source before its `complete_before` has
-    /// landed, and the tenant's state. Rewritten at most this often while it advances, and at
-    /// once when the tenant's state changes. Unset (the default): none are written.
+    /// landed, and the tenant's state. Rewritten at once when the tenant stops or ships again,
+    /// otherwise at most this often. Unset (the default): none are written.
     #[serde(default)]
     pub watermark_interval: Option<HumanDuration>,
 }

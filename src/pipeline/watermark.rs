@@ -55,6 +55,26 @@ pub struct Watermark {
 struct Published {
     complete_before: Option<i64>,
     state: TenantState,
+    /// Unix seconds (0 for an object found, which any state change may replace at once).
+    written_at: i64,
+}
+
+/// True when `next` is worth a rewrite of `last`: there is none; the tenant stopped, stopped
+/// otherwise or ships again (at once); its state changed otherwise (throttled, unreachable:
+/// passing states, at most once per `interval`); or `complete_before` moved on by `interval`.
+fn due(last: Option<Published>, next: Published, now: i64, interval: i64) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    let state_changed = last.state != next.state
+        && (last.state.is_blocked()
+            || next.state.is_blocked()
+            || now - last.written_at >= interval);
+    let moved_on = match (last.complete_before, next.complete_before) {
+        (Some(a), Some(b)) => b >= a + interval,
+        (a, b) => a != b,
+    };
+    state_changed || moved_on
 }
 
 /// The time before which everything written to a source has landed, as this process knows it:
@@ -124,9 +144,8 @@ impl WatermarkPublisher {
         }
     }
 
-    /// Writes the watermarks that are due: a source whose object was never read or written by
-    /// this process (after reading what an earlier one left), a tenant whose state changed, or a
-    /// `complete_before` that moved on by at least the interval. Returns how many were written.
+    /// Writes the watermarks that are [`due`], reading first what an earlier process left for a
+    /// source this one has not written yet. Returns how many were written.
     pub async fn publish_due(&mut self) -> usize {
         let board = self.board.snapshot();
         let on_board =
@@ -159,18 +178,9 @@ impl WatermarkPublisher {
                         (a, b) => a.or(b),
                     },
                     state: t.state,
+                    written_at: unix_now(),
                 };
-                let due = match last {
-                    None => true,
-                    Some(l) => {
-                        l.state != next.state
-                            || match (l.complete_before, next.complete_before) {
-                                (Some(a), Some(b)) => b >= a + self.interval,
-                                (a, b) => a != b,
-                            }
-                    }
-                };
-                if !due {
+                if !due(last, next, next.written_at, self.interval) {
                     self.published.insert(key, last.unwrap_or(next));
                     continue;
                 }
@@ -227,6 +237,7 @@ impl WatermarkPublisher {
             Ok(w) => Ok(Some(Published {
                 complete_before: w.complete_before_unix,
                 state: w.state,
+                written_at: 0,
             })),
             Err(e) => {
                 tracing::warn!(object = %name, error = %e, "A watermark object Ferry cannot read is written anew");
@@ -285,6 +296,72 @@ mod tests {
         let mut s = source(None, Some(800));
         s.fall_behind(900);
         assert_eq!(complete_before(&s), Some(800));
+    }
+
+    #[test]
+    fn stops_and_returns_are_written_at_once_passing_states_once_per_interval() {
+        let at = |complete_before, state, written_at| Published {
+            complete_before,
+            state,
+            written_at,
+        };
+        let last = at(Some(1000), TenantState::Active, 1000);
+        // nothing new
+        assert!(!due(
+            Some(last),
+            at(Some(1030), TenantState::Active, 1030),
+            1030,
+            60
+        ));
+        assert!(due(None, at(None, TenantState::Active, 1030), 1030, 60));
+        // moved on by the interval
+        assert!(due(
+            Some(last),
+            at(Some(1060), TenantState::Active, 1060),
+            1060,
+            60
+        ));
+        // stopped, or back: at once
+        assert!(due(
+            Some(last),
+            at(Some(1000), TenantState::AccessDenied, 1001),
+            1001,
+            60
+        ));
+        let stopped = at(Some(1000), TenantState::AccessDenied, 1001);
+        assert!(due(
+            Some(stopped),
+            at(Some(1000), TenantState::KeyRevoked, 1002),
+            1002,
+            60
+        ));
+        assert!(due(
+            Some(stopped),
+            at(Some(1000), TenantState::Active, 1003),
+            1003,
+            60
+        ));
+        // throttled: not at once, but within the interval
+        assert!(!due(
+            Some(last),
+            at(Some(1000), TenantState::Throttled, 1005),
+            1005,
+            60
+        ));
+        assert!(due(
+            Some(last),
+            at(Some(1000), TenantState::Throttled, 1060),
+            1060,
+            60
+        ));
+        // a first known time after none
+        let unknown = at(None, TenantState::Active, 1000);
+        assert!(due(
+            Some(unknown),
+            at(Some(900), TenantState::Active, 1001),
+            1001,
+            60
+        ));
     }
 
     #[test]

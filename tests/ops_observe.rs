@@ -498,11 +498,7 @@ async fn a_restart_keeps_counting_a_stopped_tenants_age_and_lag() {
         "the stop began before the restart:\n{s}"
     );
     let m = d.metrics().await;
-    let stopped_for = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        - since) as f64;
+    let stopped_for = (now_unix() - since) as f64;
     assert!(stopped_for >= 6.0, "{stopped_for}");
     for (what, v) in [
         ("state age", age(&m)),

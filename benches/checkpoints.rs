@@ -26,7 +26,7 @@ fn shipped(offset: u64) -> Checkpoint {
         records_shipped: 0,
         rejected_records: 0,
         last_shipped_at: 1_795_000_000,
-        first_unshipped_at: None,
+        seen_at: None,
     }
 }
 

@@ -623,25 +623,8 @@ async fn watermarks_say_how_complete_a_source_is_and_why_it_stopped() {
         .await
         .unwrap();
     let seeded = now_unix();
-    let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
-    let toml = std::fs::read_to_string(&cfg).unwrap();
-    assert!(toml.contains("[destination]\n"), "{toml}");
-    std::fs::write(
-        &cfg,
-        toml.replace(
-            "[destination]\n",
-            "[destination]\nwatermark_interval = \"10s\"\n",
-        ),
-    )
-    .unwrap();
-    let mark = || async {
-        let dest = w.destination().await;
-        let data = dest.keys().filter(|n| n.ends_with(".jsonl.zst")).count();
-        dest.get(MARK).map(|(_, body)| {
-            let v: serde_json::Value = serde_json::from_slice(body).expect("watermark JSON");
-            (v, data)
-        })
-    };
+    let cfg = with_watermarks(w.config(&[("contoso", vec![SourceSpec::records("audit")])], ""));
+    let mark = || watermark_and_objects(&w, MARK);
 
     let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
     assert!(
@@ -769,6 +752,97 @@ async fn watermarks_say_how_complete_a_source_is_and_why_it_stopped() {
     })
     .await;
     let _ = d.stop();
+}
+
+/// A growing blob's next bytes wait for a batch (`batch_max_age`) after a shipment. The bytes
+/// appended while that shipment was still uploading were written after its poll began but
+/// before its commit: the watermark must stay before them (it took the commit's time before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermark_does_not_claim_what_was_appended_while_a_shipment_uploaded() {
+    const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";
+    let w = world(1).await;
+    let mut spec = SourceSpec::records("audit");
+    spec.extra = "  batch_max_age = \"40s\"\n".into();
+    let cfg = with_watermarks(w.config(&[("contoso", vec![spec])], ""));
+    let contoso = w.seeder("contoso").await;
+    let (container, blob) = ("insights-logs-auditevent", BLOB);
+    contoso.create_append_blob(container, blob).await.unwrap();
+    contoso
+        .append_block(container, blob, log_lines("c", 0, 5))
+        .await
+        .unwrap();
+    // every provider write is answered 12 s late (it takes effect at once): the first object
+    // is visible in the destination 12 s before Ferry knows it landed and commits its checkpoint
+    w.delay_provider_writes(12_000).await;
+    let d = Daemon::start(&cfg);
+    let c = r#"tenant="contoso",source="audit""#;
+    d.wait_for(
+        30,
+        "the first object visible, its commit not answered yet",
+        || async {
+            w.destination()
+                .await
+                .keys()
+                .any(|n| n.ends_with(".jsonl.zst"))
+        },
+    )
+    .await;
+    assert_eq!(
+        sample(&d.metrics().await, "ferry_records_shipped_total", c).unwrap_or(0.0),
+        0.0,
+        "the first object's commit must still be in flight"
+    );
+    contoso
+        .append_block(container, blob, log_lines("c", 5, 3))
+        .await
+        .unwrap();
+    // (in whole seconds, rounded down: the append is at or after it)
+    let appended = now_unix();
+    d.wait_for(60, "the first five records committed", || async {
+        sample(&d.metrics().await, "ferry_records_shipped_total", c) == Some(5.0)
+    })
+    .await;
+    // the watermark is rewritten once it moves on by 10 s: give it the time, while the three
+    // new records wait for their batch
+    tokio::time::sleep(std::time::Duration::from_secs(25)).await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "ferry_records_shipped_total", c),
+        Some(5.0),
+        "the appended records still wait for their batch"
+    );
+    let (v, _) = watermark_and_objects(&w, MARK).await.expect("a watermark");
+    let at = v["complete_before_unix"].as_i64();
+    assert!(
+        at.is_some_and(|t| t <= appended),
+        "complete_before {at:?} claims the records appended at {appended}:\n{v}"
+    );
+    let _ = d.stop();
+}
+
+/// `cfg` with `destination.watermark_interval = "10s"`.
+fn with_watermarks(cfg: std::path::PathBuf) -> std::path::PathBuf {
+    let toml = std::fs::read_to_string(&cfg).unwrap();
+    assert!(toml.contains("[destination]\n"), "{toml}");
+    std::fs::write(
+        &cfg,
+        toml.replace(
+            "[destination]\n",
+            "[destination]\nwatermark_interval = \"10s\"\n",
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The watermark object `name` (parsed), and how many records objects the destination holds.
+async fn watermark_and_objects(w: &World, name: &str) -> Option<(serde_json::Value, usize)> {
+    let dest = w.destination().await;
+    let data = dest.keys().filter(|n| n.ends_with(".jsonl.zst")).count();
+    dest.get(name).map(|(_, body)| {
+        let v: serde_json::Value = serde_json::from_slice(body).expect("watermark JSON");
+        (v, data)
+    })
 }
 
 async fn grant_audit_role(w: &World) {

@@ -50,6 +50,8 @@ pub struct Job {
 pub struct ListingReport {
     /// Unix seconds of the oldest data left waiting for a batch (deferred tails).
     pub oldest_deferred: Option<i64>,
+    /// True when a deferred tail's time was only assumed (see `SourceStatus::behind_since_assumed`).
+    pub deferred_since_assumed: bool,
     /// List Blobs calls made.
     pub requests: u64,
     /// Date-partitioned: roots known after the pass, and the oldest open hour among them.
@@ -180,7 +182,7 @@ impl<'a> SourceLister<'a> {
         let quiet = written.is_some_and(|t| {
             self.now.saturating_sub(t) >= self.cfg().partial_line_wait.get().as_secs() as i64
         });
-        let item = match plan(blob, prior, quiet, self.cfg().decrypt.is_some()) {
+        let item = match plan(blob, prior, quiet, self.cfg().decrypt.is_some(), self.now) {
             Plan::Ship(item) => *item,
             Plan::Nothing => return Ok(Offer::Nothing),
             Plan::PartialLineWaits => {
@@ -195,7 +197,17 @@ impl<'a> SourceLister<'a> {
         if !self.once && defer_for_batch_age(&item, self.cfg(), self.now) {
             // a growing blob shipped recently: its new lines wait to fill a batch (up to
             // batch_max_age), so objects are not one per poll
-            let since = item.prior.as_ref().map_or(0, |p| p.value.last_shipped_at);
+            // its new bytes were written after the poll that shipped up to its checkpoint began;
+            // a checkpoint that does not say when (written before schema 3) gives its commit
+            // time, good enough for the lag but not a time a watermark may claim
+            let prior = item.prior.as_ref().map(|p| &p.value);
+            let since = match prior.and_then(|p| p.seen_at) {
+                Some(seen) => seen,
+                None => {
+                    self.report.deferred_since_assumed = true;
+                    prior.map_or(0, |p| p.last_shipped_at)
+                }
+            };
             self.report.oldest_deferred =
                 Some(self.report.oldest_deferred.map_or(since, |o| o.min(since)));
             return Ok(Offer::Pending);

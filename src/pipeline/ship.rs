@@ -233,7 +233,14 @@ impl SourceContext {
             records_shipped: base_records + records,
             rejected_records: base_rejected + rejected,
             last_shipped_at: unix_now(),
-            first_unshipped_at: None,
+            // shipped to the listed end: whatever lies past it was written after this poll
+            // began; short of it (a batch of many, a partial last line), only what the prior
+            // checkpoint of this version knew still holds
+            seen_at: if offset >= item.end {
+                Some(item.seen_at)
+            } else {
+                prior.filter(|_| same_version).and_then(|p| p.seen_at)
+            },
         };
         let new_version = self
             .commits

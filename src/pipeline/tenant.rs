@@ -853,7 +853,7 @@ impl TenantSupervisor {
                     match oldest {
                         Some(t) => {
                             st.behind_since = Some(t);
-                            st.behind_since_assumed = false;
+                            st.behind_since_assumed = report.deferred_since_assumed;
                         }
                         // failed items without a write time: as old as the last catch-up
                         None if totals.failed > 0 => st.fall_behind(started),
@@ -1019,11 +1019,12 @@ mod tests {
                     records_shipped: 1,
                     rejected_records: 0,
                     last_shipped_at: 1000,
-                    first_unshipped_at: None,
+                    seen_at: Some(990),
                 },
             }),
             metadata: Default::default(),
             quiet: false,
+            seen_at: 1020,
         };
         assert!(defer_for_batch_age(&item, &cfg, 1030));
         // a quiet blob is not growing: nothing to batch up with

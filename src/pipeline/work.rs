@@ -47,6 +47,9 @@ pub struct WorkItem {
     /// An append blob not written for `partial_line_wait`: a last line without `\n` at `end` is
     /// final and ships as a record instead of waiting for its end.
     pub quiet: bool,
+    /// Unix seconds, at or before the listing that gave `end`: everything written to the blob
+    /// before it lies within `end` (the start of the poll).
+    pub seen_at: i64,
 }
 
 /// What a listed blob needs next.
@@ -124,6 +127,7 @@ pub fn plan(
     prior: Option<Versioned<Checkpoint>>,
     quiet: bool,
     decrypting: bool,
+    seen_at: i64,
 ) -> Plan {
     let kind = item.kind.unwrap_or(BlobKind::Block);
     if kind == BlobKind::Page {
@@ -168,6 +172,7 @@ pub fn plan(
         prior,
         metadata: item.metadata.clone(),
         quiet,
+        seen_at,
     }))
 }
 
@@ -177,7 +182,7 @@ mod tests {
 
     /// A source that does not decrypt.
     fn plan(item: &BlobItem, prior: Option<Versioned<Checkpoint>>, quiet: bool) -> Plan {
-        super::plan(item, prior, quiet, false)
+        super::plan(item, prior, quiet, false, 0)
     }
 
     fn blob(kind: BlobKind, etag: &str, size: u64) -> BlobItem {
@@ -202,7 +207,7 @@ mod tests {
                 records_shipped: 0,
                 rejected_records: 0,
                 last_shipped_at: 0,
-                first_unshipped_at: None,
+                seen_at: None,
             },
         })
     }
@@ -225,7 +230,7 @@ mod tests {
         let json = r#"{"WrappedContentKey":{"KeyId":"https://v.vault.azure.net/keys/k/1","EncryptedKey":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJw==","Algorithm":"RSA-OAEP-256"},"EncryptionAgent":{"Protocol":"2.0","EncryptionAlgorithm":"AES_GCM_256"},"EncryptedRegionInfo":{"DataLength":1000,"NonceLength":12},"EncryptionMode":"FullBlob"}"#;
         let mut b = blob(BlobKind::Block, "e1", 2 * 1028);
         b.metadata.insert("encryptiondata".into(), json.into());
-        let decrypting = |prior| super::plan(&b, prior, false, true);
+        let decrypting = |prior| super::plan(&b, prior, false, true, 0);
         // shipped whole: the checkpoint holds the plaintext length, 56 bytes under the listing's
         assert_eq!(decrypting(cp("e1", 2000, 2056)), Plan::Nothing);
         // committed in part (a records batch): resumes from there, to the ciphertext's end
@@ -239,22 +244,22 @@ mod tests {
         let mut odd = b.clone();
         odd.content_length = 1030;
         assert_eq!(
-            super::plan(&odd, cp("e1", 1030, 1030), false, true),
+            super::plan(&odd, cp("e1", 1030, 1030), false, true, 0),
             Plan::Nothing
         );
-        assert!(super::plan(&odd, cp("e1", 1000, 1030), false, true)
+        assert!(super::plan(&odd, cp("e1", 1000, 1030), false, true, 0)
             .work()
             .is_some());
         let plain = blob(BlobKind::Block, "e1", 2056);
         assert_eq!(
-            super::plan(&plain, cp("e1", 2056, 2056), false, true),
+            super::plan(&plain, cp("e1", 2056, 2056), false, true, 0),
             Plan::Nothing
         );
-        assert!(super::plan(&plain, cp("e1", 2000, 2056), false, true)
+        assert!(super::plan(&plain, cp("e1", 2000, 2056), false, true, 0)
             .work()
             .is_some());
         // a source that does not decrypt counts the bytes as listed
-        assert!(super::plan(&b, cp("e1", 2000, 2056), false, false)
+        assert!(super::plan(&b, cp("e1", 2000, 2056), false, false, 0)
             .work()
             .is_some());
     }

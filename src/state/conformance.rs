@@ -12,7 +12,7 @@ pub(crate) fn cp(offset: u64) -> Checkpoint {
         records_shipped: offset / 100,
         rejected_records: 1,
         last_shipped_at: 1_790_000_000,
-        first_unshipped_at: Some(1_790_000_100),
+        seen_at: Some(1_789_999_990),
     }
 }
 
@@ -118,13 +118,12 @@ pub(crate) fn cursors_quarantine_summary_delete(store: &dyn CheckpointStore) {
 
     assert_eq!(store.summary("t", "s").unwrap(), SourceSummary::default());
     let mut a = cp(100);
-    a.first_unshipped_at = None;
+    a.seen_at = None;
     a.last_shipped_at = 50;
     store
         .commit(&ObjectKey::new("t", "s", "a"), None, &a)
         .unwrap();
     let mut b = cp(1000);
-    b.first_unshipped_at = Some(7);
     b.rejected_records = 3;
     b.size_seen = 900; // smaller than offset: counts as nothing pending
     store
@@ -136,7 +135,6 @@ pub(crate) fn cursors_quarantine_summary_delete(store: &dyn CheckpointStore) {
     assert_eq!(s.rejected_records, 4);
     assert_eq!(store.rejected_count("t", "s").unwrap(), 4);
     assert_eq!(s.bytes_pending, 10);
-    assert_eq!(s.oldest_unshipped_at, Some(7));
     assert_eq!(s.last_shipped_at, Some(1_790_000_000));
 
     store

@@ -221,10 +221,6 @@ impl CheckpointStore for MemoryCheckpointStore {
             s.bytes_pending = s
                 .bytes_pending
                 .saturating_add(cp.size_seen.saturating_sub(cp.offset));
-            s.oldest_unshipped_at = match (s.oldest_unshipped_at, cp.first_unshipped_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
             s.last_shipped_at = s.last_shipped_at.max(Some(cp.last_shipped_at));
         }
         Ok(s)

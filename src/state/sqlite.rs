@@ -26,7 +26,7 @@ use super::{
 pub const STATE_FILE_NAME: &str = "ferry.sqlite3";
 
 /// Highest schema version this Ferry writes and understands.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Migrations, in order: (version reached, description, SQL).
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -80,6 +80,12 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         behind_since INTEGER NOT NULL,
         PRIMARY KEY (tenant, source)
      ) WITHOUT ROWID;",
+    ),
+    (
+        3,
+        "when each checkpoint's range was seen",
+        // the column it replaces was never written (always NULL)
+        "ALTER TABLE checkpoints RENAME COLUMN first_unshipped_at TO seen_at;",
     ),
 ];
 
@@ -139,7 +145,7 @@ fn own_state_dir(state_dir: &Path, wait: Duration) -> Result<std::fs::File, Stat
 
 /// Columns of a checkpoint row, in the order [`read_checkpoint`] expects.
 const CP_COLUMNS: &str = "object, version, etag, byte_offset, blob_kind, size_seen, \
-     records_shipped, rejected_records, last_shipped_at, first_unshipped_at";
+     records_shipped, rejected_records, last_shipped_at, seen_at";
 
 /// Listing cursors kept in memory after their first read or write. Every pass of every source
 /// starts by reading its cursor; from SQLite that is a read transaction, whose `fcntl` locking of
@@ -399,7 +405,7 @@ fn read_checkpoint(row: &Row<'_>) -> rusqlite::Result<(String, Versioned<Checkpo
                 records_shipped: col_u64(row, 6)?,
                 rejected_records: col_u64(row, 7)?,
                 last_shipped_at: row.get(8)?,
-                first_unshipped_at: row.get(9)?,
+                seen_at: row.get(9)?,
             },
         },
     ))
@@ -455,7 +461,7 @@ impl SqliteCheckpointStore {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO checkpoints (tenant, source, object, version, etag, byte_offset,
                 blob_kind, size_seen, records_shipped, rejected_records, last_shipped_at,
-                first_unshipped_at)
+                seen_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .and_then(|mut stmt| {
@@ -471,7 +477,7 @@ impl SqliteCheckpointStore {
                 records,
                 rejected,
                 cp.last_shipped_at,
-                cp.first_unshipped_at,
+                cp.seen_at,
             ])
         })
         .map_err(self.err("commit"))?;
@@ -816,7 +822,7 @@ impl CheckpointStore for SqliteCheckpointStore {
         conn.query_row(
             "SELECT COUNT(*), COALESCE(SUM(records_shipped), 0), COALESCE(SUM(rejected_records), 0),
                     COALESCE(SUM(MAX(size_seen - byte_offset, 0)), 0),
-                    MIN(first_unshipped_at), MAX(last_shipped_at)
+                    MAX(last_shipped_at)
              FROM checkpoints WHERE tenant = ?1 AND source = ?2",
             params![tenant, source],
             |r| {
@@ -825,8 +831,7 @@ impl CheckpointStore for SqliteCheckpointStore {
                     records_shipped: col_u64(r, 1)?,
                     rejected_records: col_u64(r, 2)?,
                     bytes_pending: col_u64(r, 3)?,
-                    oldest_unshipped_at: r.get(4)?,
-                    last_shipped_at: r.get(5)?,
+                    last_shipped_at: r.get(4)?,
                 })
             },
         )

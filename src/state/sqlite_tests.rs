@@ -38,7 +38,7 @@ fn tenant_stops() {
 /// A state directory written by a Ferry of schema 1 (before stopped tenants were kept) opens
 /// with its checkpoints, cursors and quarantine rows intact, and keeps stops from then on.
 #[test]
-fn a_schema_1_store_is_migrated_in_place() {
+fn a_schema_1_store_is_migrated_in_place_to_the_newest() {
     let dir = temp();
     {
         let conn = rusqlite::Connection::open(dir.path().join(STATE_FILE_NAME)).unwrap();
@@ -51,9 +51,27 @@ fn a_schema_1_store_is_migrated_in_place() {
         conn.execute_batch(MIGRATIONS[0].2).unwrap();
         conn.execute("INSERT INTO listing_cursors VALUES ('t', 's', 'c1', 0)", [])
             .unwrap();
+        conn.execute(
+            "INSERT INTO checkpoints VALUES ('t', 's', 'b', 3, 'created:x', 70, 'append', 90,
+                 2, 0, 1000, NULL)",
+            [],
+        )
+        .unwrap();
     }
     let store = SqliteCheckpointStore::open(dir.path()).unwrap();
     assert_eq!(store.load_cursor("t", "s").unwrap().as_deref(), Some("c1"));
+    // schema 3: the checkpoint is whole, and does not say when its range was seen
+    let old = store.load(&ObjectKey::new("t", "s", "b")).unwrap().unwrap();
+    assert_eq!(
+        (old.version, old.value.offset, old.value.last_shipped_at),
+        (3, 70, 1000)
+    );
+    assert_eq!(old.value.seen_at, None);
+    let mut seen = old.value.clone();
+    seen.seen_at = Some(990);
+    store
+        .commit(&ObjectKey::new("t", "s", "b"), Some(3), &seen)
+        .unwrap();
     let stop = TenantStop {
         state: "access_denied".into(),
         since: 5,
@@ -63,6 +81,8 @@ fn a_schema_1_store_is_migrated_in_place() {
     drop(store);
     let store = SqliteCheckpointStore::open(dir.path()).unwrap();
     assert_eq!(store.tenant_stop("t").unwrap(), Some(stop));
+    let b = store.load(&ObjectKey::new("t", "s", "b")).unwrap().unwrap();
+    assert_eq!(b.value.seen_at, Some(990));
     let versions: Vec<i64> = store
         .conn()
         .prepare("SELECT version FROM ferry_schema ORDER BY version")
@@ -71,7 +91,7 @@ fn a_schema_1_store_is_migrated_in_place() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
 }
 
 #[test]
@@ -93,7 +113,7 @@ fn an_unfinished_checkpoint_transaction_is_rolled_back_and_the_next_one_works() 
         records_shipped: 0,
         rejected_records: 0,
         last_shipped_at: 0,
-        first_unshipped_at: None,
+        seen_at: None,
     };
     {
         let conn = store.conn();

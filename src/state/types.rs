@@ -85,8 +85,11 @@ pub struct Checkpoint {
     pub rejected_records: u64,
     /// Unix seconds of the last destination commit for this object.
     pub last_shipped_at: i64,
-    /// Unix seconds since which bytes past `offset` have been waiting, `None` when caught up.
-    pub first_unshipped_at: Option<i64>,
+    /// Unix seconds of the start of the poll that listed the blob for the range ending at
+    /// `offset`: what was written to this blob version before it is shipped, anything past
+    /// `offset` was written after it. `None` when unknown (a checkpoint of a Ferry before schema
+    /// 3, or one taken over from objects an earlier process left in the destination).
+    pub seen_at: Option<i64>,
 }
 
 /// A value with the version the store gave it; pass the version back to `commit`.
@@ -157,8 +160,6 @@ pub struct SourceSummary {
     pub rejected_records: u64,
     /// Sum over objects of `size_seen - offset` (bytes known but not yet shipped).
     pub bytes_pending: u64,
-    /// Oldest `first_unshipped_at` (lag), `None` when every object is caught up.
-    pub oldest_unshipped_at: Option<i64>,
     /// Newest `last_shipped_at`, `None` when nothing was shipped.
     pub last_shipped_at: Option<i64>,
 }

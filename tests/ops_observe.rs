@@ -820,6 +820,74 @@ async fn a_watermark_does_not_claim_what_was_appended_while_a_shipment_uploaded(
     let _ = d.stop();
 }
 
+/// An append blob whose reads fail while two appends wait: the blob's last-modified time is the
+/// second append's, and the first is older. The watermark must stay before the first (it took
+/// the last-modified time before, and claimed the first append).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermark_does_not_claim_the_appends_of_a_blob_it_cannot_read() {
+    const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";
+    let w = world(1).await;
+    let mut spec = SourceSpec::records("audit");
+    spec.extra = "  batch_max_age = \"1s\"\n".into();
+    let cfg = with_watermarks(w.config(&[("contoso", vec![spec])], ""));
+    let contoso = w.seeder("contoso").await;
+    let (container, blob) = ("insights-logs-auditevent", BLOB);
+    contoso.create_append_blob(container, blob).await.unwrap();
+    contoso
+        .append_block(container, blob, log_lines("c", 0, 5))
+        .await
+        .unwrap();
+    let d = Daemon::start(&cfg);
+    let c = r#"tenant="contoso",source="audit""#;
+    d.wait_for(60, "the first records shipped and a watermark", || async {
+        sample(&d.metrics().await, "ferry_records_shipped_total", c) == Some(5.0)
+            && watermark_and_objects(&w, MARK).await.is_some()
+    })
+    .await;
+    // every read of the blob fails from now on (a listing still works)
+    w.sandbox
+        .admin()
+        .add_fault(&ferry_sim::faults::FaultSpec {
+            host: Some("contosologs.blob.sandbox.test".into()),
+            method: Some("GET".into()),
+            path_prefix: Some(format!("/{container}/resourceId%3D")),
+            status: Some(500),
+            error_code: Some("InternalError".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    contoso
+        .append_block(container, blob, log_lines("c", 5, 2))
+        .await
+        .unwrap();
+    let first_append = now_unix();
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    contoso
+        .append_block(container, blob, log_lines("c", 7, 2))
+        .await
+        .unwrap();
+    d.wait_for(60, "the blob's read failing", || async {
+        d.status().await["tenants"]["contoso"]["sources"]["audit"]["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("500"))
+    })
+    .await;
+    // two publisher ticks past a failed poll after the second append
+    tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+    let (v, _) = watermark_and_objects(&w, MARK).await.expect("a watermark");
+    let at = v["complete_before_unix"].as_i64();
+    assert!(
+        at.is_some_and(|t| t <= first_append),
+        "complete_before {at:?} claims the records appended at {first_append}:\n{v}"
+    );
+    assert_eq!(
+        sample(&d.metrics().await, "ferry_records_shipped_total", c),
+        Some(5.0)
+    );
+    let _ = d.stop();
+}
+
 /// `cfg` with `destination.watermark_interval = "10s"`.
 fn with_watermarks(cfg: std::path::PathBuf) -> std::path::PathBuf {
     let toml = std::fs::read_to_string(&cfg).unwrap();

@@ -187,8 +187,11 @@ pub struct TenantTotals {
     pub failed: u64,
     /// Of those, the ones (and failed listings) that could not connect to the customer's endpoint.
     pub unreachable: u64,
-    /// Last-modified time (unix seconds) of the oldest blob whose job failed.
+    /// Since when (unix seconds) the oldest data of a failed job may have waited
+    /// (`WorkItem::unshipped_since`).
     pub oldest_failed: Option<i64>,
+    /// True when one of those times was only assumed.
+    pub failed_since_assumed: bool,
     /// A refusal that stops the tenant was met (the tenant's blocked state is being set).
     pub refused: bool,
 }
@@ -204,6 +207,7 @@ impl TenantTotals {
             (a, b) => a.or(b),
         };
         self.refused |= later.refused;
+        self.failed_since_assumed |= later.failed_since_assumed;
     }
 }
 
@@ -771,15 +775,10 @@ impl TenantSupervisor {
                     Err(e) => {
                         totals.failed += 1;
                         totals.unreachable += u64::from(e.is_source_unreachable());
-                        if let Some(t) = item
-                            .last_modified
-                            .as_deref()
-                            .and_then(|t| httpdate::parse_http_date(t).ok())
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        {
-                            let t = t.as_secs() as i64;
+                        if let Some((t, assumed)) = item.unshipped_since() {
                             totals.oldest_failed =
                                 Some(totals.oldest_failed.map_or(t, |o| o.min(t)));
+                            totals.failed_since_assumed |= assumed;
                         }
                         if let Some(b) = blocking_state(&e, &self.consent_url, &container) {
                             if !blocked {
@@ -853,7 +852,8 @@ impl TenantSupervisor {
                     match oldest {
                         Some(t) => {
                             st.behind_since = Some(t);
-                            st.behind_since_assumed = report.deferred_since_assumed;
+                            st.behind_since_assumed =
+                                report.deferred_since_assumed || totals.failed_since_assumed;
                         }
                         // failed items without a write time: as old as the last catch-up
                         None if totals.failed > 0 => st.fall_behind(started),

@@ -52,6 +52,39 @@ pub struct WorkItem {
     pub seen_at: i64,
 }
 
+/// Unix seconds of an RFC 1123 time as the service lists it.
+fn http_time(t: Option<&str>) -> Option<i64> {
+    let t = httpdate::parse_http_date(t?).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+impl WorkItem {
+    /// Since when the bytes this unit has not shipped may have been written, and whether that
+    /// time is only assumed (see `SourceStatus::behind_since_assumed`). A block blob version is
+    /// written whole at its last-modified time. An append blob's unshipped bytes come after its
+    /// checkpoint, so after the poll that shipped to it (`seen_at`), or after its creation when
+    /// nothing of this version shipped; its last-modified time is only its newest append.
+    pub fn unshipped_since(&self) -> Option<(i64, bool)> {
+        let modified = http_time(self.last_modified.as_deref());
+        if self.kind != BlobKind::Append {
+            return modified.map(|t| (t, false));
+        }
+        let prior = self
+            .prior
+            .as_ref()
+            .map(|p| &p.value)
+            .filter(|p| p.etag == self.identity);
+        let known = match prior {
+            Some(p) => p.seen_at,
+            None => http_time(self.creation_time.as_deref()),
+        };
+        match known {
+            Some(t) => Some((t, false)),
+            None => modified.map(|t| (t, true)),
+        }
+    }
+}
+
 /// What a listed blob needs next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -210,6 +243,34 @@ mod tests {
                 seen_at: None,
             },
         })
+    }
+
+    #[test]
+    fn unshipped_bytes_are_as_old_as_what_tells_where_they_start() {
+        // created 10:00 (1_793_613_600), appended to last at 13:00
+        let mut b = blob(BlobKind::Append, "e1", 300);
+        b.last_modified = Some("Mon, 02 Nov 2026 13:00:00 GMT".into());
+        let created = 1_793_613_600;
+        let item = |prior| plan(&b, prior, false).work().unwrap();
+        // nothing of it shipped: its bytes are no older than the blob
+        assert_eq!(item(None).unshipped_since(), Some((created, false)));
+        // shipped up to a checkpoint: its other bytes came after the poll that shipped it
+        let mut prior = cp(&identity_of(&b), 100, 100);
+        prior.as_mut().unwrap().value.seen_at = Some(created + 600);
+        assert_eq!(item(prior).unshipped_since(), Some((created + 600, false)));
+        // a checkpoint that does not say: the newest append, assumed
+        let prior = cp(&identity_of(&b), 100, 100);
+        assert_eq!(
+            item(prior).unshipped_since(),
+            Some((created + 3 * 3600, true))
+        );
+        // a block blob version is written whole, when it was last modified
+        let mut k = blob(BlobKind::Block, "e1", 300);
+        k.last_modified = b.last_modified.clone();
+        assert_eq!(
+            plan(&k, None, false).work().unwrap().unshipped_since(),
+            Some((created + 3 * 3600, false))
+        );
     }
 
     #[test]

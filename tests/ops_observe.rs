@@ -615,7 +615,6 @@ async fn revoke_audit_role_until_denied(w: &World, d: &Daemon) {
 /// access returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watermarks_say_how_complete_a_source_is_and_why_it_stopped() {
-    const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";
     let w = world(1).await;
     let contoso = w.seeder("contoso").await;
     contoso
@@ -759,18 +758,8 @@ async fn watermarks_say_how_complete_a_source_is_and_why_it_stopped() {
 /// before its commit: the watermark must stay before them (it took the commit's time before).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watermark_does_not_claim_what_was_appended_while_a_shipment_uploaded() {
-    const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";
-    let w = world(1).await;
-    let mut spec = SourceSpec::records("audit");
-    spec.extra = "  batch_max_age = \"40s\"\n".into();
-    let cfg = with_watermarks(w.config(&[("contoso", vec![spec])], ""));
-    let contoso = w.seeder("contoso").await;
+    let (w, cfg, contoso) = growing_audit_blob_with_watermarks("40s").await;
     let (container, blob) = ("insights-logs-auditevent", BLOB);
-    contoso.create_append_blob(container, blob).await.unwrap();
-    contoso
-        .append_block(container, blob, log_lines("c", 0, 5))
-        .await
-        .unwrap();
     // every provider write is answered 12 s late (it takes effect at once): the first object
     // is visible in the destination 12 s before Ferry knows it landed and commits its checkpoint
     w.delay_provider_writes(12_000).await;
@@ -825,18 +814,8 @@ async fn a_watermark_does_not_claim_what_was_appended_while_a_shipment_uploaded(
 /// the last-modified time before, and claimed the first append).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watermark_does_not_claim_the_appends_of_a_blob_it_cannot_read() {
-    const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";
-    let w = world(1).await;
-    let mut spec = SourceSpec::records("audit");
-    spec.extra = "  batch_max_age = \"1s\"\n".into();
-    let cfg = with_watermarks(w.config(&[("contoso", vec![spec])], ""));
-    let contoso = w.seeder("contoso").await;
+    let (w, cfg, contoso) = growing_audit_blob_with_watermarks("1s").await;
     let (container, blob) = ("insights-logs-auditevent", BLOB);
-    contoso.create_append_blob(container, blob).await.unwrap();
-    contoso
-        .append_block(container, blob, log_lines("c", 0, 5))
-        .await
-        .unwrap();
     let d = Daemon::start(&cfg);
     let c = r#"tenant="contoso",source="audit""#;
     d.wait_for(60, "the first records shipped and a watermark", || async {
@@ -886,6 +865,28 @@ async fn a_watermark_does_not_claim_the_appends_of_a_blob_it_cannot_read() {
         Some(5.0)
     );
     let _ = d.stop();
+}
+
+/// The watermark object of contoso's `audit` source.
+const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";
+
+/// A world whose contoso `audit` source (records, `batch_max_age` as given, watermarks every
+/// 10 s) reads one append blob, `BLOB`, that holds 5 records: the world, the config, a seeder.
+async fn growing_audit_blob_with_watermarks(
+    batch_max_age: &str,
+) -> (World, std::path::PathBuf, ferry_sim::sandbox::BlobSeeder) {
+    let w = world(1).await;
+    let mut spec = SourceSpec::records("audit");
+    spec.extra = format!("  batch_max_age = \"{batch_max_age}\"\n");
+    let cfg = with_watermarks(w.config(&[("contoso", vec![spec])], ""));
+    let contoso = w.seeder("contoso").await;
+    let container = "insights-logs-auditevent";
+    contoso.create_append_blob(container, BLOB).await.unwrap();
+    contoso
+        .append_block(container, BLOB, log_lines("c", 0, 5))
+        .await
+        .unwrap();
+    (w, cfg, contoso)
 }
 
 /// `cfg` with `destination.watermark_interval = "10s"`.

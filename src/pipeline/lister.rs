@@ -402,8 +402,7 @@ impl<'a> SourceLister<'a> {
 
 /// `Last-Modified` of a listed blob, in unix seconds.
 fn last_modified(blob: &BlobItem) -> Option<i64> {
-    let t = httpdate::parse_http_date(blob.last_modified.as_deref()?).ok()?;
-    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+    super::work::http_time(blob.last_modified.as_deref())
 }
 
 /// The listing prefixes that stay inside the source's own `prefix`: a partition prefix under it

@@ -53,7 +53,7 @@ pub struct WorkItem {
 }
 
 /// Unix seconds of an RFC 1123 time as the service lists it.
-fn http_time(t: Option<&str>) -> Option<i64> {
+pub fn http_time(t: Option<&str>) -> Option<i64> {
     let t = httpdate::parse_http_date(t?).ok()?;
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
 }

@@ -8,13 +8,19 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferry::config::Compression;
-use ferry::sink::{EndKind, RecordEncoder, RecordSplitter, SplitEvent, SplitterConfig};
+use ferry::sink::{
+    ChunkLineRun, EndKind, RecordEncoder, RecordSplitter, SplitEvent, SplitterConfig,
+};
 
 /// Size of the generated input.
 const INPUT_BYTES: usize = 64 << 20;
 
 /// Chunk size the fetch stage hands to the splitter.
 const CHUNK: usize = 4 << 20;
+
+/// Chunk size a download yields in practice (one TLS record's plaintext), for the
+/// `pipeline/*` pair.
+const TLS_CHUNK: usize = 16 << 10;
 
 /// Block size the uploader drains.
 const BLOCK: usize = 8 << 20;
@@ -102,6 +108,45 @@ fn split_all(input: &[u8], mut on: impl FnMut(&[u8])) -> u64 {
     summary.stats.records
 }
 
+/// Splits `input` in [`TLS_CHUNK`] chunks into one zstd object, as the pipeline does; with
+/// `by_run`, through [`ChunkLineRun`]. Returns the encoded length.
+fn split_encode(input: &[u8], by_run: bool) -> u64 {
+    let config = SplitterConfig {
+        max_record_size: 1 << 20,
+        batch_max_bytes: 64 << 20,
+        legacy_document_max: 0,
+    };
+    let mut splitter = RecordSplitter::new(config, 0);
+    let mut enc = RecordEncoder::new(Compression::Zstd).expect("encoder");
+    let mut out = 0u64;
+    for chunk in input.chunks(TLS_CHUNK) {
+        let mut run = ChunkLineRun::new(chunk);
+        let mut on = |ev: SplitEvent<'_>| -> Result<(), ferry::sink::CompressError> {
+            if let SplitEvent::Record { data, .. } = ev {
+                if by_run {
+                    run.record(data, &mut enc)?;
+                } else {
+                    enc.write_record(data)?;
+                }
+            }
+            Ok(())
+        };
+        splitter.push(chunk, &mut on).expect("split");
+        run.flush(&mut enc).expect("write");
+        if let Some(block) = enc.take_ready(BLOCK) {
+            out += block.len() as u64;
+        }
+    }
+    let mut on = |ev: SplitEvent<'_>| -> Result<(), ferry::sink::CompressError> {
+        if let SplitEvent::Record { data, .. } = ev {
+            enc.write_record(data)?;
+        }
+        Ok(())
+    };
+    splitter.finish(EndKind::Immutable, &mut on).expect("split");
+    out + enc.finish().expect("finish").tail.len() as u64
+}
+
 fn bench(c: &mut Criterion) {
     let input = diagnostic_logs(INPUT_BYTES);
     let lines = input.iter().filter(|&&b| b == b'\n').count();
@@ -160,6 +205,14 @@ fn bench(c: &mut Criterion) {
             out + enc.finish().expect("finish").tail.len()
         })
     });
+    // splitter + zstd-1 over download-sized chunks, records written one by one against runs of
+    // the records lying back to back in a chunk (what `ship_records` does)
+    for by_run in [false, true] {
+        let name = if by_run { "chunk-runs" } else { "per-record" };
+        g.bench_function(BenchmarkId::new("pipeline", name), |b| {
+            b.iter(|| split_encode(&input, by_run))
+        });
+    }
     g.finish();
 
     // Compression ratios, printed once for the report.

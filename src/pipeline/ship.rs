@@ -21,8 +21,8 @@ use crate::blob_api::{BlobErrorClass, BlobKind, UploadOptions};
 use crate::cmk::{CustomerKey, KeyVaultError};
 use crate::config::{AtRest, BlobSourceConfig, Compression, ShipMode, UnencryptedPolicy};
 use crate::sink::{
-    content_encoding, extension, BatchRange, CompressError, Destination, EncodedTail, EndKind,
-    NameContext, PathTemplate, RecordEncoder, RecordSplitter, SinkError, SplitEvent,
+    content_encoding, extension, BatchRange, ChunkLineRun, CompressError, Destination, EncodedTail,
+    EndKind, NameContext, PathTemplate, RecordEncoder, RecordSplitter, SinkError, SplitEvent,
     SplitterConfig, JSONL_CONTENT_TYPE,
 };
 use crate::source::{BlobSource, SourceError};
@@ -523,14 +523,17 @@ impl SourceContext {
         // batches closed by the splitter inside the current chunk, with their encoded tails
         let mut closed: Vec<(BatchRange, EncodedTail)> = Vec::new();
 
+        // records lying back to back in the chunk reach the encoder as one slice of it
         let handle = |ev: SplitEvent<'_>,
+                      run: &mut ChunkLineRun<'_>,
                       encoder: &mut RecordEncoder,
                       closed: &mut Vec<(BatchRange, EncodedTail)>|
          -> Result<(), CompressError> {
             match ev {
-                SplitEvent::Record { data, .. } => encoder.write_record(data)?,
+                SplitEvent::Record { data, .. } => run.record(data, encoder)?,
                 SplitEvent::Rejected { .. } => {}
                 SplitEvent::BatchEnd(range) => {
+                    run.flush(encoder)?;
                     let finished = std::mem::replace(encoder, RecordEncoder::new(compression)?);
                     closed.push((range, finished.finish()?));
                 }
@@ -541,11 +544,12 @@ impl SourceContext {
         loop {
             let chunk = reader.next_chunk().await?;
             let at_end = chunk.is_none();
-            let mut on = |ev: SplitEvent<'_>| handle(ev, &mut encoder, &mut closed);
-            let result = match chunk {
+            let mut run = ChunkLineRun::new(chunk.as_deref().unwrap_or_default());
+            let mut on = |ev: SplitEvent<'_>| handle(ev, &mut run, &mut encoder, &mut closed);
+            let result = match &chunk {
                 Some(chunk) => {
                     out.bytes_read += chunk.len() as u64;
-                    splitter.push(&chunk, &mut on).map(|()| None)
+                    splitter.push(chunk, &mut on).map(|()| None)
                 }
                 None => {
                     let finished =
@@ -553,6 +557,7 @@ impl SourceContext {
                     finished.finish(end_kind, &mut on).map(Some)
                 }
             };
+            let result = result.and_then(|summary| run.flush(&mut encoder).map(|()| summary));
             let summary = result.map_err(|e| compress_error(item, e))?;
             // commit every batch the splitter closed, in order
             for (range, tail) in closed.drain(..) {

@@ -28,6 +28,14 @@ const ZSTD_LEVEL: i32 = 1;
 /// is about 3 % more compressed bytes on diagnostic logs; readers need less memory to decode.
 const ZSTD_WINDOW_LOG: u32 = 17;
 
+/// Whether zstd frames carry a content checksum (XXH64 of the plaintext): no. The checksum
+/// covers only what happens to the bytes between Ferry's compressor and a reader's decompressor,
+/// which TLS in transit and Azure Storage's own integrity checks at rest already cover; the
+/// end-to-end check is the object's `ferry_plaintext_sha256` metadata, computed over the same
+/// plaintext. Hashing every byte a second time cost about 3.5 % of a large records run's CPU
+/// (`docs/BENCHMARKS.md`, "Runs 19 to 21" and "Run 43").
+const ZSTD_CONTENT_CHECKSUM: bool = false;
+
 /// `Content-Encoding` header value, `None` for uncompressed objects.
 pub fn content_encoding(c: Compression) -> Option<&'static str> {
     match c {
@@ -119,6 +127,11 @@ pub struct RecordEncoder {
 /// Plaintext gathered before it is hashed and encoded in one call.
 const COALESCED_PLAINTEXT: usize = 32 << 10;
 
+/// Shortest run of lines [`RecordEncoder::write_lines`] encodes where it lies instead of
+/// gathering it: long enough that the calls into the hash and zstd cost little per byte (a run
+/// is at most one downloaded chunk, about 16 KiB: one TLS record).
+const DIRECT_LINES_MIN: usize = 4 << 10;
+
 /// Plaintext a zstd object gathers before its frame starts (zstd's block size). An object no
 /// longer than this (the records of a small blob) is compressed in one call when it closes: it
 /// borrows a zstd context only for that call instead of holding one across the awaits of its
@@ -207,6 +220,50 @@ impl RecordEncoder {
         self.pending.extend_from_slice(record);
         self.pending.push(b'\n');
         Ok(())
+    }
+
+    /// Writes `count` records given as they are encoded: each followed by its `\n`, back to
+    /// back (a run of lines lying so in a source chunk). The same as `count` calls of
+    /// [`write_record`](Self::write_record), without copying the run when it is long enough to
+    /// go to the hash and the codec as it is: once a zstd frame has started (an object's first
+    /// [`ONE_SHOT_PLAINTEXT`] are still gathered) and for gzip, a run of at least
+    /// [`DIRECT_LINES_MIN`] bytes is encoded from where it lies.
+    pub fn write_lines(&mut self, lines: &[u8], count: u64) -> Result<(), CompressError> {
+        debug_assert!(lines.is_empty() == (count == 0) && lines.last().is_none_or(|b| *b == b'\n'));
+        self.plaintext_len += lines.len() as u64;
+        self.records += count;
+        let unstarted = matches!(self.codec, Codec::ZstdUnstarted);
+        match self.codec {
+            Codec::Plain(_) => return self.encode(lines),
+            Codec::ZstdUnstarted if self.pending.len() + lines.len() <= ONE_SHOT_PLAINTEXT => {
+                self.gather(lines, ONE_SHOT_PLAINTEXT);
+                return Ok(());
+            }
+            _ => {}
+        }
+        if !unstarted && lines.len() < DIRECT_LINES_MIN {
+            if self.pending.len() + lines.len() > COALESCED_PLAINTEXT {
+                self.flush_pending()?;
+            }
+            self.gather(lines, COALESCED_PLAINTEXT);
+            return Ok(());
+        }
+        // first what was gathered before (this starts a zstd frame), then the run
+        self.flush_pending()?;
+        if lines.len() >= DIRECT_LINES_MIN {
+            self.encode(lines)
+        } else {
+            self.gather(lines, COALESCED_PLAINTEXT);
+            Ok(())
+        }
+    }
+
+    /// Appends plaintext to `pending`, whose capacity is reserved once at `capacity`.
+    fn gather(&mut self, plain: &[u8], capacity: usize) {
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(capacity.max(plain.len()));
+        }
+        self.pending.extend_from_slice(plain);
     }
 
     /// Hands the gathered records to the hash and the codec.
@@ -306,6 +363,76 @@ impl RecordEncoder {
     }
 }
 
+/// Records of one source chunk that lie back to back there, each followed by a lone `\n`,
+/// handed to [`RecordEncoder::write_lines`] as one slice of the chunk instead of one by one.
+/// The splitter reports records singly; most of them are slices of the chunk it was given, and
+/// a run of them is exactly the plaintext the encoder would write. A record that is not in the
+/// chunk (a line that straddled two chunks, a legacy document's element) or not followed by
+/// `\n` there (a CRLF line) goes to [`RecordEncoder::write_record`] after the run before it.
+///
+/// Call [`flush`](Self::flush) before the encoder is finished (a batch end) and when the
+/// splitter is done with the chunk: a run not flushed is not written.
+#[derive(Debug)]
+pub struct ChunkLineRun<'c> {
+    /// The chunk the splitter is splitting.
+    chunk: &'c [u8],
+    /// Where the run starts in the chunk.
+    start: usize,
+    /// Where it ends (exclusive, after the last record's `\n`).
+    end: usize,
+    /// Records in the run; 0 when there is none.
+    count: u64,
+}
+
+impl<'c> ChunkLineRun<'c> {
+    /// No run yet, over `chunk`.
+    pub fn new(chunk: &'c [u8]) -> Self {
+        ChunkLineRun {
+            chunk,
+            start: 0,
+            end: 0,
+            count: 0,
+        }
+    }
+
+    /// Writes `record`, reported by the splitter while it split the chunk, through the run.
+    pub fn record(
+        &mut self,
+        record: &[u8],
+        encoder: &mut RecordEncoder,
+    ) -> Result<(), CompressError> {
+        // where the record lies in the chunk, if it does: two allocations do not overlap, so
+        // an address inside the chunk means these are the chunk's own bytes
+        let start = (record.as_ptr() as usize).checked_sub(self.chunk.as_ptr() as usize);
+        let end = start.and_then(|s| s.checked_add(record.len()));
+        match (start, end) {
+            (Some(start), Some(end)) if end < self.chunk.len() && self.chunk[end] == b'\n' => {
+                if self.count > 0 && start == self.end {
+                    self.end = end + 1;
+                    self.count += 1;
+                } else {
+                    self.flush(encoder)?;
+                    (self.start, self.end, self.count) = (start, end + 1, 1);
+                }
+                Ok(())
+            }
+            _ => {
+                self.flush(encoder)?;
+                encoder.write_record(record)
+            }
+        }
+    }
+
+    /// Writes the run gathered so far.
+    pub fn flush(&mut self, encoder: &mut RecordEncoder) -> Result<(), CompressError> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let count = std::mem::take(&mut self.count);
+        encoder.write_lines(&self.chunk[self.start..self.end], count)
+    }
+}
+
 /// Idle zstd contexts kept for the next object (under 1 MiB each at level 1 with a 128 KiB
 /// window: 976,409 bytes once used, 1,369,625 with level 1's own 512 KiB window).
 const IDLE_ZSTD_CONTEXTS: usize = 8;
@@ -319,7 +446,7 @@ const ZSTD_OUTPUT_STEP: usize = 32 << 10;
 /// fresh tables, about a tenth of a small-blob records run.
 static IDLE_ZSTD: Mutex<Vec<zstd::zstd_safe::CCtx<'static>>> = Mutex::new(Vec::new());
 
-/// One zstd frame at [`ZSTD_LEVEL`] with a content checksum, written straight into `out` with
+/// One zstd frame at [`ZSTD_LEVEL`] and [`ZSTD_WINDOW_LOG`], written straight into `out` with
 /// a context borrowed from [`IDLE_ZSTD`] and given back (reset) when the frame is dropped.
 struct ZstdFrame {
     /// The context; `None` only while being dropped.
@@ -347,7 +474,8 @@ impl ZstdFrame {
                 })?;
                 cctx.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL))
                     .map_err(zstd_error)?;
-                cctx.set_parameter(CParameter::ChecksumFlag(true))
+                // no content checksum (zstd's library default; `ZSTD_CONTENT_CHECKSUM`)
+                cctx.set_parameter(CParameter::ChecksumFlag(ZSTD_CONTENT_CHECKSUM))
                     .map_err(zstd_error)?;
                 cctx.set_parameter(CParameter::WindowLog(ZSTD_WINDOW_LOG))
                     .map_err(zstd_error)?;
@@ -582,8 +710,8 @@ mod tests {
     }
 
     /// Encoders share pooled zstd contexts: a frame abandoned half-way (an object given up)
-    /// hands its context back reset, and every later frame is complete and carries its
-    /// content checksum.
+    /// hands its context back reset, and every later frame is complete and keeps the
+    /// context's parameters (here: the content checksum flag).
     #[test]
     fn a_zstd_context_given_back_mid_frame_serves_later_objects_cleanly() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -607,10 +735,10 @@ mod tests {
             let tail = enc.finish().unwrap();
             // frame header descriptor, bit 2: Content_Checksum_flag (RFC 8878, 3.1.1.1.1)
             assert_eq!(&tail.tail[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
-            assert_ne!(
-                tail.tail[4] & 0b100,
-                0,
-                "round {round}: no content checksum"
+            assert_eq!(
+                tail.tail[4] & 0b100 != 0,
+                ZSTD_CONTENT_CHECKSUM,
+                "round {round}: content checksum flag"
             );
             assert_eq!(
                 decode(Compression::Zstd, &tail.tail),
@@ -729,6 +857,173 @@ mod tests {
                 let digest: [u8; 32] = Sha256::digest(&plain).into();
                 assert_eq!(digest, tail.plaintext_sha256);
             }
+        }
+    }
+
+    /// Runs of lines of every size, mixed with single records, encode to what the same records
+    /// written one by one encode to: the same plaintext, count, length and hash, in every codec,
+    /// also when the object's first run is longer than the one-shot threshold.
+    #[test]
+    fn runs_of_lines_encode_as_the_same_records_one_by_one() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            for round in 0..12u64 {
+                let mut by_run = RecordEncoder::new(c).unwrap();
+                let mut by_record = RecordEncoder::new(c).unwrap();
+                let mut expected = Vec::new();
+                let mut object = Vec::new();
+                let mut i = 0;
+                for _ in 0..(5 + round * 3) {
+                    // a run of up to ~400 KiB, sometimes a single line or none
+                    let want = match rng.gen_range(0..4) {
+                        0 => 0,
+                        1 => rng.gen_range(1..DIRECT_LINES_MIN),
+                        2 => rng.gen_range(DIRECT_LINES_MIN..COALESCED_PLAINTEXT * 2),
+                        _ => rng.gen_range(ONE_SHOT_PLAINTEXT..ONE_SHOT_PLAINTEXT * 3),
+                    };
+                    let (mut run, mut count) = (Vec::new(), 0u64);
+                    while run.len() < want {
+                        let l = line(&mut rng, i);
+                        i += 1;
+                        by_record.write_record(l.as_bytes()).unwrap();
+                        run.extend_from_slice(l.as_bytes());
+                        run.push(b'\n');
+                        count += 1;
+                    }
+                    if rng.gen_bool(0.3) {
+                        let l = line(&mut rng, i);
+                        i += 1;
+                        by_run.write_lines(&run, count).unwrap();
+                        by_run.write_record(l.as_bytes()).unwrap();
+                        by_record.write_record(l.as_bytes()).unwrap();
+                        expected.extend_from_slice(&run);
+                        expected.extend_from_slice(l.as_bytes());
+                        expected.push(b'\n');
+                    } else {
+                        by_run.write_lines(&run, count).unwrap();
+                        expected.extend_from_slice(&run);
+                    }
+                    if let Some(b) = by_run.take_ready(64 << 10) {
+                        object.extend_from_slice(&b);
+                    }
+                    assert_eq!(by_run.records(), by_record.records());
+                    assert_eq!(by_run.plaintext_len(), by_record.plaintext_len());
+                }
+                let (tail, reference) = (by_run.finish().unwrap(), by_record.finish().unwrap());
+                object.extend_from_slice(&tail.tail);
+                assert_eq!(decode(c, &object), expected, "{c:?} round {round}");
+                assert_eq!(tail.encoded_len, object.len() as u64);
+                assert_eq!(
+                    (tail.records, tail.plaintext_len, tail.plaintext_sha256),
+                    (
+                        reference.records,
+                        reference.plaintext_len,
+                        reference.plaintext_sha256
+                    ),
+                    "{c:?} round {round}"
+                );
+            }
+        }
+    }
+
+    /// Records split from chunks go through [`ChunkLineRun`] as the pipeline sends them: every
+    /// batch holds the same records as when each record is written alone, whatever the
+    /// chunking, with CRLF and whitespace-only lines, over-long (rejected) lines, lines that
+    /// straddle chunks and batch cuts inside chunks.
+    #[test]
+    fn chunk_line_runs_write_every_record_of_every_batch_in_order() {
+        use crate::sink::records::{EndKind, RecordSplitter, SplitEvent, SplitterConfig};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        for round in 0..40u64 {
+            let mut source = Vec::new();
+            for i in 0..rng.gen_range(50..600) {
+                match rng.gen_range(0..20) {
+                    0 => source.extend_from_slice(b"  \t\n"),
+                    1 => source.extend_from_slice(&vec![b'x'; rng.gen_range(2000..5000)]),
+                    2 => source.extend_from_slice(format!("{{\"crlf\":{i}}}\r").as_bytes()),
+                    _ => source.extend_from_slice(line(&mut rng, i).as_bytes()),
+                }
+                source.push(b'\n');
+            }
+            if rng.gen_bool(0.5) {
+                source.extend_from_slice(b"{\"unterminated\":1}");
+            }
+            let cfg = SplitterConfig {
+                max_record_size: 1500,
+                batch_max_bytes: rng.gen_range(2_000..60_000),
+                legacy_document_max: 0,
+            };
+            // each batch as (range, tail) from both ways of writing, in order
+            let split = |by_run: bool, cuts: &[usize]| {
+                let mut splitter = RecordSplitter::new(cfg, 0);
+                let mut encoder = RecordEncoder::new(Compression::Zstd).unwrap();
+                let mut closed = Vec::new();
+                let feed = |chunk: Option<&[u8]>,
+                            splitter: &mut RecordSplitter,
+                            encoder: &mut RecordEncoder,
+                            closed: &mut Vec<_>| {
+                    let mut run = ChunkLineRun::new(chunk.unwrap_or_default());
+                    let mut on = |ev: SplitEvent<'_>| -> Result<(), CompressError> {
+                        match ev {
+                            SplitEvent::Record { data, .. } if by_run => {
+                                run.record(data, encoder)?
+                            }
+                            SplitEvent::Record { data, .. } => encoder.write_record(data)?,
+                            SplitEvent::Rejected { .. } => {}
+                            SplitEvent::BatchEnd(range) => {
+                                run.flush(encoder)?;
+                                let done = std::mem::replace(
+                                    encoder,
+                                    RecordEncoder::new(Compression::Zstd)?,
+                                );
+                                closed.push((range, done.finish()?));
+                            }
+                        }
+                        Ok(())
+                    };
+                    match chunk {
+                        Some(chunk) => splitter.push(chunk, &mut on).unwrap(),
+                        None => {
+                            let s = std::mem::replace(splitter, RecordSplitter::new(cfg, 0));
+                            s.finish(EndKind::Immutable, &mut on).unwrap();
+                        }
+                    }
+                    run.flush(encoder).unwrap();
+                };
+                let mut at = 0;
+                for &cut in cuts {
+                    feed(
+                        Some(&source[at..cut]),
+                        &mut splitter,
+                        &mut encoder,
+                        &mut closed,
+                    );
+                    at = cut;
+                }
+                feed(
+                    Some(&source[at..]),
+                    &mut splitter,
+                    &mut encoder,
+                    &mut closed,
+                );
+                feed(None, &mut splitter, &mut encoder, &mut closed);
+                closed
+                    .into_iter()
+                    .map(|(range, tail): (_, EncodedTail)| {
+                        let plain = decode(Compression::Zstd, &tail.tail);
+                        (range, plain, tail.records, tail.plaintext_sha256)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let mut cuts: Vec<usize> = (0..rng.gen_range(0..40))
+                .map(|_| rng.gen_range(0..=source.len()))
+                .collect();
+            cuts.sort_unstable();
+            let (by_run, by_record) = (split(true, &cuts), split(false, &cuts));
+            assert!(!by_record.is_empty());
+            assert_eq!(by_run, by_record, "round {round}");
+            let records: u64 = by_run.iter().map(|b| b.2).sum();
+            assert!(records > 0, "round {round}");
         }
     }
 }

@@ -11,7 +11,8 @@ pub mod records;
 pub mod upload;
 
 pub use compress::{
-    content_encoding, extension, CompressError, EncodedTail, RecordEncoder, JSONL_CONTENT_TYPE,
+    content_encoding, extension, ChunkLineRun, CompressError, EncodedTail, RecordEncoder,
+    JSONL_CONTENT_TYPE,
 };
 pub use naming::{
     sanitize_blob_name, sanitize_blob_name_within, NameContext, PathTemplate, TemplateError,

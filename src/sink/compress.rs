@@ -232,30 +232,24 @@ impl RecordEncoder {
         debug_assert!(lines.is_empty() == (count == 0) && lines.last().is_none_or(|b| *b == b'\n'));
         self.plaintext_len += lines.len() as u64;
         self.records += count;
-        let unstarted = matches!(self.codec, Codec::ZstdUnstarted);
         match self.codec {
             Codec::Plain(_) => return self.encode(lines),
             Codec::ZstdUnstarted if self.pending.len() + lines.len() <= ONE_SHOT_PLAINTEXT => {
                 self.gather(lines, ONE_SHOT_PLAINTEXT);
                 return Ok(());
             }
+            // the frame has started, or starts now with what was gathered
             _ => {}
         }
-        if !unstarted && lines.len() < DIRECT_LINES_MIN {
-            if self.pending.len() + lines.len() > COALESCED_PLAINTEXT {
-                self.flush_pending()?;
-            }
-            self.gather(lines, COALESCED_PLAINTEXT);
-            return Ok(());
-        }
-        // first what was gathered before (this starts a zstd frame), then the run
-        self.flush_pending()?;
         if lines.len() >= DIRECT_LINES_MIN {
-            self.encode(lines)
-        } else {
-            self.gather(lines, COALESCED_PLAINTEXT);
-            Ok(())
+            self.flush_pending()?;
+            return self.encode(lines);
         }
+        if self.pending.len() + lines.len() > COALESCED_PLAINTEXT {
+            self.flush_pending()?;
+        }
+        self.gather(lines, COALESCED_PLAINTEXT);
+        Ok(())
     }
 
     /// Appends plaintext to `pending`, whose capacity is reserved once at `capacity`.

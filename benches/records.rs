@@ -9,7 +9,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferry::config::Compression;
 use ferry::sink::{
-    ChunkLineRun, EndKind, RecordEncoder, RecordSplitter, SplitEvent, SplitterConfig,
+    BatchEncoder, EndKind, RecordEncoder, RecordSplitter, SplitEvent, SplitterConfig,
 };
 
 /// Size of the generated input.
@@ -108,8 +108,9 @@ fn split_all(input: &[u8], mut on: impl FnMut(&[u8])) -> u64 {
     summary.stats.records
 }
 
-/// Splits `input` in [`TLS_CHUNK`] chunks into one zstd object, as the pipeline does; with
-/// `by_run`, through [`ChunkLineRun`]. Returns the encoded length.
+/// Splits `input` in [`TLS_CHUNK`] chunks into one zstd object: with `by_run` through the
+/// pipeline's [`BatchEncoder`], otherwise writing every record alone. Returns the encoded
+/// length.
 fn split_encode(input: &[u8], by_run: bool) -> u64 {
     let config = SplitterConfig {
         max_record_size: 1 << 20,
@@ -117,34 +118,36 @@ fn split_encode(input: &[u8], by_run: bool) -> u64 {
         legacy_document_max: 0,
     };
     let mut splitter = RecordSplitter::new(config, 0);
-    let mut enc = RecordEncoder::new(Compression::Zstd).expect("encoder");
     let mut out = 0u64;
-    for chunk in input.chunks(TLS_CHUNK) {
-        let mut run = ChunkLineRun::new(chunk);
-        let mut on = |ev: SplitEvent<'_>| -> Result<(), ferry::sink::CompressError> {
-            if let SplitEvent::Record { data, .. } = ev {
-                if by_run {
-                    run.record(data, &mut enc)?;
-                } else {
-                    enc.write_record(data)?;
-                }
+    if by_run {
+        let mut batches = BatchEncoder::new(Compression::Zstd).expect("encoder");
+        for chunk in input.chunks(TLS_CHUNK) {
+            batches.push(&mut splitter, chunk).expect("write");
+            if let Some(block) = batches.take_ready(BLOCK) {
+                out += block.len() as u64;
             }
-            Ok(())
-        };
-        splitter.push(chunk, &mut on).expect("split");
-        run.flush(&mut enc).expect("write");
-        if let Some(block) = enc.take_ready(BLOCK) {
-            out += block.len() as u64;
         }
+        batches
+            .finish(splitter, EndKind::Immutable)
+            .expect("finish");
+        return out
+            + batches
+                .take_closed()
+                .map(|(_, t)| t.encoded_len)
+                .sum::<u64>();
     }
+    let mut enc = RecordEncoder::new(Compression::Zstd).expect("encoder");
     let mut on = |ev: SplitEvent<'_>| -> Result<(), ferry::sink::CompressError> {
         if let SplitEvent::Record { data, .. } = ev {
             enc.write_record(data)?;
         }
         Ok(())
     };
+    for chunk in input.chunks(TLS_CHUNK) {
+        splitter.push(chunk, &mut on).expect("split");
+    }
     splitter.finish(EndKind::Immutable, &mut on).expect("split");
-    out + enc.finish().expect("finish").tail.len() as u64
+    out + enc.finish().expect("finish").encoded_len
 }
 
 fn bench(c: &mut Criterion) {
@@ -205,8 +208,8 @@ fn bench(c: &mut Criterion) {
             out + enc.finish().expect("finish").tail.len()
         })
     });
-    // splitter + zstd-1 over download-sized chunks, records written one by one against runs of
-    // the records lying back to back in a chunk (what `ship_records` does)
+    // splitter + zstd-1 over download-sized chunks, records written one by one against the
+    // pipeline's BatchEncoder (runs of the records lying back to back in a chunk)
     for by_run in [false, true] {
         let name = if by_run { "chunk-runs" } else { "per-record" };
         g.bench_function(BenchmarkId::new("pipeline", name), |b| {

@@ -18,11 +18,6 @@ TARGETS = {"small": 0.5, "large": 0.75}
 TOOLS = ("copy-direct", "records-direct", "copy", "records")
 
 
-def run_label(path):
-    m = re.search(r"run(\d+)", path)
-    return f"run {m.group(1)}" if m else path
-
-
 def run_number(path):
     m = re.search(r"run(\d+)", path)
     return int(m.group(1)) if m else 0
@@ -63,7 +58,9 @@ def main(paths):
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     paths = sorted(paths, key=run_number)
-    per_run = [(run_label(p), medians(p)) for p in paths]
+    # files with no Ferry-rclone pair (an idle or listing run) have no row
+    per_run = [(f"run {run_number(p)}" if run_number(p) else p, medians(p)) for p in paths]
+    per_run = [(label, m) for label, m in per_run if m]
     columns = [(s, t) for s in TARGETS for t in TOOLS if any((s, t) in m for _, m in per_run)]
     print("| run | " + " | ".join(f"{s} {t}: CPU / throughput" for s, t in columns) + " |")
     print("|---|" + "---|" * len(columns))

@@ -21,9 +21,8 @@ use crate::blob_api::{BlobErrorClass, BlobKind, UploadOptions};
 use crate::cmk::{CustomerKey, KeyVaultError};
 use crate::config::{AtRest, BlobSourceConfig, Compression, ShipMode, UnencryptedPolicy};
 use crate::sink::{
-    content_encoding, extension, BatchRange, ChunkLineRun, CompressError, Destination, EncodedTail,
-    EndKind, NameContext, PathTemplate, RecordEncoder, RecordSplitter, SinkError, SplitEvent,
-    SplitterConfig, JSONL_CONTENT_TYPE,
+    content_encoding, extension, BatchEncoder, BatchRange, CompressError, Destination, EndKind,
+    NameContext, PathTemplate, RecordSplitter, SinkError, SplitterConfig, JSONL_CONTENT_TYPE,
 };
 use crate::source::{BlobSource, SourceError};
 use crate::state::{
@@ -516,51 +515,27 @@ impl SourceContext {
         }
 
         let mut out = Shipped::default();
-        let new_encoder = || RecordEncoder::new(compression).map_err(|e| compress_error(item, e));
-        let mut encoder = new_encoder()?;
+        let mut batches = BatchEncoder::new(compression).map_err(|e| compress_error(item, e))?;
         let mut open: Option<SealedUpload> = None;
         let mut checkpointed = false;
-        // batches closed by the splitter inside the current chunk, with their encoded tails
-        let mut closed: Vec<(BatchRange, EncodedTail)> = Vec::new();
-
-        // records lying back to back in the chunk reach the encoder as one slice of it
-        let handle = |ev: SplitEvent<'_>,
-                      run: &mut ChunkLineRun<'_>,
-                      encoder: &mut RecordEncoder,
-                      closed: &mut Vec<(BatchRange, EncodedTail)>|
-         -> Result<(), CompressError> {
-            match ev {
-                SplitEvent::Record { data, .. } => run.record(data, encoder)?,
-                SplitEvent::Rejected { .. } => {}
-                SplitEvent::BatchEnd(range) => {
-                    run.flush(encoder)?;
-                    let finished = std::mem::replace(encoder, RecordEncoder::new(compression)?);
-                    closed.push((range, finished.finish()?));
-                }
-            }
-            Ok(())
-        };
 
         loop {
             let chunk = reader.next_chunk().await?;
             let at_end = chunk.is_none();
-            let mut run = ChunkLineRun::new(chunk.as_deref().unwrap_or_default());
-            let mut on = |ev: SplitEvent<'_>| handle(ev, &mut run, &mut encoder, &mut closed);
             let result = match &chunk {
                 Some(chunk) => {
                     out.bytes_read += chunk.len() as u64;
-                    splitter.push(chunk, &mut on).map(|()| None)
+                    batches.push(&mut splitter, chunk).map(|()| None)
                 }
                 None => {
                     let finished =
                         std::mem::replace(&mut splitter, RecordSplitter::new(split_cfg, 0));
-                    finished.finish(end_kind, &mut on).map(Some)
+                    batches.finish(finished, end_kind).map(Some)
                 }
             };
-            let result = result.and_then(|summary| run.flush(&mut encoder).map(|()| summary));
             let summary = result.map_err(|e| compress_error(item, e))?;
             // commit every batch the splitter closed, in order
-            for (range, tail) in closed.drain(..) {
+            for (range, tail) in batches.take_closed() {
                 if range.records == 0 {
                     // only rejected or empty lines: nothing to write, but the bytes are consumed
                     drop(open.take());
@@ -602,7 +577,7 @@ impl SourceContext {
                 }
             }
             // stream what the open batch has encoded so far
-            if let Some(ready) = encoder.take_ready(64 * 1024) {
+            if let Some(ready) = batches.take_ready(64 * 1024) {
                 if open.is_none() {
                     let start = splitter.batch_start();
                     open = Some(self.open_object(item, start, compression).await?);

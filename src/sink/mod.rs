@@ -5,14 +5,15 @@
 //! Owns: what lands in provider storage and under which name. Must not: read checkpoints or
 //! decide what to ship next.
 
+pub mod batches;
 pub mod compress;
 pub mod naming;
 pub mod records;
 pub mod upload;
 
+pub use batches::BatchEncoder;
 pub use compress::{
-    content_encoding, extension, ChunkLineRun, CompressError, EncodedTail, RecordEncoder,
-    JSONL_CONTENT_TYPE,
+    content_encoding, extension, CompressError, EncodedTail, RecordEncoder, JSONL_CONTENT_TYPE,
 };
 pub use naming::{
     sanitize_blob_name, sanitize_blob_name_within, NameContext, PathTemplate, TemplateError,

@@ -152,18 +152,10 @@ impl<'c> ChunkLineRun<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::compress::tests::line;
     use crate::sink::records::SplitterConfig;
     use rand::{Rng, SeedableRng};
     use std::io::Read;
-
-    fn line(rng: &mut impl Rng, i: u64) -> String {
-        format!(
-            "{{\"time\":\"2026-11-27T13:{:02}:{:02}Z\",\"operationName\":\"VaultGet\",\"i\":{i},\"r\":{}}}",
-            i % 60,
-            i % 61,
-            rng.gen::<u64>()
-        )
-    }
 
     fn unzstd(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -507,7 +507,7 @@ fn codec_err(c: Compression, source: std::io::Error) -> CompressError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use std::io::Read;
@@ -531,7 +531,8 @@ mod tests {
         out
     }
 
-    fn line(rng: &mut impl Rng, i: u64) -> String {
+    /// A diagnostic-log-shaped JSON line, numbered `i` (shared with the batch tests).
+    pub(crate) fn line(rng: &mut impl Rng, i: u64) -> String {
         format!(
             "{{\"time\":\"2026-11-27T13:{:02}:{:02}Z\",\"operationName\":\"VaultGet\",\"i\":{i},\"r\":{}}}",
             i % 60,

@@ -26,7 +26,8 @@ use crate::sink::{
 };
 use crate::source::{BlobSource, SourceError};
 use crate::state::{
-    Checkpoint, CheckpointCommitter, CheckpointStore, CommitRequest, ObjectKey, StateError,
+    Checkpoint, CheckpointCommitter, CheckpointStore, CommitComing, CommitRequest, ObjectKey,
+    StateError,
 };
 use crate::telemetry::status::unix_now;
 use crate::telemetry::StatusBoard;
@@ -209,14 +210,14 @@ impl SourceContext {
     /// Commits the checkpoint for `item` at `offset` (after a destination commit). `records`
     /// and `rejected` count this job's records from `item.start` up to `offset` (all its objects
     /// so far, not only the last); the checkpoint adds them to what the prior checkpoint of the
-    /// same version counted.
+    /// same version counted. `coming`: the announcement taken when the destination commit
+    /// started, if any.
     async fn checkpoint(
         &self,
         item: &WorkItem,
         version: &mut Option<u64>,
-        offset: u64,
-        records: u64,
-        rejected: u64,
+        (offset, records, rejected): (u64, u64, u64),
+        coming: Option<CommitComing>,
     ) -> Result<(), ShipError> {
         let prior = item.prior.as_ref().map(|p| &p.value);
         let same_version = prior.is_some_and(|p| p.etag == item.identity);
@@ -241,14 +242,15 @@ impl SourceContext {
                 prior.filter(|_| same_version).and_then(|p| p.seen_at)
             },
         };
-        let new_version = self
-            .commits
-            .commit(CommitRequest {
-                key: self.key(item),
-                expected_version: *version,
-                checkpoint: cp,
-            })
-            .await?;
+        let request = CommitRequest {
+            key: self.key(item),
+            expected_version: *version,
+            checkpoint: cp,
+        };
+        let new_version = match coming {
+            Some(coming) => self.commits.commit_announced(request, coming).await?,
+            None => self.commits.commit(request).await?,
+        };
         *version = Some(new_version);
         Ok(())
     }
@@ -321,7 +323,7 @@ impl SourceContext {
         }
         let end = have.end.min(item.end);
         let mut version = item.prior.as_ref().map(|p| p.version);
-        self.checkpoint(item, &mut version, end, have.records, 0)
+        self.checkpoint(item, &mut version, (end, have.records, 0), None)
             .await?;
         let prior = self.store.load(&self.key(item))?;
         tracing::info!(tenant = %self.tenant, source = %self.cfg.name, blob = %item.blob, objects = have.objects, from = item.start, offset = end, "The destination already holds objects past this blob's checkpoint (written by an earlier process); continuing after them");
@@ -381,7 +383,8 @@ impl SourceContext {
                 detail: e.to_string(),
             })??;
         let mut version = item.prior.as_ref().map(|p| p.version);
-        self.checkpoint(item, &mut version, item.end, 0, 0).await
+        self.checkpoint(item, &mut version, (item.end, 0, 0), None)
+            .await
     }
 
     /// The plaintext of the unit from plaintext offset `start`: decrypted on a decrypt source
@@ -471,8 +474,11 @@ impl SourceContext {
         if self.halted(stop) {
             return Err(ShipError::Stopped);
         }
+        // announced: other jobs' checkpoints wait for this one to share a transaction
+        let coming = self.commits.commit_coming();
         let info = upload.commit(opts).await?;
-        self.checkpoint(item, &mut version, item.end, 0, 0).await?;
+        self.checkpoint(item, &mut version, (item.end, 0, 0), Some(coming))
+            .await?;
         Ok(Shipped {
             objects: 1,
             bytes_read: read,
@@ -599,7 +605,8 @@ impl SourceContext {
                     // nothing closed: a zero-byte blob, or only a partial last line of a growing
                     // blob; remember the version and size seen so it is not read again for nothing
                     let at = summary.map(|s| s.consumed).unwrap_or(item.start);
-                    self.checkpoint(item, &mut version, at, 0, 0).await?;
+                    self.checkpoint(item, &mut version, (at, 0, 0), None)
+                        .await?;
                 }
                 break;
             }
@@ -634,21 +641,25 @@ impl SourceContext {
                 self.checkpoint(
                     item,
                     version,
-                    range.end,
-                    out.records,
-                    out.rejected + range.rejected,
+                    (range.end, out.records, out.rejected + range.rejected),
+                    None,
                 )
                 .await?;
                 out.rejected += range.rejected;
             }
             Pending::Object(obj, opts, range) => {
+                // announced: other jobs' checkpoints wait for this one to share a transaction
+                let coming = self.commits.commit_coming();
                 let info = (*obj).commit(*opts).await?;
                 self.checkpoint(
                     item,
                     version,
-                    range.end,
-                    out.records + range.records,
-                    out.rejected + range.rejected,
+                    (
+                        range.end,
+                        out.records + range.records,
+                        out.rejected + range.rejected,
+                    ),
+                    Some(coming),
                 )
                 .await?;
                 out.objects += 1;

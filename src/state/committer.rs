@@ -1,16 +1,18 @@
 //! `CheckpointCommitter`: the hot path of checkpoint commits. The pipeline's workers queue their
 //! commits here; one thread takes whatever has queued and hands it to the store as one
 //! [`CheckpointStore::commit_many`] (SQLite: one transaction, one WAL write), then answers each
-//! caller with its own outcome. Under load many commits share one transaction; a lone commit goes
-//! through at once (nothing waits for a group to fill). While commits keep coming, transactions
-//! are paced at most one per [`MIN_TRANSACTION_GAP`], so that what queues meanwhile shares the
-//! next one instead of each commit paying its own transaction and thread wake-ups.
+//! caller with its own outcome. A job announces a checkpoint commit when its destination commit
+//! starts ([`CommitComing`]); a commit waits for the other announced ones to queue, at most
+//! [`MAX_GROUP_WAIT`], so that the checkpoints of concurrent jobs share one transaction, while a
+//! commit with no other one coming (a lone worker, a quiet daemon) goes through at once. Jobs that
+//! are still reading, or waiting out a throttled source, announce nothing and delay no one.
 //!
 //! Owns: grouping, and the one thread that runs these blocking store calls. Must not: decide
 //! what to commit or when (the pipeline commits a checkpoint only after its destination commit
 //! succeeded), nor retry (a conflict goes back to its caller).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,14 +21,13 @@ use super::{CheckpointStore, CommitRequest, StateError};
 /// Most commits handed to the store at once.
 const MAX_GROUP: usize = 256;
 
-/// Shortest time between the end of one transaction and the start of the next while commits
-/// keep coming (group commit, as PostgreSQL's `commit_delay`). A commit that arrives after a
-/// quiet spell goes through at once; under load a commit waits at most this long and the
-/// thread runs at most 200 transactions a second, each carrying everything queued by then.
-/// On the small-blob records benchmark (2,000 commits in about 5 s) this cut transactions from
-/// about 2,000 to about 750 and the commit thread's context switches by half
-/// (`docs/BENCHMARKS.md`, "Runs 16 to 18").
-const MIN_TRANSACTION_GAP: Duration = Duration::from_millis(5);
+/// Longest a commit waits for the other announced commits to queue before its transaction
+/// starts (group commit, as PostgreSQL's `commit_delay`, but ended early once every announced
+/// commit has queued). A checkpoint so trails its destination object by at most this; the
+/// worker that waits holds no request open. On the small-blob benchmarks (2,000 commits from 32
+/// concurrent jobs, one every 8 ms on the slower machine) a transaction per commit cost 12 to
+/// 19 % of Ferry's CPU against this (`docs/BENCHMARKS.md`, "Run 44").
+pub const MAX_GROUP_WAIT: Duration = Duration::from_millis(50);
 
 type Outcome = Result<u64, StateError>;
 
@@ -35,18 +36,68 @@ struct Queued {
     reply: flume::Sender<Outcome>,
 }
 
+/// What the commit thread hears.
+enum Message {
+    /// A commit to make; `announced` when a [`CommitComing`] announced it.
+    Commit { queued: Queued, announced: bool },
+    /// An announced commit was withdrawn (its job ended, made it, or failed before it) while
+    /// the thread was waiting for a group: fewer commits may come.
+    Withdrawn,
+}
+
+/// Commits announced and not yet received by the commit thread, and whether the thread is
+/// waiting for them.
+#[derive(Debug, Default)]
+struct CommitsComing {
+    count: AtomicUsize,
+    thread_waiting: AtomicBool,
+}
+
 /// Groups concurrent checkpoint commits into single store calls. Cheap to clone; the thread
 /// ends when the last clone is dropped, after answering everything queued.
 #[derive(Debug, Clone)]
 pub struct CheckpointCommitter {
-    queue: flume::Sender<Queued>,
+    queue: flume::Sender<Message>,
+    coming: Arc<CommitsComing>,
 }
 
-impl std::fmt::Debug for Queued {
+/// A checkpoint commit announced: taken when a destination commit starts, and handed to
+/// [`CheckpointCommitter::commit_announced`] with the checkpoint. The committer waits for
+/// announced commits to group them (see [`MAX_GROUP_WAIT`]); dropped unused (the destination
+/// commit failed, the job stopped), it withdraws the announcement.
+#[derive(Debug)]
+#[must_use = "an announced commit is waited for until it arrives or this is dropped"]
+pub struct CommitComing {
+    coming: Arc<CommitsComing>,
+    queue: flume::Sender<Message>,
+    /// Handed over with its commit: the commit thread counts it off when it receives it.
+    used: bool,
+}
+
+impl Drop for CommitComing {
+    fn drop(&mut self) {
+        if self.used {
+            return;
+        }
+        self.coming.count.fetch_sub(1, Ordering::SeqCst);
+        // the thread sets the flag before it reads the count: either it sees this one gone, or
+        // this sees it waiting and wakes it (no wake-up is lost, and none is sent while idle)
+        if self.coming.thread_waiting.load(Ordering::SeqCst) {
+            let _ = self.queue.send(Message::Withdrawn);
+        }
+    }
+}
+
+impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queued")
-            .field("key", &self.request.key)
-            .finish_non_exhaustive()
+        match self {
+            Message::Commit { queued, announced } => f
+                .debug_struct("Commit")
+                .field("key", &queued.request.key)
+                .field("announced", announced)
+                .finish_non_exhaustive(),
+            Message::Withdrawn => f.write_str("Withdrawn"),
+        }
     }
 }
 
@@ -59,74 +110,144 @@ fn thread_gone() -> StateError {
 impl CheckpointCommitter {
     /// Starts the commit thread over `store`.
     pub fn start(store: Arc<dyn CheckpointStore>) -> Result<CheckpointCommitter, StateError> {
-        let (queue, queued) = flume::unbounded::<Queued>();
+        CheckpointCommitter::start_with_wait(store, MAX_GROUP_WAIT)
+    }
+
+    fn start_with_wait(
+        store: Arc<dyn CheckpointStore>,
+        max_wait: Duration,
+    ) -> Result<CheckpointCommitter, StateError> {
+        let (queue, queued) = flume::unbounded::<Message>();
+        let coming = Arc::new(CommitsComing::default());
+        let announced = coming.clone();
         std::thread::Builder::new()
             .name("ferry-checkpoints".into())
-            .spawn(move || commit_loop(store.as_ref(), &queued))
+            .spawn(move || commit_loop(store.as_ref(), &queued, &announced, max_wait))
             .map_err(|e| StateError::TaskFailed {
                 detail: format!("cannot start the checkpoint commit thread: {e}"),
             })?;
-        Ok(CheckpointCommitter { queue })
+        Ok(CheckpointCommitter { queue, coming })
+    }
+
+    /// Announces one checkpoint commit, to be handed to
+    /// [`commit_announced`](CheckpointCommitter::commit_announced). A job takes it when its
+    /// destination commit starts: the checkpoint commits of other jobs wait for it.
+    pub fn commit_coming(&self) -> CommitComing {
+        self.coming.count.fetch_add(1, Ordering::SeqCst);
+        CommitComing {
+            coming: self.coming.clone(),
+            queue: self.queue.clone(),
+            used: false,
+        }
     }
 
     /// Commits one checkpoint, as [`CheckpointStore::commit`] would, possibly in one transaction
     /// with other callers' commits. Dropping the future does not withdraw a queued commit.
     pub async fn commit(&self, request: CommitRequest) -> Outcome {
+        self.send(request, false).await
+    }
+
+    /// [`commit`](CheckpointCommitter::commit) of the checkpoint that `coming` announced.
+    pub async fn commit_announced(
+        &self,
+        request: CommitRequest,
+        mut coming: CommitComing,
+    ) -> Outcome {
+        coming.used = true;
+        drop(coming);
+        self.send(request, true).await
+    }
+
+    async fn send(&self, request: CommitRequest, announced: bool) -> Outcome {
         let (reply, answer) = flume::bounded(1);
+        let queued = Queued { request, reply };
         self.queue
-            .send(Queued { request, reply })
+            .send(Message::Commit { queued, announced })
             .map_err(|_| thread_gone())?;
         answer.recv_async().await.map_err(|_| thread_gone())?
     }
 }
 
-/// How long a commit that found the thread idle waits before its transaction: the rest of
-/// `gap` since the previous transaction ended (`None` before the first), else nothing.
-fn pace(previous_end: Option<Instant>, now: Instant, gap: Duration) -> Duration {
-    previous_end.map_or(Duration::ZERO, |end| {
-        gap.saturating_sub(now.saturating_duration_since(end))
-    })
+/// Whether a group of `queued` commits should wait for more: while commits are announced that
+/// the thread has not received yet, and the group is not full.
+fn waits_for_more(queued: usize, announced: usize) -> bool {
+    announced > 0 && queued < MAX_GROUP
 }
 
-/// Takes the first queued commit and everything queued behind it, commits them together,
-/// answers each; until every sender is gone. Nothing waits for a group to fill: a commit after
-/// a quiet spell goes through at once, and one that follows a transaction closely waits out
-/// the rest of [`MIN_TRANSACTION_GAP`] so that the commits queued meanwhile join it.
-fn commit_loop(store: &dyn CheckpointStore, queued: &flume::Receiver<Queued>) {
-    let mut previous_end = None;
-    while let Ok(first) = queued.recv() {
-        let wait = pace(previous_end, Instant::now(), MIN_TRANSACTION_GAP);
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
+/// Takes the first queued commit and the commits queued behind it, until every announced commit
+/// has queued or `max_wait` has passed since the first arrived; commits them together and
+/// answers each; until every sender is gone.
+fn commit_loop(
+    store: &dyn CheckpointStore,
+    queue: &flume::Receiver<Message>,
+    coming: &CommitsComing,
+    max_wait: Duration,
+) {
+    while let Ok(message) = queue.recv() {
+        let mut group = Vec::new();
+        // a withdrawal heard while idle: nothing waits for it
+        receive(message, &mut group, coming);
+        if group.is_empty() {
+            continue;
         }
-        let (requests, replies): (Vec<CommitRequest>, Vec<flume::Sender<Outcome>>) =
-            std::iter::once(first)
-                .chain(queued.try_iter().take(MAX_GROUP - 1))
-                .map(|q| (q.request, q.reply))
-                .unzip();
-        let outcomes = catch_unwind(AssertUnwindSafe(|| store.commit_many(&requests)))
-            .unwrap_or_else(|_| {
-                requests
-                    .iter()
-                    .map(|_| {
-                        Err(StateError::TaskFailed {
-                            detail: "the checkpoint store panicked during a commit".into(),
-                        })
+        let deadline = Instant::now() + max_wait;
+        coming.thread_waiting.store(true, Ordering::SeqCst);
+        loop {
+            // what has queued meanwhile joins at once
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(message) => receive(message, &mut group, coming),
+                    Err(_) => break,
+                }
+            }
+            if !waits_for_more(group.len(), coming.count.load(Ordering::SeqCst)) {
+                break;
+            }
+            match queue.recv_deadline(deadline) {
+                Ok(message) => receive(message, &mut group, coming),
+                Err(_) => break,
+            }
+        }
+        coming.thread_waiting.store(false, Ordering::SeqCst);
+        commit_group(store, group);
+    }
+}
+
+/// Adds a received commit to `group`, counting off its announcement.
+fn receive(message: Message, group: &mut Vec<Queued>, coming: &CommitsComing) {
+    if let Message::Commit { queued, announced } = message {
+        if announced {
+            coming.count.fetch_sub(1, Ordering::SeqCst);
+        }
+        group.push(queued);
+    }
+}
+
+/// Commits `group` in one store call and answers each caller with its own outcome.
+fn commit_group(store: &dyn CheckpointStore, group: Vec<Queued>) {
+    let (requests, replies): (Vec<CommitRequest>, Vec<flume::Sender<Outcome>>) =
+        group.into_iter().map(|q| (q.request, q.reply)).unzip();
+    let outcomes =
+        catch_unwind(AssertUnwindSafe(|| store.commit_many(&requests))).unwrap_or_else(|_| {
+            requests
+                .iter()
+                .map(|_| {
+                    Err(StateError::TaskFailed {
+                        detail: "the checkpoint store panicked during a commit".into(),
                     })
-                    .collect()
-            });
-        previous_end = Some(Instant::now());
-        let mut outcomes = outcomes.into_iter();
-        for reply in replies {
-            // a store that answered too few is a bug: the caller hears so instead of hanging
-            let outcome = outcomes.next().unwrap_or_else(|| {
-                Err(StateError::TaskFailed {
-                    detail: "the checkpoint store returned fewer outcomes than commits".into(),
                 })
-            });
-            // a caller that went away meanwhile needs no answer
-            let _ = reply.send(outcome);
-        }
+                .collect()
+        });
+    let mut outcomes = outcomes.into_iter();
+    for reply in replies {
+        // a store that answered too few is a bug: the caller hears so instead of hanging
+        let outcome = outcomes.next().unwrap_or_else(|| {
+            Err(StateError::TaskFailed {
+                detail: "the checkpoint store returned fewer outcomes than commits".into(),
+            })
+        });
+        // a caller that went away meanwhile needs no answer
+        let _ = reply.send(outcome);
     }
 }
 
@@ -209,34 +330,18 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_waits_only_for_the_rest_of_the_gap_after_a_transaction() {
-        let gap = Duration::from_millis(5);
-        let t0 = Instant::now();
-        assert_eq!(
-            pace(None, t0, gap),
-            Duration::ZERO,
-            "the first commit goes at once"
-        );
-        assert_eq!(
-            pace(Some(t0), t0, gap),
-            gap,
-            "right after a transaction: the whole gap"
-        );
-        let later = t0 + Duration::from_millis(2);
-        assert_eq!(pace(Some(t0), later, gap), Duration::from_millis(3));
-        let quiet = t0 + Duration::from_millis(50);
-        assert_eq!(
-            pace(Some(t0), quiet, gap),
-            Duration::ZERO,
-            "after a quiet spell: at once"
-        );
+    fn a_group_waits_while_announced_commits_have_not_arrived() {
+        assert!(!waits_for_more(1, 0), "nothing else announced: at once");
+        assert!(waits_for_more(1, 1));
+        assert!(waits_for_more(7, 3));
+        assert!(!waits_for_more(MAX_GROUP, 10), "a full group goes");
     }
 
-    /// Workers that commit one after another, a little apart and out of step (as jobs that
-    /// each finish a small blob): their commits share transactions instead of taking one each,
-    /// and each still gets its own version.
+    /// Workers that each finish a job now and then, out of step (as jobs that each ship a small
+    /// blob): their commits share transactions instead of taking one each, and each still gets
+    /// its own version.
     #[test]
-    fn commits_arriving_close_together_share_transactions() {
+    fn commits_of_concurrent_jobs_share_transactions() {
         let store = Arc::new(ObservedStore::default());
         let committer = CheckpointCommitter::start(store.clone()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -248,23 +353,100 @@ mod tests {
                 let (committer, runtime) = (committer.clone(), &runtime);
                 scope.spawn(move || {
                     for i in 0..each {
+                        // out of step: each job reads a while, then commits its destination
+                        // object (announced) and its checkpoint
+                        std::thread::sleep(Duration::from_micros(500 + 131 * w));
+                        let coming = committer.commit_coming();
+                        std::thread::sleep(Duration::from_micros(300));
                         let name = format!("w{w}-{i}");
-                        let version = runtime.block_on(committer.commit(request(&name, None, i)));
+                        let version = runtime
+                            .block_on(committer.commit_announced(request(&name, None, i), coming));
                         assert_eq!(version.unwrap(), 1);
-                        // out of step: without pacing, nearly every commit finds the thread idle
-                        std::thread::sleep(Duration::from_micros(700 + 131 * w));
                     }
                 });
             }
         });
         let commits = (workers * each) as usize;
         let groups = store.groups.load(std::sync::atomic::Ordering::SeqCst);
-        // with pacing each transaction takes what the eight workers queued during the gap (a
-        // worker has at most one commit queued)
+        // each transaction takes what the announced commits queued while it waited: without
+        // the wait, nearly every commit finds the thread idle
         assert!(
             groups * 2 <= commits,
             "{commits} commits took {groups} transactions"
         );
+    }
+
+    /// A lone worker's commits go at once, one after another: no wait for commits that are not
+    /// announced, however long the longest wait.
+    #[test]
+    fn a_lone_job_does_not_wait_for_a_group() {
+        let store = Arc::new(ObservedStore::default());
+        let committer =
+            CheckpointCommitter::start_with_wait(store.clone(), Duration::from_secs(30)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        for i in 0..20u64 {
+            let coming = committer.commit_coming();
+            let version = runtime
+                .block_on(committer.commit_announced(request(&format!("o{i}"), None, i), coming));
+            assert_eq!(version.unwrap(), 1);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "20 lone commits took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(store.groups.load(std::sync::atomic::Ordering::SeqCst), 20);
+    }
+
+    /// A commit waits for another announced commit at most the longest wait, and no longer once
+    /// that announcement is withdrawn.
+    #[test]
+    fn a_group_waits_at_most_the_longest_wait_and_not_for_a_withdrawn_commit() {
+        let store = Arc::new(ObservedStore::default());
+        let wait = Duration::from_millis(300);
+        let committer = CheckpointCommitter::start_with_wait(store.clone(), wait).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+
+        // another commit announced that does not come: the whole wait, then alone
+        let other = committer.commit_coming();
+        let started = Instant::now();
+        runtime
+            .block_on(committer.commit(request("a", None, 1)))
+            .unwrap();
+        let took = started.elapsed();
+        assert!(took >= wait, "waited only {took:?}");
+        assert!(took < wait * 10, "waited {took:?}");
+
+        // the other announcement is withdrawn while this one waits: the wait ends with it
+        let ender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            drop(other);
+        });
+        let commit = {
+            let committer = committer.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let started = Instant::now();
+                runtime
+                    .block_on(committer.commit(request("b", None, 1)))
+                    .unwrap();
+                started.elapsed()
+            })
+        };
+        ender.join().unwrap();
+        let took = commit.join().unwrap();
+        assert!(
+            took < wait,
+            "the commit waited {took:?} for a withdrawn announcement"
+        );
+        assert_eq!(store.groups.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     impl CheckpointStore for ObservedStore {

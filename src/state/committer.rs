@@ -25,9 +25,10 @@ const MAX_GROUP: usize = 256;
 /// starts (group commit, as PostgreSQL's `commit_delay`, but ended early once every announced
 /// commit has queued). A checkpoint so trails its destination object by at most this; the
 /// worker that waits holds no request open. On the small-blob benchmarks (2,000 commits from 32
-/// concurrent jobs, one every 8 ms on the slower machine) a transaction per commit cost 12 to
-/// 19 % of Ferry's CPU against this (`docs/BENCHMARKS.md`, "Run 44").
-pub const MAX_GROUP_WAIT: Duration = Duration::from_millis(50);
+/// concurrent jobs, one every 8 ms on the slower machine) this cut Ferry's CPU by about a fifth
+/// against the fixed 5 ms pacing gap before it, under which nearly every checkpoint paid its own
+/// transaction (`docs/BENCHMARKS.md`, "Run 44").
+const MAX_GROUP_WAIT: Duration = Duration::from_millis(50);
 
 type Outcome = Result<u64, StateError>;
 
@@ -40,8 +41,8 @@ struct Queued {
 enum Message {
     /// A commit to make; `announced` when a [`CommitComing`] announced it.
     Commit { queued: Queued, announced: bool },
-    /// An announced commit was withdrawn (its job ended, made it, or failed before it) while
-    /// the thread was waiting for a group: fewer commits may come.
+    /// An announcement was dropped unused (its destination commit failed, or its job stopped)
+    /// while the thread was waiting for a group: fewer commits may come.
     Withdrawn,
 }
 

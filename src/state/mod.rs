@@ -19,7 +19,7 @@ mod types;
 #[cfg(test)]
 mod conformance;
 
-pub use committer::{CheckpointCommitter, CommitComing, MAX_GROUP_WAIT};
+pub use committer::{CheckpointCommitter, CommitComing};
 pub use memory::MemoryCheckpointStore;
 pub use sqlite::{SqliteCheckpointStore, SCHEMA_VERSION, STATE_FILE_NAME};
 pub use types::{

@@ -21,8 +21,9 @@ use crate::blob_api::{BlobErrorClass, BlobKind, UploadOptions};
 use crate::cmk::{CustomerKey, KeyVaultError};
 use crate::config::{AtRest, BlobSourceConfig, Compression, ShipMode, UnencryptedPolicy};
 use crate::sink::{
-    content_encoding, extension, BatchEncoder, BatchRange, CompressError, Destination, EndKind,
-    NameContext, PathTemplate, RecordSplitter, SinkError, SplitterConfig, JSONL_CONTENT_TYPE,
+    content_encoding, extension, BatchEncoder, BatchRange, CommitInfo, CompressError, Destination,
+    EndKind, NameContext, PathTemplate, RecordSplitter, SinkError, SplitterConfig,
+    JSONL_CONTENT_TYPE,
 };
 use crate::source::{BlobSource, SourceError};
 use crate::state::{
@@ -211,12 +212,14 @@ impl SourceContext {
     /// and `rejected` count this job's records from `item.start` up to `offset` (all its objects
     /// so far, not only the last); the checkpoint adds them to what the prior checkpoint of the
     /// same version counted. `coming`: the announcement taken when the destination commit
-    /// started, if any.
+    /// started, if any (see [`commit_object`](SourceContext::commit_object)).
     async fn checkpoint(
         &self,
         item: &WorkItem,
         version: &mut Option<u64>,
-        (offset, records, rejected): (u64, u64, u64),
+        offset: u64,
+        records: u64,
+        rejected: u64,
         coming: Option<CommitComing>,
     ) -> Result<(), ShipError> {
         let prior = item.prior.as_ref().map(|p| &p.value);
@@ -253,6 +256,25 @@ impl SourceContext {
         };
         *version = Some(new_version);
         Ok(())
+    }
+
+    /// Commits one destination object, then its checkpoint at `(offset, records, rejected)` (as
+    /// [`checkpoint`](SourceContext::checkpoint) counts them). The checkpoint is announced when
+    /// the object's commit starts, so that other jobs' checkpoints wait for it and share its
+    /// transaction (`state::committer`).
+    async fn commit_object(
+        &self,
+        object: SealedUpload,
+        opts: UploadOptions,
+        item: &WorkItem,
+        version: &mut Option<u64>,
+        (offset, records, rejected): (u64, u64, u64),
+    ) -> Result<CommitInfo, ShipError> {
+        let coming = self.commits.commit_coming();
+        let info = object.commit(opts).await?;
+        self.checkpoint(item, version, offset, records, rejected, Some(coming))
+            .await?;
+        Ok(info)
     }
 
     /// Ships one unit. `stop` is checked before every commit: once it fires, nothing more of
@@ -323,7 +345,7 @@ impl SourceContext {
         }
         let end = have.end.min(item.end);
         let mut version = item.prior.as_ref().map(|p| p.version);
-        self.checkpoint(item, &mut version, (end, have.records, 0), None)
+        self.checkpoint(item, &mut version, end, have.records, 0, None)
             .await?;
         let prior = self.store.load(&self.key(item))?;
         tracing::info!(tenant = %self.tenant, source = %self.cfg.name, blob = %item.blob, objects = have.objects, from = item.start, offset = end, "The destination already holds objects past this blob's checkpoint (written by an earlier process); continuing after them");
@@ -383,7 +405,7 @@ impl SourceContext {
                 detail: e.to_string(),
             })??;
         let mut version = item.prior.as_ref().map(|p| p.version);
-        self.checkpoint(item, &mut version, (item.end, 0, 0), None)
+        self.checkpoint(item, &mut version, item.end, 0, 0, None)
             .await
     }
 
@@ -474,10 +496,8 @@ impl SourceContext {
         if self.halted(stop) {
             return Err(ShipError::Stopped);
         }
-        // announced: other jobs' checkpoints wait for this one to share a transaction
-        let coming = self.commits.commit_coming();
-        let info = upload.commit(opts).await?;
-        self.checkpoint(item, &mut version, (item.end, 0, 0), Some(coming))
+        let info = self
+            .commit_object(upload, opts, item, &mut version, (item.end, 0, 0))
             .await?;
         Ok(Shipped {
             objects: 1,
@@ -605,8 +625,7 @@ impl SourceContext {
                     // nothing closed: a zero-byte blob, or only a partial last line of a growing
                     // blob; remember the version and size seen so it is not read again for nothing
                     let at = summary.map(|s| s.consumed).unwrap_or(item.start);
-                    self.checkpoint(item, &mut version, (at, 0, 0), None)
-                        .await?;
+                    self.checkpoint(item, &mut version, at, 0, 0, None).await?;
                 }
                 break;
             }
@@ -641,27 +660,23 @@ impl SourceContext {
                 self.checkpoint(
                     item,
                     version,
-                    (range.end, out.records, out.rejected + range.rejected),
+                    range.end,
+                    out.records,
+                    out.rejected + range.rejected,
                     None,
                 )
                 .await?;
                 out.rejected += range.rejected;
             }
             Pending::Object(obj, opts, range) => {
-                // announced: other jobs' checkpoints wait for this one to share a transaction
-                let coming = self.commits.commit_coming();
-                let info = (*obj).commit(*opts).await?;
-                self.checkpoint(
-                    item,
-                    version,
-                    (
-                        range.end,
-                        out.records + range.records,
-                        out.rejected + range.rejected,
-                    ),
-                    Some(coming),
-                )
-                .await?;
+                let counts = (
+                    range.end,
+                    out.records + range.records,
+                    out.rejected + range.rejected,
+                );
+                let info = self
+                    .commit_object(*obj, *opts, item, version, counts)
+                    .await?;
                 out.objects += 1;
                 out.bytes_written += info.bytes;
                 out.records += range.records;

@@ -867,6 +867,86 @@ async fn a_watermark_does_not_claim_the_appends_of_a_blob_it_cannot_read() {
     let _ = d.stop();
 }
 
+/// A block blob rewritten between the listing that named it and its read: the listed version
+/// never ships (the read is locked to its ETag), so the poll that met it has not caught up, and
+/// the watermark must not pass the time that version was written until a later poll ships what
+/// the blob holds then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermark_waits_for_a_block_blob_rewritten_between_listing_and_read() {
+    let (w, cfg, contoso) = growing_audit_blob_with_watermarks("1s").await;
+    let container = "insights-logs-auditevent";
+    let d = Daemon::start(&cfg);
+    let c = r#"tenant="contoso",source="audit""#;
+    d.wait_for(60, "the first records shipped and a watermark", || async {
+        sample(&d.metrics().await, "ferry_records_shipped_total", c) == Some(5.0)
+            && watermark_and_objects(&w, MARK).await.is_some()
+    })
+    .await;
+    // every read of the new blob is answered as Azure answers a read locked to an ETag the blob
+    // no longer has: it was rewritten after each listing
+    let admin = w.sandbox.admin();
+    let refusals = 1_000;
+    let fault = admin
+        .add_fault(&ferry_sim::faults::FaultSpec {
+            host: Some("contosologs.blob.sandbox.test".into()),
+            method: Some("GET".into()),
+            path_prefix: Some(format!(
+                "/{container}/resourceId%3D/SUBSCRIPTIONS/S/y%3D2026/m%3D11/d%3D27/h%3D11/"
+            )),
+            status: Some(412),
+            error_code: Some("ConditionNotMet".into()),
+            count: Some(refusals),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let late = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=11/m=00/PT1H.json";
+    contoso
+        .put_block_blob(container, late, log_lines("l", 0, 3))
+        .await
+        .unwrap();
+    // the blob's Last-Modified is at most this
+    let written_by = now_unix();
+    let refused = || async {
+        let v = admin.get("/faults").await.unwrap();
+        let left = v["faults"]
+            .as_array()
+            .and_then(|f| f.iter().find(|r| r["id"] == fault.as_str()))
+            .and_then(|r| r["remaining"].as_u64())
+            .unwrap_or(0);
+        refusals - left
+    };
+    d.wait_for(60, "three polls meeting the rewritten blob", || async {
+        refused().await >= 3
+    })
+    .await;
+    // polls go on every second and the watermark is written every 10 s of progress: a poll
+    // that claimed to catch up would have moved it well past the blob by now
+    tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+    assert!(refused().await >= 10, "Ferry stopped polling the source");
+    let (v, _) = watermark_and_objects(&w, MARK).await.expect("a watermark");
+    let at = v["complete_before_unix"].as_i64();
+    assert!(
+        at.is_some_and(|t| t <= written_by),
+        "complete_before {at:?} claims the block blob written by {written_by}, which has not landed:\n{v}"
+    );
+    assert_eq!(
+        sample(&d.metrics().await, "ferry_records_shipped_total", c),
+        Some(5.0)
+    );
+    // reads work again: the blob ships, and the watermark moves past it
+    admin.remove_fault(&fault).await.unwrap();
+    d.wait_for(60, "the blob shipped and the watermark past it", || async {
+        sample(&d.metrics().await, "ferry_records_shipped_total", c) == Some(8.0)
+            && watermark_and_objects(&w, MARK)
+                .await
+                .and_then(|(v, _)| v["complete_before_unix"].as_i64())
+                .is_some_and(|t| t > written_by)
+    })
+    .await;
+    let _ = d.stop();
+}
+
 /// The watermark object of contoso's `audit` source.
 const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";
 

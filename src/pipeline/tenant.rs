@@ -187,11 +187,14 @@ pub struct TenantTotals {
     pub failed: u64,
     /// Of those, the ones (and failed listings) that could not connect to the customer's endpoint.
     pub unreachable: u64,
-    /// Since when (unix seconds) the oldest data of a failed job may have waited
-    /// (`WorkItem::unshipped_since`).
-    pub oldest_failed: Option<i64>,
+    /// Jobs whose blob was rewritten or deleted between the listing and the read (read again,
+    /// in its newer version if any, next poll). Not failures, but not shipped either.
+    pub changed: u64,
+    /// Since when (unix seconds) the oldest data of a failed or changed job may have waited
+    /// (`WorkItem::unshipped_since`): the poll did not catch up to it.
+    pub oldest_unshipped: Option<i64>,
     /// True when one of those times was only assumed.
-    pub failed_since_assumed: bool,
+    pub unshipped_since_assumed: bool,
     /// A refusal that stops the tenant was met (the tenant's blocked state is being set).
     pub refused: bool,
 }
@@ -202,12 +205,21 @@ impl TenantTotals {
         self.shipped += later.shipped;
         self.failed += later.failed;
         self.unreachable += later.unreachable;
-        self.oldest_failed = match (self.oldest_failed, later.oldest_failed) {
+        self.changed += later.changed;
+        self.oldest_unshipped = match (self.oldest_unshipped, later.oldest_unshipped) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         self.refused |= later.refused;
-        self.failed_since_assumed |= later.failed_since_assumed;
+        self.unshipped_since_assumed |= later.unshipped_since_assumed;
+    }
+
+    /// Notes that `item` did not ship this poll, so the poll has not caught up to its data.
+    fn left_unshipped(&mut self, item: &WorkItem) {
+        if let Some((t, assumed)) = item.unshipped_since() {
+            self.oldest_unshipped = Some(self.oldest_unshipped.map_or(t, |o| o.min(t)));
+            self.unshipped_since_assumed |= assumed;
+        }
     }
 }
 
@@ -770,16 +782,17 @@ impl TenantSupervisor {
                         .emit(&self.board);
                     }
                     Err(e) if e.is_blob_changed() => {
+                        // the version listed is gone; its data (written before this poll) has
+                        // not landed, so the poll must not claim it caught up: a watermark
+                        // waits for the newer version's shipment, next poll
+                        totals.changed += 1;
+                        totals.left_unshipped(&item);
                         tracing::info!(tenant = %self.name, source = %ctx.cfg.name, blob = %item.blob, error = %e, "Blob changed while being read; it is read again next poll");
                     }
                     Err(e) => {
                         totals.failed += 1;
                         totals.unreachable += u64::from(e.is_source_unreachable());
-                        if let Some((t, assumed)) = item.unshipped_since() {
-                            totals.oldest_failed =
-                                Some(totals.oldest_failed.map_or(t, |o| o.min(t)));
-                            totals.failed_since_assumed |= assumed;
-                        }
+                        totals.left_unshipped(&item);
                         if let Some(b) = blocking_state(&e, &self.consent_url, &container) {
                             if !blocked {
                                 blocked = true;
@@ -843,7 +856,7 @@ impl TenantSupervisor {
             }
             Ok(report) => {
                 // the oldest data seen but not shipped: deferred tails and failed items
-                let oldest = match (report.oldest_deferred, totals.oldest_failed) {
+                let oldest = match (report.oldest_deferred, totals.oldest_unshipped) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
@@ -853,10 +866,11 @@ impl TenantSupervisor {
                         Some(t) => {
                             st.behind_since = Some(t);
                             st.behind_since_assumed =
-                                report.deferred_since_assumed || totals.failed_since_assumed;
+                                report.deferred_since_assumed || totals.unshipped_since_assumed;
                         }
-                        // failed items without a write time: as old as the last catch-up
-                        None if totals.failed > 0 => st.fall_behind(started),
+                        // failed or changed items without a write time: as old as the last
+                        // catch-up
+                        None if totals.failed > 0 || totals.changed > 0 => st.fall_behind(started),
                         None => {
                             st.caught_up_at = Some(started);
                             st.behind_since = None;

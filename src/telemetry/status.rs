@@ -135,9 +135,9 @@ pub struct SourceStatus {
     /// Age in seconds of the oldest data that may not be shipped yet (0 when caught up): computed
     /// from `behind_since` (and, for a stopped tenant, the time it stopped) when the board is read.
     pub lag_seconds: u64,
-    /// Data written since this time (unix seconds) may not be shipped yet: the oldest failed or
-    /// waiting item a poll saw, or, when the source could not be listed, the start of its last
-    /// poll that caught up. `None` when caught up.
+    /// Data written since this time (unix seconds) may not be shipped yet: the oldest failed,
+    /// waiting or changed-while-read item a poll saw, or, when the source could not be listed,
+    /// the start of its last poll that caught up. `None` when caught up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behind_since: Option<i64>,
     /// Start of the last poll that listed the source and left nothing behind (unix seconds).

@@ -855,7 +855,7 @@ impl TenantSupervisor {
                 Ok(totals)
             }
             Ok(report) => {
-                // the oldest data seen but not shipped: deferred tails and failed items
+                // the oldest data seen but not shipped: deferred tails, failed and changed items
                 let oldest = match (report.oldest_deferred, totals.oldest_unshipped) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),

@@ -854,16 +854,7 @@ async fn a_watermark_does_not_claim_the_appends_of_a_blob_it_cannot_read() {
     .await;
     // two publisher ticks past a failed poll after the second append
     tokio::time::sleep(std::time::Duration::from_secs(15)).await;
-    let (v, _) = watermark_and_objects(&w, MARK).await.expect("a watermark");
-    let at = v["complete_before_unix"].as_i64();
-    assert!(
-        at.is_some_and(|t| t <= first_append),
-        "complete_before {at:?} claims the records appended at {first_append}:\n{v}"
-    );
-    assert_eq!(
-        sample(&d.metrics().await, "ferry_records_shipped_total", c),
-        Some(5.0)
-    );
+    claims_nothing_after(&w, &d, first_append, "the records appended at").await;
     let _ = d.stop();
 }
 
@@ -924,16 +915,7 @@ async fn a_watermark_waits_for_a_block_blob_rewritten_between_listing_and_read()
     // that claimed to catch up would have moved it well past the blob by now
     tokio::time::sleep(std::time::Duration::from_secs(20)).await;
     assert!(refused().await >= 10, "Ferry stopped polling the source");
-    let (v, _) = watermark_and_objects(&w, MARK).await.expect("a watermark");
-    let at = v["complete_before_unix"].as_i64();
-    assert!(
-        at.is_some_and(|t| t <= written_by),
-        "complete_before {at:?} claims the block blob written by {written_by}, which has not landed:\n{v}"
-    );
-    assert_eq!(
-        sample(&d.metrics().await, "ferry_records_shipped_total", c),
-        Some(5.0)
-    );
+    claims_nothing_after(&w, &d, written_by, "the block blob (not landed) written by").await;
     // reads work again: the blob ships, and the watermark moves past it
     admin.remove_fault(&fault).await.unwrap();
     d.wait_for(60, "the blob shipped and the watermark past it", || async {
@@ -945,6 +927,25 @@ async fn a_watermark_waits_for_a_block_blob_rewritten_between_listing_and_read()
     })
     .await;
     let _ = d.stop();
+}
+
+/// Asserts that contoso's `audit` watermark claims nothing written after `t` (`what` was written
+/// then and has not landed) and that the source still has shipped only its first 5 records.
+async fn claims_nothing_after(w: &World, d: &Daemon, t: i64, what: &str) {
+    let (v, _) = watermark_and_objects(w, MARK).await.expect("a watermark");
+    let at = v["complete_before_unix"].as_i64();
+    assert!(
+        at.is_some_and(|c| c <= t),
+        "complete_before {at:?} claims {what} {t}:\n{v}"
+    );
+    assert_eq!(
+        sample(
+            &d.metrics().await,
+            "ferry_records_shipped_total",
+            r#"tenant="contoso",source="audit""#
+        ),
+        Some(5.0)
+    );
 }
 
 /// The watermark object of contoso's `audit` source.

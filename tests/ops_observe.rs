@@ -816,13 +816,7 @@ async fn a_watermark_does_not_claim_what_was_appended_while_a_shipment_uploaded(
 async fn a_watermark_does_not_claim_the_appends_of_a_blob_it_cannot_read() {
     let (w, cfg, contoso) = growing_audit_blob_with_watermarks("1s").await;
     let (container, blob) = ("insights-logs-auditevent", BLOB);
-    let d = Daemon::start(&cfg);
-    let c = r#"tenant="contoso",source="audit""#;
-    d.wait_for(60, "the first records shipped and a watermark", || async {
-        sample(&d.metrics().await, "ferry_records_shipped_total", c) == Some(5.0)
-            && watermark_and_objects(&w, MARK).await.is_some()
-    })
-    .await;
+    let d = started_with_a_watermark(&w, &cfg).await;
     // every read of the blob fails from now on (a listing still works)
     w.sandbox
         .admin()
@@ -866,13 +860,8 @@ async fn a_watermark_does_not_claim_the_appends_of_a_blob_it_cannot_read() {
 async fn a_watermark_waits_for_a_block_blob_rewritten_between_listing_and_read() {
     let (w, cfg, contoso) = growing_audit_blob_with_watermarks("1s").await;
     let container = "insights-logs-auditevent";
-    let d = Daemon::start(&cfg);
+    let d = started_with_a_watermark(&w, &cfg).await;
     let c = r#"tenant="contoso",source="audit""#;
-    d.wait_for(60, "the first records shipped and a watermark", || async {
-        sample(&d.metrics().await, "ferry_records_shipped_total", c) == Some(5.0)
-            && watermark_and_objects(&w, MARK).await.is_some()
-    })
-    .await;
     // every read of the new blob is answered as Azure answers a read locked to an ETag the blob
     // no longer has: it was rewritten after each listing
     let admin = w.sandbox.admin();
@@ -927,6 +916,19 @@ async fn a_watermark_waits_for_a_block_blob_rewritten_between_listing_and_read()
     })
     .await;
     let _ = d.stop();
+}
+
+/// A daemon on `cfg` once contoso's `audit` has shipped the 5 records of `BLOB` and published
+/// its watermark.
+async fn started_with_a_watermark(w: &World, cfg: &std::path::Path) -> Daemon {
+    let d = Daemon::start(cfg);
+    let c = r#"tenant="contoso",source="audit""#;
+    d.wait_for(60, "the first records shipped and a watermark", || async {
+        sample(&d.metrics().await, "ferry_records_shipped_total", c) == Some(5.0)
+            && watermark_and_objects(w, MARK).await.is_some()
+    })
+    .await;
+    d
 }
 
 /// Asserts that contoso's `audit` watermark claims nothing written after `t` (`what` was written

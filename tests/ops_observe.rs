@@ -44,7 +44,7 @@ async fn metrics_and_status_follow_shipping_throttling_and_revocation() {
     .await;
     assert_no_transparent_huge_pages(d.pid());
     let m = d.metrics().await;
-    let c = r#"tenant="contoso",source="audit""#;
+    let c = CONTOSO_AUDIT;
     assert_eq!(
         sample(&m, "ferry_records_shipped_total", c),
         Some(100.0),
@@ -389,7 +389,7 @@ async fn a_partial_last_line_shows_as_lag_until_the_quiet_blob_ships_it() {
     audit.extra = "  partial_line_wait = \"8s\"\n".into();
     let cfg = w.config(&[("contoso", vec![audit])], "");
     let d = Daemon::start(&cfg);
-    let c = r#"tenant="contoso",source="audit""#;
+    let c = CONTOSO_AUDIT;
     d.wait_for(
         30,
         "the complete line shipped, the partial one counted as lag",
@@ -468,7 +468,7 @@ async fn a_restart_keeps_counting_a_stopped_tenants_age_and_lag() {
         .await
         .unwrap();
     let cfg = w.config(&[("contoso", vec![SourceSpec::records("audit")])], "");
-    let c = r#"tenant="contoso",source="audit""#;
+    let c = CONTOSO_AUDIT;
     let age = |m: &str| sample(m, "ferry_tenant_state_age_seconds", r#"tenant="contoso""#);
     let d = Daemon::start(&cfg);
     d.wait_for(60, "contoso active with its records shipped", || async {
@@ -764,7 +764,7 @@ async fn a_watermark_does_not_claim_what_was_appended_while_a_shipment_uploaded(
     // is visible in the destination 12 s before Ferry knows it landed and commits its checkpoint
     w.delay_provider_writes(12_000).await;
     let d = Daemon::start(&cfg);
-    let c = r#"tenant="contoso",source="audit""#;
+    let c = CONTOSO_AUDIT;
     d.wait_for(
         30,
         "the first object visible, its commit not answered yet",
@@ -861,18 +861,17 @@ async fn a_watermark_waits_for_a_block_blob_rewritten_between_listing_and_read()
     let (w, cfg, contoso) = growing_audit_blob_with_watermarks("1s").await;
     let container = "insights-logs-auditevent";
     let d = started_with_a_watermark(&w, &cfg).await;
-    let c = r#"tenant="contoso",source="audit""#;
+    let c = CONTOSO_AUDIT;
     // every read of the new blob is answered as Azure answers a read locked to an ETag the blob
     // no longer has: it was rewritten after each listing
+    let late = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=11/m=00/PT1H.json";
     let admin = w.sandbox.admin();
     let refusals = 1_000;
     let fault = admin
         .add_fault(&ferry_sim::faults::FaultSpec {
             host: Some("contosologs.blob.sandbox.test".into()),
             method: Some("GET".into()),
-            path_prefix: Some(format!(
-                "/{container}/resourceId%3D/SUBSCRIPTIONS/S/y%3D2026/m%3D11/d%3D27/h%3D11/"
-            )),
+            path_prefix: Some(format!("/{container}/{}", late.replace('=', "%3D"))),
             status: Some(412),
             error_code: Some("ConditionNotMet".into()),
             count: Some(refusals),
@@ -880,7 +879,6 @@ async fn a_watermark_waits_for_a_block_blob_rewritten_between_listing_and_read()
         })
         .await
         .unwrap();
-    let late = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=11/m=00/PT1H.json";
     contoso
         .put_block_blob(container, late, log_lines("l", 0, 3))
         .await
@@ -922,7 +920,7 @@ async fn a_watermark_waits_for_a_block_blob_rewritten_between_listing_and_read()
 /// its watermark.
 async fn started_with_a_watermark(w: &World, cfg: &std::path::Path) -> Daemon {
     let d = Daemon::start(cfg);
-    let c = r#"tenant="contoso",source="audit""#;
+    let c = CONTOSO_AUDIT;
     d.wait_for(60, "the first records shipped and a watermark", || async {
         sample(&d.metrics().await, "ferry_records_shipped_total", c) == Some(5.0)
             && watermark_and_objects(w, MARK).await.is_some()
@@ -944,11 +942,14 @@ async fn claims_nothing_after(w: &World, d: &Daemon, t: i64, what: &str) {
         sample(
             &d.metrics().await,
             "ferry_records_shipped_total",
-            r#"tenant="contoso",source="audit""#
+            CONTOSO_AUDIT
         ),
         Some(5.0)
     );
 }
+
+/// Metric labels of contoso's `audit` source.
+const CONTOSO_AUDIT: &str = r#"tenant="contoso",source="audit""#;
 
 /// The watermark object of contoso's `audit` source.
 const MARK: &str = "tenant=contoso/source=audit/_ferry~watermark.json";

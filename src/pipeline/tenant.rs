@@ -22,7 +22,7 @@ use crate::telemetry::events::{
     BlobQuarantined, SourceWorkFailed, TenantRefused, TenantStateChanged,
 };
 use crate::telemetry::metrics::in_scope;
-use crate::telemetry::status::{unix_now, LastError};
+use crate::telemetry::status::{earliest, unix_now, LastError};
 use crate::telemetry::{StatusBoard, TenantState};
 
 use super::lister::{Job, SourceLister};
@@ -206,10 +206,7 @@ impl TenantTotals {
         self.failed += later.failed;
         self.unreachable += later.unreachable;
         self.changed += later.changed;
-        self.oldest_unshipped = match (self.oldest_unshipped, later.oldest_unshipped) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.oldest_unshipped = earliest(self.oldest_unshipped, later.oldest_unshipped);
         self.refused |= later.refused;
         self.unshipped_since_assumed |= later.unshipped_since_assumed;
     }
@@ -217,7 +214,7 @@ impl TenantTotals {
     /// Notes that `item` did not ship this poll, so the poll has not caught up to its data.
     fn left_unshipped(&mut self, item: &WorkItem) {
         if let Some((t, assumed)) = item.unshipped_since() {
-            self.oldest_unshipped = Some(self.oldest_unshipped.map_or(t, |o| o.min(t)));
+            self.oldest_unshipped = earliest(self.oldest_unshipped, Some(t));
             self.unshipped_since_assumed |= assumed;
         }
     }
@@ -856,10 +853,7 @@ impl TenantSupervisor {
             }
             Ok(report) => {
                 // the oldest data seen but not shipped: deferred tails, failed and changed items
-                let oldest = match (report.oldest_deferred, totals.oldest_unshipped) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let oldest = earliest(report.oldest_deferred, totals.oldest_unshipped);
                 self.board.update_source(&self.name, &ctx.cfg.name, |st| {
                     st.last_poll = Some(unix_now());
                     match oldest {

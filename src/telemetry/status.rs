@@ -90,6 +90,14 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The earlier of two times, either of which may be unknown (`None` only when both are).
+pub fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The last error seen, and what to do about it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastError {
@@ -311,10 +319,7 @@ impl StatusBoard {
             let stopped_since = t.state.is_blocked().then_some(t.since);
             for s in t.sources.values_mut() {
                 // stopped: whatever was written since the stop waits too
-                let behind = match (s.behind_since, stopped_since) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let behind = earliest(s.behind_since, stopped_since);
                 s.lag_seconds = behind.map_or(0, |t| (now - t).max(0) as u64);
             }
         }
@@ -325,6 +330,14 @@ impl StatusBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn earliest_ignores_an_unknown_time() {
+        assert_eq!(earliest(Some(5), Some(3)), Some(3));
+        assert_eq!(earliest(Some(5), None), Some(5));
+        assert_eq!(earliest(None, Some(3)), Some(3));
+        assert_eq!(earliest(None, None), None);
+    }
 
     #[test]
     fn state_changes_are_reported_once() {

@@ -51,7 +51,8 @@ enum Cmd {
         /// The rclone binary.
         #[arg(long, default_value = "rclone")]
         rclone: String,
-        /// small (2,000 x 64 KiB), large (8 x 64 MiB) or huge (1 x 1 GiB, one tenant).
+        /// small (2,000 x 64 KiB), large (8 x 64 MiB), huge (1 x 1 GiB, one tenant) or tiny (one
+        /// 1 KiB blob per tenant: what a run costs a tool before and after its data).
         #[arg(long)]
         set: String,
         /// copy, records or rclone; copy-direct and records-direct pin Ferry's account hosts
@@ -159,7 +160,8 @@ async fn throughput(
         "small" => (tenants, 2000 / tenants, 64 << 10),
         "large" => (tenants, 8 / tenants, 64 << 20),
         "huge" => (1, 1, 1 << 30),
-        other => bail!("unknown set {other}: small, large or huge"),
+        "tiny" => (tenants, 1, 1 << 10),
+        other => bail!("unknown set {other}: small, large, huge or tiny"),
     };
     fresh_dir(work)?;
     let world = World::start(work, tenants, &place.azurite_core).await?;

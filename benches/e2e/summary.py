@@ -48,6 +48,11 @@ for s, cpu_target in targets.items():
         print(f"- {s} {t}: throughput {thr_m:.2f}x rclone{per_round} (target >= 1: {'met' if thr_m >= 1 else 'MISSED'}); "
               f"CPU/GiB {cpu_m:.2f}x rclone{per_round_cpu} (target <= {cpu_target}: {'met' if cpu_m <= cpu_target else 'MISSED'}); "
               f"peak RSS {rss} MiB (target < 150: {'met' if rss < 150 else 'MISSED'})")
+tiny = {t: statistics.median(r["cpu_secs"] for r in by_round.values())
+        for (s, t), by_round in runs.items() if s == "tiny"}
+if tiny:
+    print("- fixed cost of a run (tiny set, one 1 KiB blob per tenant; median CPU s): "
+          + ", ".join(f"{t} {v:.2f}" for t, v in sorted(tiny.items())))
 h = max(runs.get(("huge", "copy"), {}).values(), key=lambda r: r["max_rss_mib"], default=None)
 if h:
     print(f"- 1 GiB single blob, copy: peak RSS {h['max_rss_mib']} MiB (target < 150: "

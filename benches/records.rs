@@ -120,7 +120,7 @@ fn split_encode(input: &[u8], by_run: bool) -> u64 {
     let mut splitter = RecordSplitter::new(config, 0);
     let mut out = 0u64;
     if by_run {
-        let mut batches = BatchEncoder::new(Compression::Zstd).expect("encoder");
+        let mut batches = BatchEncoder::new(Compression::Zstd, None).expect("encoder");
         for chunk in input.chunks(TLS_CHUNK) {
             batches.push(&mut splitter, chunk).expect("write");
             if let Some(block) = batches.take_ready(BLOCK) {

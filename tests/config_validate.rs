@@ -210,13 +210,14 @@ fn records_keys_in_copy_mode() {
         "records_keys_in_copy_mode.toml",
         &[
             "{file}:19:1: tenant[contoso].source[exports].compression: compression applies to records mode only, and this source has mode = \"copy\"",
-            "{file}:20:1: tenant[contoso].source[exports].batch_max_age: batch_max_age applies to records mode only",
+            "{file}:20:1: tenant[contoso].source[exports].compression_level: compression_level applies to records mode only",
+            "{file}:21:1: tenant[contoso].source[exports].batch_max_age: batch_max_age applies to records mode only",
             "help: copy mode ships each blob byte for byte, never split, batched or compressed: remove compression, or set mode = \"records\"",
         ],
     );
     assert_eq!(
         stderr.matches("applies to records mode only").count(),
-        2,
+        3,
         "{stderr}"
     );
 }

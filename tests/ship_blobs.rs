@@ -52,13 +52,30 @@ async fn two_tenants_records_and_copy_modes() {
                     SourceSpec::copy("exports", "exports"),
                 ],
             ),
-            ("fabrikam", vec![SourceSpec::records("audit")]),
+            (
+                "fabrikam",
+                vec![SourceSpec {
+                    extra: "compression = \"gzip\"\ncompression_level = 9\n".into(),
+                    ..SourceSpec::records("audit")
+                }],
+            ),
         ],
         "",
     );
     let out = w.ferry(&["run", "--once", "-c", cfg.to_str().unwrap()]);
     assert!(out.status.success(), "{}", output_text(&out));
     let dest = w.destination().await;
+    let fabrikam_objects: Vec<_> = dest
+        .iter()
+        .filter(|(n, _)| n.starts_with("tenant=fabrikam/"))
+        .collect();
+    assert!(!fabrikam_objects.is_empty());
+    for (name, (_, body)) in fabrikam_objects {
+        // gzip header (RFC 1952): magic, then XFL = 2 for "maximum compression" (level 9)
+        assert!(name.ends_with(".jsonl.gz"), "{name}");
+        assert_eq!(&body[..2], &[0x1f, 0x8b], "{name}");
+        assert_eq!(body[8], 2, "{name}: not written at compression_level 9");
+    }
     for (name, (meta, _)) in &dest {
         let tenant = name
             .split('/')

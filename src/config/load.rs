@@ -449,8 +449,9 @@ fn source_piece(
 /// Keys that only records mode reads. Written in a `mode = "copy"` source they would do nothing,
 /// which the operator did not mean: a copy object is shipped byte for byte, never split,
 /// batched or compressed.
-const RECORDS_ONLY_KEYS: [&str; 5] = [
+const RECORDS_ONLY_KEYS: [&str; 6] = [
     "compression",
+    "compression_level",
     "batch_max_bytes",
     "batch_max_age",
     "max_record_size",

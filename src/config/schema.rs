@@ -407,6 +407,10 @@ pub struct BlobSourceConfig {
     /// Records mode: compression of destination objects.
     #[serde(default)]
     pub compression: Compression,
+    /// Records mode: the codec's level, when not its default (zstd 1, gzip 1). zstd takes -7 to
+    /// -1 (faster, larger objects) and 1 to 19 (slower, smaller); gzip 1 to 9.
+    #[serde(default)]
+    pub compression_level: Option<i32>,
     /// Records mode: a line longer than this is rejected and skipped, never cut.
     #[serde(default = "default_max_record_size")]
     pub max_record_size: ByteSize,
@@ -482,6 +486,39 @@ pub enum Compression {
     Gzip,
     /// No compression (`.jsonl`).
     None,
+}
+
+impl Compression {
+    /// The name the config uses (`zstd`, `gzip`, `none`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        }
+    }
+
+    /// The levels `compression_level` may name for this codec, as an operator reads them; `None`
+    /// for no compression, which has none.
+    pub fn levels(self) -> Option<&'static str> {
+        match self {
+            Compression::Zstd => {
+                Some("-7 to -1 (faster, larger objects) or 1 to 19 (slower, smaller)")
+            }
+            Compression::Gzip => Some("1 to 9"),
+            Compression::None => None,
+        }
+    }
+
+    /// Whether `level` is one of [`levels`](Self::levels). zstd's 0 (its library default, 3) is
+    /// not: write 3. Its levels 20 to 22 need windows far larger than Ferry's 128 KiB.
+    pub fn accepts_level(self, level: i32) -> bool {
+        match self {
+            Compression::Zstd => (-7..=19).contains(&level) && level != 0,
+            Compression::Gzip => (1..=9).contains(&level),
+            Compression::None => false,
+        }
+    }
 }
 
 /// Whether shipped objects stay under the customer's key.

@@ -493,6 +493,26 @@ fn check_blob_source(p: &ConfigPath, b: &BlobSourceConfig, out: &mut Out<'_>) {
             "a record must fit in one batch: lower max_record_size or raise batch_max_bytes",
         );
     }
+    if let Some(level) = b.compression_level {
+        let key = p.key("compression_level");
+        // in a copy-mode source the loader already refused it (`RECORDS_ONLY_KEYS`)
+        match b.compression.levels() {
+            None => out.push(
+                key,
+                "compression_level is set but compression = \"none\"",
+                "remove compression_level, or set compression = \"zstd\" or \"gzip\"",
+            ),
+            Some(levels) if !b.compression.accepts_level(level) => out.push(
+                key,
+                format!(
+                    "compression_level {level} is not a {} level",
+                    b.compression.as_str()
+                ),
+                format!("use {levels}, or remove it for the default (1)"),
+            ),
+            Some(_) => {}
+        }
+    }
     if let Some(d) = &b.decrypt {
         let dp = p.key("decrypt");
         out.check(dp.key("key"), checks::check_key_id(&d.key));
@@ -694,6 +714,37 @@ container = "insights-logs-auditevent"
                 found[0].1.contains(&format!("{bad} is outside 1 to 5000")),
                 "{found:?}"
             );
+        }
+    }
+
+    #[test]
+    fn compression_level_is_one_the_codec_has() {
+        const KEY: &str = "tenant[contoso].source[audit].compression_level";
+        let mut c = minimal();
+        for (codec, ok) in [
+            (Compression::Zstd, vec![-7, -1, 1, 3, 19]),
+            (Compression::Gzip, vec![1, 6, 9]),
+        ] {
+            blob(&mut c).compression = codec;
+            for level in ok {
+                blob(&mut c).compression_level = Some(level);
+                assert_eq!(issues(&c), vec![], "{codec:?} {level}");
+            }
+        }
+        for (codec, bad, says) in [
+            (Compression::Zstd, 0, "is not a zstd level"),
+            (Compression::Zstd, 20, "is not a zstd level"),
+            (Compression::Zstd, -8, "is not a zstd level"),
+            (Compression::Gzip, 0, "is not a gzip level"),
+            (Compression::Gzip, 10, "is not a gzip level"),
+            (Compression::None, 1, "compression = \"none\""),
+        ] {
+            blob(&mut c).compression = codec;
+            blob(&mut c).compression_level = Some(bad);
+            let found = issues(&c);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].0, KEY);
+            assert!(found[0].1.contains(says), "{codec:?} {bad}: {found:?}");
         }
     }
 

@@ -541,7 +541,8 @@ impl SourceContext {
         }
 
         let mut out = Shipped::default();
-        let mut batches = BatchEncoder::new(compression).map_err(|e| compress_error(item, e))?;
+        let mut batches = BatchEncoder::new(compression, self.cfg.compression_level)
+            .map_err(|e| compress_error(item, e))?;
         let mut open: Option<SealedUpload> = None;
         let mut checkpointed = false;
 

@@ -14,6 +14,8 @@ use crate::config::Compression;
 #[derive(Debug)]
 pub struct BatchEncoder {
     compression: Compression,
+    /// The source's `compression_level` (`None`: the codec's default).
+    level: Option<i32>,
     /// The batch being filled.
     open: RecordEncoder,
     /// Batches closed since [`take_closed`](Self::take_closed) was last called.
@@ -21,11 +23,13 @@ pub struct BatchEncoder {
 }
 
 impl BatchEncoder {
-    /// No record yet.
-    pub fn new(compression: Compression) -> Result<Self, CompressError> {
+    /// No record yet; objects are encoded with `compression` at `level` (see
+    /// [`RecordEncoder::at_level`]).
+    pub fn new(compression: Compression, level: Option<i32>) -> Result<Self, CompressError> {
         Ok(BatchEncoder {
             compression,
-            open: RecordEncoder::new(compression)?,
+            level,
+            open: RecordEncoder::at_level(compression, level)?,
             closed: Vec::new(),
         })
     }
@@ -75,7 +79,8 @@ impl BatchEncoder {
             SplitEvent::Rejected { .. } => {}
             SplitEvent::BatchEnd(range) => {
                 run.flush(&mut self.open)?;
-                let done = std::mem::replace(&mut self.open, RecordEncoder::new(self.compression)?);
+                let next = RecordEncoder::at_level(self.compression, self.level)?;
+                let done = std::mem::replace(&mut self.open, next);
                 self.closed.push((range, done.finish()?));
             }
         }
@@ -204,7 +209,7 @@ mod tests {
 
             // the encoder under test
             let mut splitter = RecordSplitter::new(cfg, 0);
-            let mut batches = BatchEncoder::new(Compression::Zstd).unwrap();
+            let mut batches = BatchEncoder::new(Compression::Zstd, None).unwrap();
             let mut got = Vec::new();
             for &chunk in &chunks {
                 batches.push(&mut splitter, chunk).unwrap();

@@ -1,5 +1,5 @@
 //! Compression of records-mode objects: a [`RecordEncoder`] writes records as JSON Lines
-//! through zstd (level 1), gzip (level 1) or nothing into an in-memory buffer that the uploader
+//! through zstd, gzip (both at level 1 unless the source sets `compression_level`) or nothing into an in-memory buffer that the uploader
 //! drains block by block, so memory stays bounded by the block size whatever the object size.
 //!
 //! Owns: the encoded bytes of one destination object, its content encoding and extension, the
@@ -18,8 +18,12 @@ use crate::config::Compression;
 /// Content type of records-mode objects.
 pub const JSONL_CONTENT_TYPE: &str = "application/x-ndjson";
 
-/// zstd level used (fast: about 580 MB/s per core on this machine class).
+/// zstd level used unless the source sets `compression_level` (fast: about 580 MB/s per core
+/// on this machine class).
 const ZSTD_LEVEL: i32 = 1;
+
+/// gzip level used unless the source sets `compression_level` (`flate2::Compression::fast`).
+const GZIP_LEVEL: u32 = 1;
 
 /// zstd window, 128 KiB (level 1 would take 512 KiB for a stream of unknown length). A streaming
 /// zstd context compresses from its own input buffer of one window plus one 128 KiB block; at
@@ -27,6 +31,18 @@ const ZSTD_LEVEL: i32 = 1;
 /// a large records run spent about a fifth more CPU (`docs/BENCHMARKS.md`, "Run 11"). The cost
 /// is about 3 % more compressed bytes on diagnostic logs; readers need less memory to decode.
 const ZSTD_WINDOW_LOG: u32 = 17;
+
+/// Largest hash and chain table (log2 of entries) a zstd frame gets: twice the window's
+/// positions, the bound zstd itself applies when it knows the input's size. A stream's size is
+/// unknown, and then zstd keeps each level's tables sized for its own 2 to 8 MiB window,
+/// whatever window was set: a context at level 19 took 83 MiB, at level 9 11 MiB; bounded so,
+/// 3.7 and 2.2 MiB (a `compression_level` of 4 or more; the default level's tables are smaller).
+const ZSTD_TABLE_LOG_MAX: u32 = ZSTD_WINDOW_LOG + 1;
+
+/// First zstd level whose own hash or chain table is larger than [`ZSTD_TABLE_LOG_MAX`]
+/// (zstd 1.5's `clevels.h`, inputs of unknown size: level 3 has 2^17 and 2^16 entries, level
+/// 4 2^18 and 2^18, higher levels more).
+const ZSTD_FIRST_LEVEL_OVER_TABLE_LOG: i32 = 4;
 
 /// Whether zstd frames carry a content checksum (XXH64 of the plaintext): no. The checksum
 /// covers only what happens to the bytes between Ferry's compressor and a reader's decompressor,
@@ -109,6 +125,8 @@ pub struct EncodedTail {
 pub struct RecordEncoder {
     /// Which codec (for headers and names).
     compression: Compression,
+    /// zstd level of the frame this object starts (when it is zstd).
+    zstd_level: i32,
     /// The codec and its output buffer.
     codec: Codec,
     /// Records written.
@@ -141,18 +159,29 @@ const DIRECT_LINES_MIN: usize = 4 << 10;
 const ONE_SHOT_PLAINTEXT: usize = 128 << 10;
 
 impl RecordEncoder {
-    /// A fresh encoder for one object.
+    /// A fresh encoder for one object, at the codec's default level.
     pub fn new(compression: Compression) -> Result<Self, CompressError> {
+        Self::at_level(compression, None)
+    }
+
+    /// A fresh encoder for one object at `level` (a source's `compression_level`, validated
+    /// with the config: `Compression::accepts_level`), or the codec's default when `None`.
+    pub fn at_level(compression: Compression, level: Option<i32>) -> Result<Self, CompressError> {
         let codec = match compression {
             Compression::Zstd => Codec::ZstdUnstarted,
             Compression::Gzip => Codec::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
-                flate2::Compression::fast(),
+                flate2::Compression::new(
+                    level
+                        .and_then(|l| u32::try_from(l).ok())
+                        .unwrap_or(GZIP_LEVEL),
+                ),
             )),
             Compression::None => Codec::Plain(Vec::new()),
         };
         Ok(RecordEncoder {
             compression,
+            zstd_level: level.unwrap_or(ZSTD_LEVEL),
             codec,
             records: 0,
             plaintext_len: 0,
@@ -277,7 +306,8 @@ impl RecordEncoder {
         self.hasher.update(plain);
         let c = self.compression;
         if let Codec::ZstdUnstarted = self.codec {
-            self.codec = Codec::Zstd(ZstdFrame::start().map_err(|e| codec_err(c, e))?);
+            self.codec =
+                Codec::Zstd(ZstdFrame::start(self.zstd_level).map_err(|e| codec_err(c, e))?);
         }
         let r = match &mut self.codec {
             Codec::ZstdUnstarted => Ok(()),
@@ -340,7 +370,7 @@ impl RecordEncoder {
         }
         let tail = match self.codec {
             // an object with no record is still one valid (empty) zstd frame
-            Codec::ZstdUnstarted => ZstdFrame::start()
+            Codec::ZstdUnstarted => ZstdFrame::start(self.zstd_level)
                 .and_then(|f| f.finish_with(&self.pending))
                 .map_err(|e| codec_err(c, e))?,
             Codec::Zstd(f) => f.finish_with(&[]).map_err(|e| codec_err(c, e))?,
@@ -370,8 +400,8 @@ const ZSTD_OUTPUT_STEP: usize = 32 << 10;
 /// fresh tables, about a tenth of a small-blob records run.
 static IDLE_ZSTD: Mutex<Vec<zstd::zstd_safe::CCtx<'static>>> = Mutex::new(Vec::new());
 
-/// One zstd frame at [`ZSTD_LEVEL`] and [`ZSTD_WINDOW_LOG`], written straight into `out` with
-/// a context borrowed from [`IDLE_ZSTD`] and given back (reset) when the frame is dropped.
+/// One zstd frame at its object's level and [`ZSTD_WINDOW_LOG`], written straight into `out`
+/// with a context borrowed from [`IDLE_ZSTD`] and given back (reset) when the frame is dropped.
 struct ZstdFrame {
     /// The context; `None` only while being dropped.
     cctx: Option<zstd::zstd_safe::CCtx<'static>>,
@@ -380,24 +410,24 @@ struct ZstdFrame {
 }
 
 impl ZstdFrame {
-    /// A frame on an idle context, or on a new one when none is idle.
-    fn start() -> std::io::Result<Self> {
+    /// A frame at `level` on an idle context, or on a new one when none is idle. The level is
+    /// set on every frame: an idle context keeps the level of the object it served last, which
+    /// may be another source's.
+    fn start(level: i32) -> std::io::Result<Self> {
+        use zstd::zstd_safe::CParameter;
         let idle = IDLE_ZSTD
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
-        let cctx = match idle {
+        let mut cctx = match idle {
             Some(cctx) => cctx,
             None => {
-                use zstd::zstd_safe::CParameter;
                 let mut cctx = zstd::zstd_safe::CCtx::try_create().ok_or_else(|| {
                     std::io::Error::new(
                         std::io::ErrorKind::OutOfMemory,
                         "zstd could not allocate a compression context",
                     )
                 })?;
-                cctx.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL))
-                    .map_err(zstd_error)?;
                 // no content checksum (zstd's library default; `ZSTD_CONTENT_CHECKSUM`)
                 cctx.set_parameter(CParameter::ChecksumFlag(ZSTD_CONTENT_CHECKSUM))
                     .map_err(zstd_error)?;
@@ -406,6 +436,20 @@ impl ZstdFrame {
                 cctx
             }
         };
+        // the window set above stays: zstd derives from the level only what was not set
+        cctx.set_parameter(CParameter::CompressionLevel(level))
+            .map_err(zstd_error)?;
+        // and the match tables: the level's own, but never larger than the window can use
+        // (0: the level's default), set on every frame so that no other level's setting stays
+        let table_log = if level >= ZSTD_FIRST_LEVEL_OVER_TABLE_LOG {
+            ZSTD_TABLE_LOG_MAX
+        } else {
+            0
+        };
+        cctx.set_parameter(CParameter::HashLog(table_log))
+            .map_err(zstd_error)?;
+        cctx.set_parameter(CParameter::ChainLog(table_log))
+            .map_err(zstd_error)?;
         Ok(ZstdFrame {
             cctx: Some(cctx),
             out: Vec::new(),
@@ -497,11 +541,7 @@ fn zstd_error(code: usize) -> std::io::Error {
 
 fn codec_err(c: Compression, source: std::io::Error) -> CompressError {
     CompressError::Codec {
-        compression: match c {
-            Compression::Zstd => "zstd",
-            Compression::Gzip => "gzip",
-            Compression::None => "none",
-        },
+        compression: c.as_str(),
         source,
     }
 }
@@ -549,8 +589,19 @@ pub(crate) mod tests {
         n: u64,
         block: usize,
     ) -> (Vec<u8>, Vec<u8>, EncodedTail) {
+        encode_lines_at(c, None, seed, n, block)
+    }
+
+    /// [`encode_lines`] at a `compression_level`.
+    fn encode_lines_at(
+        c: Compression,
+        level: Option<i32>,
+        seed: u64,
+        n: u64,
+        block: usize,
+    ) -> (Vec<u8>, Vec<u8>, EncodedTail) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut enc = RecordEncoder::new(c).unwrap();
+        let mut enc = RecordEncoder::at_level(c, level).unwrap();
         let mut expected = Vec::new();
         let mut object = Vec::new();
         for i in 0..n {
@@ -620,6 +671,74 @@ pub(crate) mod tests {
             assert_eq!(tail.records, sizes.len() as u64);
             let digest: [u8; 32] = Sha256::digest(&expected).into();
             assert_eq!(tail.plaintext_sha256, digest, "{c:?}");
+        }
+    }
+
+    /// `compression_level` reaches the codec: a higher level makes a smaller object, a negative
+    /// zstd level a larger one, and each decodes to the same records. zstd contexts are pooled
+    /// across sources, so every frame sets its own level: an object at level 1 made after one at
+    /// 19 (whose context went back to the pool) is exactly the default level's object.
+    #[test]
+    fn compression_level_reaches_the_codec_and_each_pooled_frame_takes_its_own() {
+        let at = |c, level| encode_lines_at(c, level, 5, 20_000, 64 * 1024);
+        let (zstd_default, expected, _) = at(Compression::Zstd, None);
+        let (zstd_19, _, tail_19) = at(Compression::Zstd, Some(19));
+        let (zstd_1_after_19, _, _) = at(Compression::Zstd, Some(1));
+        let (zstd_fast, _, _) = at(Compression::Zstd, Some(-5));
+        for (level, object) in [(1, &zstd_default), (19, &zstd_19), (-5, &zstd_fast)] {
+            assert_eq!(
+                decode(Compression::Zstd, object),
+                expected,
+                "zstd level {level}"
+            );
+        }
+        assert_eq!(
+            tail_19.plaintext_sha256,
+            <[u8; 32]>::from(Sha256::digest(&expected))
+        );
+        assert!(
+            zstd_19.len() < zstd_default.len() && zstd_default.len() < zstd_fast.len(),
+            "zstd sizes: level 19 {}, 1 {}, -5 {}",
+            zstd_19.len(),
+            zstd_default.len(),
+            zstd_fast.len()
+        );
+        assert!(
+            zstd_1_after_19 == zstd_default,
+            "a level-1 object after a level-19 one is {} bytes, not the default's {}",
+            zstd_1_after_19.len(),
+            zstd_default.len()
+        );
+
+        let (gzip_default, _, _) = at(Compression::Gzip, None);
+        let (gzip_9, _, _) = at(Compression::Gzip, Some(9));
+        assert_eq!(decode(Compression::Gzip, &gzip_9), expected);
+        assert!(
+            gzip_9.len() < gzip_default.len(),
+            "gzip level 9 {} bytes, default {}",
+            gzip_9.len(),
+            gzip_default.len()
+        );
+    }
+
+    /// A frame at a high `compression_level` keeps its match tables within what the 128 KiB
+    /// window can use (`ZSTD_TABLE_LOG_MAX`): zstd's own level-19 tables took 83 MiB a context.
+    #[test]
+    fn a_high_zstd_level_keeps_its_context_small() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for level in [9, 19] {
+            let mut enc = RecordEncoder::at_level(Compression::Zstd, Some(level)).unwrap();
+            for i in 0..20_000 {
+                enc.write_record(line(&mut rng, i).as_bytes()).unwrap();
+            }
+            let Codec::Zstd(frame) = &enc.codec else {
+                panic!("level {level}: the frame has not started after 20,000 records");
+            };
+            let size = frame.cctx.as_ref().map_or(0, |c| c.sizeof());
+            assert!(
+                size < 4 << 20,
+                "level {level}: the zstd context holds {size} bytes"
+            );
         }
     }
 

@@ -1,6 +1,7 @@
 //! Compression of records-mode objects: a [`RecordEncoder`] writes records as JSON Lines
-//! through zstd, gzip (both at level 1 unless the source sets `compression_level`) or nothing into an in-memory buffer that the uploader
-//! drains block by block, so memory stays bounded by the block size whatever the object size.
+//! through zstd, gzip (both at level 1 unless the source sets `compression_level`) or nothing
+//! into an in-memory buffer that the uploader drains block by block, so memory stays bounded by
+//! the block size whatever the object size.
 //!
 //! Owns: the encoded bytes of one destination object, its content encoding and extension, the
 //! plaintext SHA-256 and length that go into the object's metadata, and the process-wide pool

@@ -498,26 +498,39 @@ impl Compression {
         }
     }
 
-    /// The levels `compression_level` may name for this codec, as an operator reads them; `None`
-    /// for no compression, which has none.
-    pub fn levels(self) -> Option<&'static str> {
+    /// The levels `compression_level` may name for this codec, each span with what it trades
+    /// (empty for a codec with one span); none for no compression. zstd's 0 (its library
+    /// default, 3) is not one: write 3. Its levels 20 to 22 need windows far larger than
+    /// Ferry's 128 KiB.
+    pub fn level_spans(self) -> &'static [(i32, i32, &'static str)] {
         match self {
-            Compression::Zstd => {
-                Some("-7 to -1 (faster, larger objects) or 1 to 19 (slower, smaller)")
-            }
-            Compression::Gzip => Some("1 to 9"),
-            Compression::None => None,
+            Compression::Zstd => &[
+                (-7, -1, "faster, larger objects"),
+                (1, 19, "slower, smaller"),
+            ],
+            Compression::Gzip => &[(1, 9, "")],
+            Compression::None => &[],
         }
     }
 
-    /// Whether `level` is one of [`levels`](Self::levels). zstd's 0 (its library default, 3) is
-    /// not: write 3. Its levels 20 to 22 need windows far larger than Ferry's 128 KiB.
+    /// Whether `level` lies in one of [`level_spans`](Self::level_spans).
     pub fn accepts_level(self, level: i32) -> bool {
-        match self {
-            Compression::Zstd => (-7..=19).contains(&level) && level != 0,
-            Compression::Gzip => (1..=9).contains(&level),
-            Compression::None => false,
-        }
+        self.level_spans()
+            .iter()
+            .any(|&(low, high, _)| (low..=high).contains(&level))
+    }
+
+    /// [`level_spans`](Self::level_spans) as an operator reads them: `-7 to -1 (faster, larger
+    /// objects) or 1 to 19 (slower, smaller)`.
+    pub fn levels_text(self) -> String {
+        self.level_spans()
+            .iter()
+            .map(|&(low, high, trade)| match trade {
+                "" => format!("{low} to {high}"),
+                _ => format!("{low} to {high} ({trade})"),
+            })
+            .collect::<Vec<_>>()
+            .join(" or ")
     }
 }
 

@@ -496,21 +496,24 @@ fn check_blob_source(p: &ConfigPath, b: &BlobSourceConfig, out: &mut Out<'_>) {
     if let Some(level) = b.compression_level {
         let key = p.key("compression_level");
         // in a copy-mode source the loader already refused it (`RECORDS_ONLY_KEYS`)
-        match b.compression.levels() {
-            None => out.push(
+        if b.compression == Compression::None {
+            out.push(
                 key,
                 "compression_level is set but compression = \"none\"",
                 "remove compression_level, or set compression = \"zstd\" or \"gzip\"",
-            ),
-            Some(levels) if !b.compression.accepts_level(level) => out.push(
+            );
+        } else if !b.compression.accepts_level(level) {
+            out.push(
                 key,
                 format!(
                     "compression_level {level} is not a {} level",
                     b.compression.as_str()
                 ),
-                format!("use {levels}, or remove it for the default (1)"),
-            ),
-            Some(_) => {}
+                format!(
+                    "use {}, or remove it for the default (1)",
+                    b.compression.levels_text()
+                ),
+            );
         }
     }
     if let Some(d) = &b.decrypt {

@@ -13,10 +13,7 @@ use crate::config::Compression;
 /// splitter closed, in order, with their encoded tails.
 #[derive(Debug)]
 pub struct BatchEncoder {
-    compression: Compression,
-    /// The source's `compression_level` (`None`: the codec's default).
-    level: Option<i32>,
-    /// The batch being filled.
+    /// The batch being filled (the next batch's encoder is made from it).
     open: RecordEncoder,
     /// Batches closed since [`take_closed`](Self::take_closed) was last called.
     closed: Vec<(BatchRange, EncodedTail)>,
@@ -27,8 +24,6 @@ impl BatchEncoder {
     /// [`RecordEncoder::at_level`]).
     pub fn new(compression: Compression, level: Option<i32>) -> Result<Self, CompressError> {
         Ok(BatchEncoder {
-            compression,
-            level,
             open: RecordEncoder::at_level(compression, level)?,
             closed: Vec::new(),
         })
@@ -79,7 +74,7 @@ impl BatchEncoder {
             SplitEvent::Rejected { .. } => {}
             SplitEvent::BatchEnd(range) => {
                 run.flush(&mut self.open)?;
-                let next = RecordEncoder::at_level(self.compression, self.level)?;
+                let next = self.open.next_object()?;
                 let done = std::mem::replace(&mut self.open, next);
                 self.closed.push((range, done.finish()?));
             }

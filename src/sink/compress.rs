@@ -126,8 +126,8 @@ pub struct EncodedTail {
 pub struct RecordEncoder {
     /// Which codec (for headers and names).
     compression: Compression,
-    /// zstd level of the frame this object starts (when it is zstd).
-    zstd_level: i32,
+    /// The source's `compression_level` (`None`: the codec's default).
+    level: Option<i32>,
     /// The codec and its output buffer.
     codec: Codec,
     /// Records written.
@@ -182,7 +182,7 @@ impl RecordEncoder {
         };
         Ok(RecordEncoder {
             compression,
-            zstd_level: level.unwrap_or(ZSTD_LEVEL),
+            level,
             codec,
             records: 0,
             plaintext_len: 0,
@@ -190,6 +190,16 @@ impl RecordEncoder {
             taken: 0,
             pending: Vec::new(),
         })
+    }
+
+    /// A fresh encoder for the next object, with this one's codec and level.
+    pub fn next_object(&self) -> Result<Self, CompressError> {
+        Self::at_level(self.compression, self.level)
+    }
+
+    /// zstd level of the frame this object starts (when it is zstd).
+    fn zstd_level(&self) -> i32 {
+        self.level.unwrap_or(ZSTD_LEVEL)
     }
 
     /// The codec.
@@ -308,7 +318,7 @@ impl RecordEncoder {
         let c = self.compression;
         if let Codec::ZstdUnstarted = self.codec {
             self.codec =
-                Codec::Zstd(ZstdFrame::start(self.zstd_level).map_err(|e| codec_err(c, e))?);
+                Codec::Zstd(ZstdFrame::start(self.zstd_level()).map_err(|e| codec_err(c, e))?);
         }
         let r = match &mut self.codec {
             Codec::ZstdUnstarted => Ok(()),
@@ -371,7 +381,7 @@ impl RecordEncoder {
         }
         let tail = match self.codec {
             // an object with no record is still one valid (empty) zstd frame
-            Codec::ZstdUnstarted => ZstdFrame::start(self.zstd_level)
+            Codec::ZstdUnstarted => ZstdFrame::start(self.zstd_level())
                 .and_then(|f| f.finish_with(&self.pending))
                 .map_err(|e| codec_err(c, e))?,
             Codec::Zstd(f) => f.finish_with(&[]).map_err(|e| codec_err(c, e))?,
